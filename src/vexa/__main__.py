@@ -1,0 +1,3 @@
+from vexa.cli import main
+
+main()

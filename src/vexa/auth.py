@@ -1,0 +1,179 @@
+"""User API keys: generation, hashing and the one FastAPI dependency that checks them.
+
+Tokens are random 40-character strings; only their SHA-256 is stored, so a
+leaked database does not leak working keys. SHA-256 (not a slow KDF) is right
+here because the tokens carry ~238 bits of entropy: there is nothing to
+brute-force, and every request must verify one. Lookup is by hash (indexed)
+and the match is re-checked with ``hmac.compare_digest``.
+
+Revocation must take effect at once "everywhere, including caches": every
+service keeps a short in-process cache and subscribes to the Redis channel
+``REVOCATION_CHANNEL``; the admin API publishes the revoked hash there.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import hmac
+import logging
+import secrets
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from fastapi import HTTPException, Request, Security, status
+from fastapi.security import APIKeyHeader
+from redis.asyncio import Redis
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from vexa.db.models import APIToken, User
+
+log = logging.getLogger(__name__)
+
+REVOCATION_CHANNEL = "vexa:token_revoked"
+TOKEN_LENGTH = 40
+_ALPHABET = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+
+api_key_header = APIKeyHeader(name="X-API-Key", auto_error=False, description="A user's API key.")
+
+
+def generate_token() -> str:
+    return "".join(secrets.choice(_ALPHABET) for _ in range(TOKEN_LENGTH))
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class AuthenticatedUser:
+    """What a handler learns about its caller; never the token itself."""
+
+    user_id: int
+    email: str
+    max_concurrent_bots: int
+    token_id: int
+    token_hash: str
+
+
+class TokenVerifier:
+    """Hashed lookup with a short positive cache and push-based revocation."""
+
+    def __init__(
+        self,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        *,
+        cache_ttl_s: float = 30.0,
+        last_used_interval_s: float = 60.0,
+    ) -> None:
+        self._sessionmaker = sessionmaker
+        self._ttl = cache_ttl_s
+        self._last_used_interval = last_used_interval_s
+        self._cache: dict[str, tuple[float, AuthenticatedUser]] = {}
+        self._last_used_written: dict[int, float] = {}
+        self._listener: asyncio.Task[None] | None = None
+
+    async def verify(self, token: str | None) -> AuthenticatedUser | None:
+        """The token's user, or None for a missing, unknown or revoked token."""
+        if not token or len(token) > 512:
+            return None
+        digest = hash_token(token)
+        cached = self._cache.get(digest)
+        now = time.monotonic()
+        if cached and cached[0] > now:
+            return cached[1]
+        async with self._sessionmaker() as session:
+            row = (
+                await session.execute(
+                    select(APIToken, User)
+                    .join(User, User.id == APIToken.user_id)
+                    .where(APIToken.token_hash == digest, APIToken.revoked.is_(False))
+                )
+            ).first()
+            if row is None:
+                self._cache.pop(digest, None)
+                return None
+            token_row, user = row
+            if not hmac.compare_digest(token_row.token_hash, digest):
+                return None
+            if now - self._last_used_written.get(token_row.id, -1e9) > self._last_used_interval:
+                await session.execute(
+                    update(APIToken)
+                    .where(APIToken.id == token_row.id)
+                    .values(last_used_at=datetime.now(UTC))
+                )
+                await session.commit()
+                self._last_used_written[token_row.id] = now
+        found = AuthenticatedUser(
+            user_id=user.id,
+            email=user.email,
+            max_concurrent_bots=user.max_concurrent_bots,
+            token_id=token_row.id,
+            token_hash=digest,
+        )
+        self._cache[digest] = (now + self._ttl, found)
+        return found
+
+    def forget(self, token_hash: str | None = None) -> None:
+        """Drop one hash (or everything) from the cache."""
+        if token_hash is None:
+            self._cache.clear()
+        else:
+            self._cache.pop(token_hash, None)
+
+    async def start_revocation_listener(self, redis: Redis) -> None:
+        """Subscribe to revocations so a revoked key stops working before the TTL runs out."""
+        if self._listener is not None:
+            return
+        pubsub = redis.pubsub()
+        await pubsub.subscribe(REVOCATION_CHANNEL)
+
+        async def _listen() -> None:
+            try:
+                async for message in pubsub.listen():
+                    if message.get("type") != "message":
+                        continue
+                    data = message["data"]
+                    data = data.decode() if isinstance(data, bytes) else str(data)
+                    self.forget(None if data == "*" else data)
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # a dropped Redis connection must not kill the service
+                log.warning("token revocation listener stopped; clearing cache", exc_info=True)
+                self.forget()
+            finally:
+                with contextlib.suppress(Exception):
+                    await pubsub.aclose()
+
+        self._listener = asyncio.create_task(_listen(), name="token-revocation-listener")
+
+    async def stop(self) -> None:
+        if self._listener is not None:
+            self._listener.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._listener
+            self._listener = None
+
+
+async def publish_revocation(redis: Redis, token_hash: str) -> None:
+    await redis.publish(REVOCATION_CHANNEL, token_hash)
+
+
+def get_verifier(request: Request) -> TokenVerifier:
+    verifier = getattr(request.app.state, "token_verifier", None)
+    if verifier is None:  # pragma: no cover - a wiring error, not a user error
+        raise RuntimeError("app.state.token_verifier is not set")
+    return verifier
+
+
+async def require_user(request: Request, api_key: str | None = Security(api_key_header)) -> AuthenticatedUser:
+    """The shared dependency: 401 without a key, 403 for an unknown or revoked one."""
+    if not api_key:
+        raise HTTPException(status.HTTP_401_UNAUTHORIZED, detail="Missing API key (X-API-Key header)")
+    user = await get_verifier(request).verify(api_key)
+    if user is None:
+        raise HTTPException(status.HTTP_403_FORBIDDEN, detail="Invalid or revoked API key")
+    return user

@@ -1,0 +1,207 @@
+"""Public JSON shapes, shared by the services that serve them and the gateway's OpenAPI.
+
+Field names and nesting match upstream Vexa's public API, so existing clients
+parse our responses unchanged; our additions are extra optional fields only.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import AnyHttpUrl, BaseModel, ConfigDict, EmailStr, Field, model_validator
+
+from vexa.platforms import Platform, native_id_problem, passcode_problem
+
+Task = Literal["transcribe", "translate"]
+LANGUAGE_PATTERN = r"^[a-z]{2,3}(-[A-Za-z]{2,4})?$"
+
+
+class ErrorResponse(BaseModel):
+    detail: Any = Field(description="What went wrong, in words (or a list of validation problems).")
+
+
+# --- users and tokens (admin-api) ---------------------------------------------------------------
+
+
+class UserCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    email: EmailStr
+    name: str | None = Field(None, max_length=255)
+    image_url: str | None = Field(None, max_length=2048)
+    max_concurrent_bots: int | None = Field(None, ge=0, le=1000)
+    data: dict[str, Any] | None = None
+
+
+class UserUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    email: EmailStr | None = None
+    name: str | None = Field(None, max_length=255)
+    image_url: str | None = Field(None, max_length=2048)
+    max_concurrent_bots: int | None = Field(None, ge=0, le=1000)
+    data: dict[str, Any] | None = None
+
+
+class UserResponse(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    email: str
+    name: str | None = None
+    image_url: str | None = None
+    max_concurrent_bots: int
+    data: dict[str, Any] | None = Field(default_factory=dict)
+    created_at: datetime
+
+
+class TokenResponse(BaseModel):
+    """Returned once, at creation: the only time the plaintext token is visible."""
+
+    id: int
+    user_id: int
+    token: str
+    created_at: datetime
+
+
+class TokenInfo(BaseModel):
+    """A token as listed later: never the secret."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    user_id: int
+    token_prefix: str = Field(description="First characters of the token, to tell tokens apart.")
+    created_at: datetime
+    last_used_at: datetime | None = None
+    revoked: bool
+
+
+class UserDetailResponse(UserResponse):
+    api_tokens: list[TokenInfo] = Field(default_factory=list)
+
+
+class WebhookUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    webhook_url: AnyHttpUrl
+
+
+# --- meetings and bots (bot-manager, collector) -----------------------------------------------
+
+
+class MeetingCreate(BaseModel):
+    """POST /bots."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    platform: Platform
+    native_meeting_id: str = Field(min_length=1, max_length=255)
+    bot_name: str | None = Field(None, min_length=1, max_length=100)
+    language: str | None = Field(None, pattern=LANGUAGE_PATTERN)
+    task: Task | None = None
+    passcode: str | None = Field(None, max_length=128)
+    meeting_url: str | None = Field(None, max_length=2048, description="Informational; the URL is rebuilt.")
+
+    @model_validator(mode="after")
+    def _check_ids(self) -> MeetingCreate:
+        problem = native_id_problem(self.platform, self.native_meeting_id) or passcode_problem(self.passcode)
+        if problem:
+            raise ValueError(problem)
+        return self
+
+
+class MeetingConfigUpdate(BaseModel):
+    """PUT /bots/{platform}/{native_meeting_id}/config."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    language: str | None = Field(None, pattern=LANGUAGE_PATTERN)
+    task: Task | None = None
+
+
+class MeetingResponse(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    user_id: int
+    platform: Platform
+    native_meeting_id: str | None = None
+    constructed_meeting_url: str | None = None
+    status: str
+    bot_container_id: str | None = None
+    start_time: datetime | None = None
+    end_time: datetime | None = None
+    data: dict[str, Any] | None = Field(default_factory=dict)
+    created_at: datetime
+    updated_at: datetime
+
+
+class MeetingListResponse(BaseModel):
+    meetings: list[MeetingResponse]
+
+
+class MeetingDataUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str | None = Field(None, max_length=500)
+    participants: list[str] | None = None
+    languages: list[str] | None = None
+    notes: str | None = Field(None, max_length=100_000)
+
+
+class MeetingUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    data: MeetingDataUpdate
+
+
+class BotStatus(BaseModel):
+    container_id: str | None = None
+    container_name: str | None = None
+    platform: str | None = None
+    native_meeting_id: str | None = None
+    status: str | None = None
+    created_at: str | None = None
+    labels: dict[str, str] | None = None
+    meeting_id_from_name: str | None = None
+    meeting_id: int | None = None
+
+
+class BotStatusResponse(BaseModel):
+    running_bots: list[BotStatus]
+
+
+# --- transcripts (collector) -------------------------------------------------------------------
+
+
+SpeakerMappingStatus = Literal["MAPPED", "MULTIPLE_CONCURRENT_SPEAKERS", "NO_SPEAKER_EVENTS", "UNKNOWN"]
+
+
+class TranscriptionSegment(BaseModel):
+    model_config = ConfigDict(populate_by_name=True, from_attributes=True, serialize_by_alias=True)
+
+    start_time: float = Field(alias="start")
+    end_time: float = Field(alias="end")
+    text: str
+    language: str | None = None
+    created_at: datetime | None = None
+    speaker: str | None = None
+    speaker_mapping_status: SpeakerMappingStatus | None = None
+    absolute_start_time: datetime | None = None
+    absolute_end_time: datetime | None = None
+    completed: bool | None = Field(None, description="False while the segment is still being revised.")
+    session_uid: str | None = None
+
+
+class TranscriptionResponse(BaseModel):
+    id: int
+    platform: Platform
+    native_meeting_id: str | None = None
+    constructed_meeting_url: str | None = None
+    status: str
+    start_time: datetime | None = None
+    end_time: datetime | None = None
+    data: dict[str, Any] | None = None
+    segments: list[TranscriptionSegment]

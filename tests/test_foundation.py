@@ -1,0 +1,104 @@
+"""The shared pieces every service builds on: schema constraints, auth, platforms, stream schema."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from pydantic import ValidationError
+from sqlalchemy import text
+from sqlalchemy.exc import IntegrityError
+
+from vexa.auth import TokenVerifier, hash_token
+from vexa.platforms import Platform, meeting_url, native_id_problem
+from vexa.streams import SessionStartMessage, TranscriptionMessage, parse_payload, to_fields
+
+
+async def _insert_meeting(db, user_id: int, status: str, native: str = "abc-defg-hij") -> int:
+    async with db.engine.begin() as conn:
+        return (
+            await conn.execute(
+                text(
+                    "INSERT INTO meetings (user_id, platform, platform_specific_id, status) "
+                    "VALUES (:u, 'google_meet', :n, :s) RETURNING id"
+                ),
+                {"u": user_id, "n": native, "s": status},
+            )
+        ).scalar_one()
+
+
+async def test_one_active_meeting_per_native_id(db, make_user):
+    user_id, _ = await make_user()
+    await _insert_meeting(db, user_id, "active")
+    with pytest.raises(IntegrityError):
+        await _insert_meeting(db, user_id, "requested")
+    # Finished meetings do not block a new one.
+    await _insert_meeting(db, user_id, "completed")
+    await _insert_meeting(db, user_id, "failed")
+
+
+async def test_concurrent_inserts_only_one_wins(db, make_user):
+    user_id, _ = await make_user()
+
+    async def attempt() -> bool:
+        try:
+            await _insert_meeting(db, user_id, "requested", native="xyz-abcd-efg")
+            return True
+        except IntegrityError:
+            return False
+
+    results = await asyncio.gather(*(attempt() for _ in range(8)))
+    assert results.count(True) == 1
+
+
+async def test_token_verifier_hashed_lookup_and_revocation(db, make_user):
+    user_id, token = await make_user()
+    verifier = TokenVerifier(db.sessionmaker, cache_ttl_s=60)
+    user = await verifier.verify(token)
+    assert user is not None and user.user_id == user_id
+    assert await verifier.verify(token + "x") is None
+    assert await verifier.verify(None) is None
+    async with db.engine.begin() as conn:
+        stored = (await conn.execute(text("SELECT token_hash FROM api_tokens"))).scalar_one()
+        assert stored == hash_token(token) and token not in stored
+        await conn.execute(text("UPDATE api_tokens SET revoked = true"))
+    # Cached until told; the revocation message clears it.
+    assert await verifier.verify(token) is not None
+    verifier.forget(hash_token(token))
+    assert await verifier.verify(token) is None
+
+
+def test_native_id_validation_and_urls():
+    assert native_id_problem(Platform.google_meet, "abc-defg-hij") is None
+    assert "3-4-3" in native_id_problem("google_meet", "abc-def-hij")
+    assert native_id_problem("zoom", "123456789") is None
+    assert native_id_problem("zoom", "12ab") is not None
+    assert native_id_problem("teams", "1234567890123") is None
+    assert native_id_problem("skype", "x") is not None
+    assert meeting_url("zoom", "123456789", "pw1") == "https://zoom.us/j/123456789?pwd=pw1"
+    assert (
+        meeting_url("google_meet", "abc-defg-hij", base_url="http://127.0.0.1:8099")
+        == "http://127.0.0.1:8099/abc-defg-hij"
+    )
+    assert meeting_url("teams", "1234567890", "p", base_url="http://127.0.0.1:1/") == (
+        "http://127.0.0.1:1/meet/1234567890?p=p"
+    )
+
+
+def test_stream_schema_round_trip():
+    msg = TranscriptionMessage(
+        uid="s1", platform="zoom", meeting_id="123456789", token="t",
+        segments=[{"start": 0.0, "end": 1.5, "text": "hello", "language": "en", "completed": True}],
+    )
+    parsed = parse_payload(to_fields(msg)["payload"])
+    assert parsed == msg
+    start = parse_payload(
+        '{"type":"session_start","uid":"s1","platform":"zoom","meeting_id":"1","token":"t",'
+        '"start_timestamp":"2026-01-01T00:00:00Z"}'
+    )
+    assert isinstance(start, SessionStartMessage)
+    for bad in ["not json", '{"type":"transcription"}', '{"type":"nope","uid":"u"}',
+                '{"type":"transcription","uid":"u","platform":"p","meeting_id":"m","token":"t",'
+                '"segments":[{"start":"x","end":1,"text":"a"}]}']:
+        with pytest.raises(ValidationError):
+            parse_payload(bad)
