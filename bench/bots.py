@@ -1,0 +1,230 @@
+"""How many concurrent meeting bots does this machine sustain? (SIMULATED meetings)
+
+For N = 1, 2, ... it starts N real bot processes (`python -m vexa bot`, each with
+its own headless Chromium) against one SIMULATED meeting server (a meeting per
+bot, two participants speaking in turn), samples every bot's CPU % and RSS
+*including its Chromium children* once a second, and checks the audio:
+
+- real-time: per session, samples received / (16 kHz x session wall time) — a bot
+  that cannot keep up delivers less audio than time passed (dropouts);
+- fidelity: correlation of each participant's captured audio with their WAV, whole
+  and per 2 s window (a window that does not match marks lost or garbled audio).
+
+Audio goes to the real transcription service (`vexa serve transcription`) when
+``--transcription real`` (or ``auto`` and `vexa.transcription.main` imports);
+the audio checks then need the recording STAND-IN, so by default
+(``--transcription standin``) a recording stand-in receives the audio.
+
+    .venv/bin/python bench/bots.py --max-bots 4 --speech-s 20
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import importlib.util
+import json
+import os
+import sys
+import time
+import wave
+from pathlib import Path
+
+import numpy as np
+import psutil
+
+from vexa.embedded import free_port
+from vexa.testing.simulator import SimConfig, SimParticipant, SimulatorServer
+from vexa.testing.simulator_standins import CallbackRecorder, RecordingTranscriptionServer
+from vexa.testing.speech import best_alignment, read_wav, resample, synthesize, windowed_match
+
+ALICE = (
+    "Good morning everyone. Let us start with the budget review. Spending in the third quarter "
+    "was slightly above the plan, mostly because of the new servers."
+)
+BOB = (
+    "Thanks. On the roadmap side we shipped the export feature and the mobile client. "
+    "Next month we focus on reliability and on the onboarding flow."
+)
+
+
+def make_wav(text: str, voice: str, seconds: float, path: Path) -> Path:
+    """Repeat espeak speech (with short pauses) to about ``seconds`` long."""
+    data, rate = read_wav(synthesize(text, voice=voice))
+    pause = np.zeros(int(0.4 * rate), np.float32)
+    reps = max(1, int(np.ceil(seconds / (len(data) / rate + 0.4))))
+    out = np.concatenate([np.concatenate([data, pause]) for _ in range(reps)])
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(rate)
+        w.writeframes((np.clip(out, -1, 1) * 32767).astype("<i2").tobytes())
+    return path
+
+
+_KNOWN: dict[int, psutil.Process] = {}
+
+
+def tree_usage(proc: psutil.Process) -> tuple[float, int]:
+    """CPU % (summed over the tree since the previous call) and PSS bytes of a process tree.
+
+    PSS, not RSS: Chromium's processes share most of their pages, and summing RSS
+    would count them once per process.
+    """
+    cpu, mem = 0.0, 0
+    try:
+        procs = [proc, *proc.children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return 0.0, 0
+    for p in procs:
+        p = _KNOWN.setdefault(p.pid, p)  # cpu_percent needs the same object between calls
+        try:
+            cpu += p.cpu_percent(None)
+            mem += p.memory_full_info().pss
+        except psutil.Error:
+            continue
+    return cpu, mem
+
+
+async def run_round(n: int, wavs: dict[str, Path], transcription_url: str | None, log_dir: Path) -> dict:
+    sim = SimulatorServer(
+        SimConfig([SimParticipant(k, v) for k, v in wavs.items()], admit_after=1.0, leave_after_audio=2.0),
+        free_port(),
+    ).start()
+    standin = None
+    if transcription_url is None:
+        standin = await RecordingTranscriptionServer(free_port()).start()
+        transcription_url = standin.url
+    callbacks = CallbackRecorder(free_port(), token="bench").start()
+    procs: list[tuple[asyncio.subprocess.Process, psutil.Process]] = []
+    samples: dict[int, list[tuple[float, int]]] = {i: [] for i in range(n)}
+    t0 = time.time()
+    try:
+        for i in range(n):
+            native = f"{100000000 + i:d}"
+            config = {
+                "meeting_id": i + 1,
+                "platform": "zoom",
+                "native_meeting_id": native,
+                "meeting_url": f"{sim.base_url}/j/{native}",
+                "bot_name": f"Bench Bot {i + 1}",
+                "language": "en",
+                "token": "bench-user-key",
+                "transcription_url": transcription_url,
+                "callback_url": callbacks.url,
+                "callback_token": "bench",
+                "leave_when_alone_s": 60,
+                "max_duration_s": 600,
+                "admission_timeout_s": 120,
+            }
+            env = {**os.environ, "BOT_CONFIG": json.dumps(config), "LOG_LEVEL": "INFO"}
+            log = (log_dir / f"bot-{n}-{i}.log").open("wb")
+            proc = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "vexa", "bot", env=env, stdout=log, stderr=log
+            )
+            procs.append((proc, psutil.Process(proc.pid)))
+        while any(p.returncode is None for p, _ in procs):
+            await asyncio.sleep(1.0)
+            for i, (_, ps) in enumerate(procs):
+                cpu, rss = tree_usage(ps)
+                if rss:
+                    samples[i].append((cpu, rss))
+            if time.time() - t0 > 300:
+                for p, _ in procs:
+                    if p.returncode is None:
+                        p.terminate()
+        await asyncio.gather(*(p.wait() for p, _ in procs))
+    finally:
+        callbacks.stop()
+        sim.stop()
+        if standin is not None:
+            await standin.stop()
+    wall = time.time() - t0
+    reasons = [c.get("reason") for c in callbacks.calls if c["status"] in ("completed", "failed")]
+    # Skip the first 2 samples (browser start-up) for the steady-state CPU figure.
+    cpu = [np.mean([c for c, _ in s[2:]] or [0.0]) for s in samples.values()]
+    rss = [max((r for _, r in s), default=0) / 2**20 for s in samples.values()]
+    result = {
+        "bots": n,
+        "wall_s": round(wall, 1),
+        "completed_meeting_ended": sum(r == "meeting_ended" for r in reasons),
+        "cpu_pct_per_bot_avg": round(float(np.mean(cpu)), 1),
+        "cpu_pct_total": round(float(np.sum(cpu)), 1),
+        "pss_mib_per_bot_peak": round(float(np.max(rss)), 1),
+        "machine_cpu_count": psutil.cpu_count(),
+    }
+    if standin is not None:
+        ratios, corrs, windows = [], [], []
+        refs = {}
+        for name, path in wavs.items():
+            data, rate = read_wav(path)
+            refs[name] = resample(data, rate)
+        for s in standin.sessions:
+            span = (s.closed_at or time.time()) - s.opened_at
+            ratios.append(s.samples / (span * 16000) if span > 0 else 0.0)
+            if s.speaker in refs:
+                corrs.append(best_alignment(refs[s.speaker], s.audio())[1])
+                windows.extend(windowed_match(refs[s.speaker], s.audio()))
+        result.update(
+            sessions=len(standin.sessions),
+            realtime_ratio_min=round(float(min(ratios, default=0.0)), 3),
+            speech_correlation_min=round(float(min(corrs, default=0.0)), 3),
+            windows_2s_matching=f"{sum(w > 0.9 for w in windows)}/{len(windows)}",
+            window_correlation_min=round(float(min(windows, default=0.0)), 3),
+        )
+        result["sustained"] = bool(
+            result["completed_meeting_ended"] == n
+            and result["realtime_ratio_min"] >= 0.95
+            and result["window_correlation_min"] >= 0.8
+        )
+    else:
+        result["sustained"] = result["completed_meeting_ended"] == n
+    return result
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--max-bots", type=int, default=8)
+    parser.add_argument("--speech-s", type=float, default=20.0, help="seconds of speech per participant")
+    parser.add_argument("--transcription", choices=["standin", "real", "auto"], default="standin")
+    parser.add_argument("--out", type=Path, default=Path("/tmp/vexa-bench-bots"))
+    args = parser.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)
+    wavs = {
+        "Alice": make_wav(ALICE, "en-us", args.speech_s, args.out / "alice.wav"),
+        "Bob": make_wav(BOB, "en-us+m3", args.speech_s, args.out / "bob.wav"),
+    }
+    use_real = args.transcription == "real" or (
+        args.transcription == "auto" and importlib.util.find_spec("vexa.transcription.main") is not None
+    )
+    service = None
+    url = None
+    if use_real:
+        from vexa.testing.processes import ServiceProcess
+
+        port, health = free_port(), free_port()
+        service = ServiceProcess(
+            "transcription",
+            port,
+            {"HEALTH_PORT": str(health), "REDIS_URL": os.environ.get("REDIS_URL", "")},
+            health_url=f"http://127.0.0.1:{health}/health",
+            log_path=args.out / "transcription.log",
+        ).start(timeout=120)
+        url = f"ws://127.0.0.1:{port}"
+    kind = "real" if use_real else "recording stand-in"
+    print(f"# bots bench: {psutil.cpu_count()} CPUs, transcription={kind}")
+    try:
+        for n in range(1, args.max_bots + 1):
+            result = await run_round(n, wavs, url, args.out)
+            print(json.dumps(result), flush=True)
+            if not result["sustained"]:
+                break
+    finally:
+        if service is not None:
+            service.stop()
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

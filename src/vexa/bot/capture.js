@@ -1,0 +1,214 @@
+// Vexa bot: in-page audio capture and speaker watching (injected with add_init_script).
+//
+// Remote audio reaches a meeting page as MediaStreams: from RTCPeerConnection 'track'
+// events and on <audio>/<video> elements' srcObject. We find them (track events,
+// a MutationObserver and a periodic scan), map each element to its participant tile
+// when the page lets us, and tap each one with an AudioWorklet running in an
+// AudioContext at 16 kHz (Chromium resamples). Frames go to Python through the
+// exposed binding __vexaAudio(key, name, participantId, base64Float32, captureEndMs).
+// Streams we cannot attribute are mixed into one "mixed" stream. Nothing is captured
+// until Python calls __vexaStartCapture(cfg) after admission.
+(() => {
+  if (window.__vexaInstalled) return;
+  window.__vexaInstalled = true;
+
+  const FRAME = 4000; // samples per message (250 ms at 16 kHz)
+  const WORKLET = `
+    class VexaTap extends AudioWorkletProcessor {
+      constructor() { super(); this.buf = new Float32Array(${FRAME}); this.n = 0; }
+      process(inputs) {
+        const input = inputs[0];
+        if (input && input.length) {
+          const ch0 = input[0];
+          const chans = input.length;
+          for (let i = 0; i < ch0.length; i++) {
+            let v = 0;
+            for (let c = 0; c < chans; c++) v += input[c][i];
+            this.buf[this.n++] = v / chans;
+            if (this.n === this.buf.length) { this.port.postMessage(this.buf.slice(0)); this.n = 0; }
+          }
+        }
+        return true;
+      }
+    }
+    registerProcessor('vexa-tap', VexaTap);`;
+
+  const S = {
+    started: false,
+    cfg: null,
+    ctx: null,
+    ready: null,
+    taps: new Map(), // key -> {node, name, pid}
+    seenTracks: new Set(),
+    pcStreams: [], // streams from RTCPeerConnection not (yet) seen on an element
+    mixed: null,
+  };
+  window.__vexaState = S;
+
+  // ---- RTCPeerConnection hook: remember remote audio streams as they arrive ----
+  const NativePC = window.RTCPeerConnection;
+  if (NativePC && !NativePC.__vexaWrapped) {
+    const Wrapped = function (...args) {
+      const pc = new NativePC(...args);
+      pc.addEventListener("track", (ev) => {
+        if (ev.track && ev.track.kind === "audio") {
+          S.pcStreams.push({ stream: ev.streams[0] || new MediaStream([ev.track]), at: Date.now() });
+          scan();
+        }
+      });
+      return pc;
+    };
+    Wrapped.prototype = NativePC.prototype;
+    Object.setPrototypeOf(Wrapped, NativePC);
+    Wrapped.__vexaWrapped = true;
+    window.RTCPeerConnection = Wrapped;
+  }
+
+  function b64(f32) {
+    const bytes = new Uint8Array(f32.buffer, f32.byteOffset, f32.byteLength);
+    let s = "";
+    for (let i = 0; i < bytes.length; i += 0x8000) s += String.fromCharCode.apply(null, bytes.subarray(i, i + 0x8000));
+    return btoa(s);
+  }
+
+  async function ensureContext() {
+    if (S.ready) return S.ready;
+    S.ready = (async () => {
+      const ctx = new AudioContext({ sampleRate: 16000 });
+      const url = URL.createObjectURL(new Blob([WORKLET], { type: "application/javascript" }));
+      await ctx.audioWorklet.addModule(url);
+      if (ctx.state === "suspended") await ctx.resume().catch(() => {});
+      S.sink = ctx.createGain();
+      S.sink.gain.value = 0; // the graph must reach destination to run; keep it silent
+      S.sink.connect(ctx.destination);
+      S.ctx = ctx;
+      return ctx;
+    })();
+    return S.ready;
+  }
+
+  function makeTap(key, name, pid) {
+    const node = new AudioWorkletNode(S.ctx, "vexa-tap", { channelCount: 1, channelCountMode: "explicit" });
+    node.port.onmessage = (ev) => {
+      if (!S.started) return;
+      try {
+        window.__vexaAudio(key, name, pid, b64(ev.data), Date.now());
+      } catch (e) {}
+    };
+    node.connect(S.sink);
+    const tap = { node, name, pid };
+    S.taps.set(key, tap);
+    return tap;
+  }
+
+  function participantOf(el) {
+    const cfg = S.cfg;
+    if (!cfg || !cfg.per_participant || !cfg.tile) return null;
+    const tile = el.closest(cfg.tile);
+    if (!tile) return null;
+    const pid = tile.getAttribute(cfg.tile_id_attr) || "";
+    const nameEl = cfg.tile_name ? tile.querySelector(cfg.tile_name) : null;
+    const name = ((nameEl && nameEl.textContent) || "").trim();
+    if (!pid || !name) return null;
+    return { pid, name };
+  }
+
+  function attach(track, who) {
+    if (S.seenTracks.has(track.id)) return;
+    S.seenTracks.add(track.id);
+    const src = S.ctx.createMediaStreamSource(new MediaStream([track]));
+    let tap;
+    if (who) {
+      const key = "p:" + who.pid;
+      tap = S.taps.get(key) || makeTap(key, who.name, who.pid);
+    } else {
+      tap = S.taps.get("mixed") || makeTap("mixed", "", "");
+    }
+    src.connect(tap.node);
+    console.log(`[vexa] capturing track ${track.id} as ${who ? who.name : "mixed"}`);
+  }
+
+  function scan() {
+    if (!S.started || !S.ctx) return;
+    const onElements = new Set();
+    document.querySelectorAll("audio, video").forEach((el) => {
+      const stream = el.srcObject;
+      if (!(stream instanceof MediaStream)) return;
+      const tracks = stream.getAudioTracks();
+      if (!tracks.length) return;
+      const who = participantOf(el);
+      tracks.forEach((t) => {
+        onElements.add(t.id);
+        if (t.readyState === "live") attach(t, who);
+      });
+    });
+    // Peer-connection audio never shown on an element within 2 s: capture it mixed.
+    const now = Date.now();
+    S.pcStreams = S.pcStreams.filter((item) => {
+      const tracks = item.stream.getAudioTracks();
+      if (tracks.every((t) => onElements.has(t.id) || S.seenTracks.has(t.id))) return false;
+      if (now - item.at < 2000) return true;
+      tracks.forEach((t) => t.readyState === "live" && attach(t, null));
+      return false;
+    });
+  }
+
+  window.__vexaStartCapture = async (cfg) => {
+    S.cfg = cfg;
+    await ensureContext();
+    S.started = true;
+    scan();
+    new MutationObserver(() => scan()).observe(document.documentElement, {
+      childList: true,
+      subtree: true,
+    });
+    setInterval(scan, 1000);
+    return true;
+  };
+
+  window.__vexaStopCapture = () => {
+    S.started = false;
+    if (S.ctx) S.ctx.close().catch(() => {});
+  };
+
+  // ---- speakers and participants, from the platform's tiles ----
+  window.__vexaWatchSpeakers = (cfg) => {
+    let last = new Map(); // pid -> {name, speaking}
+    const speakingIn = (tile) => {
+      if (!cfg.speaking) return false;
+      return tile.matches(cfg.speaking) || !!tile.querySelector(cfg.speaking);
+    };
+    const check = () => {
+      const now = new Map();
+      document.querySelectorAll(cfg.tile).forEach((tile) => {
+        const pid = tile.getAttribute(cfg.tile_id_attr) || "";
+        const nameEl = cfg.tile_name ? tile.querySelector(cfg.tile_name) : null;
+        const name = ((nameEl && nameEl.textContent) || "").trim();
+        if (!pid && !name) return;
+        now.set(pid || name, { name, pid, speaking: speakingIn(tile) });
+      });
+      const t = Date.now();
+      now.forEach((p, id) => {
+        const before = last.get(id);
+        if (p.speaking && !(before && before.speaking)) window.__vexaSpeaker("SPEAKER_START", p.name, p.pid, t);
+        if (!p.speaking && before && before.speaking) window.__vexaSpeaker("SPEAKER_END", p.name, p.pid, t);
+      });
+      last.forEach((p, id) => {
+        if (p.speaking && !now.has(id)) window.__vexaSpeaker("SPEAKER_END", p.name, p.pid, t);
+      });
+      const changed = now.size !== last.size || [...now.keys()].some((k) => !last.has(k));
+      last = now;
+      if (changed) window.__vexaParticipants([...now.values()].map((p) => ({ name: p.name, id: p.pid })));
+    };
+    check();
+    window.__vexaParticipants([...last.values()].map((p) => ({ name: p.name, id: p.pid })));
+    new MutationObserver(check).observe(document.documentElement, {
+      childList: true,
+      subtree: true,
+      attributes: true,
+      attributeFilter: ["class", "data-participant-id", "aria-label"],
+    });
+    setInterval(check, 250); // fallback when a page re-renders without mutations we observe
+    return true;
+  };
+})();

@@ -1,0 +1,284 @@
+"""The meeting bot: one Chromium page in one meeting, audio to transcription, status to the manager.
+
+Run as ``vexa bot`` (or ``python -m vexa bot``) with ``BOT_CONFIG`` set; the exit
+code is 0 after a ``completed`` status and 1 after a ``failed`` one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import logging
+import signal
+import time
+from pathlib import Path
+from typing import Any
+
+from playwright.async_api import Browser, Page, Playwright, async_playwright
+
+from vexa.bot.commands import listen_for_commands
+from vexa.bot.platforms import ADAPTERS, JoinFailed, MeetingAdapter
+from vexa.bot.settings import BotConfig, BotSettings
+from vexa.bot.status import StatusReporter
+from vexa.bot.transcription_client import TranscriptionStream
+from vexa.logs import setup_logging
+
+log = logging.getLogger("vexa.bot")
+
+CAPTURE_JS = Path(__file__).with_name("capture.js")
+
+CHROMIUM_ARGS = [
+    "--use-fake-ui-for-media-stream",
+    "--use-fake-device-for-media-stream",
+    "--autoplay-policy=no-user-gesture-required",
+    # WebRTC may only use proxied/loopback routes: the bot never offers host candidates.
+    "--force-webrtc-ip-handling-policy=disable_non_proxied_udp",
+    "--webrtc-ip-handling-policy=disable_non_proxied_udp",
+    "--disable-blink-features=AutomationControlled",
+    "--no-first-run",
+    "--no-default-browser-check",
+    "--disable-dev-shm-usage",
+    "--disable-gpu",
+]
+
+
+class AudioRouter:
+    """Turns the page's audio frames and speaker changes into transcription streams.
+
+    One ``TranscriptionStream`` per capture key: ``p:<participant id>`` (a session
+    whose ``speaker`` is that participant) or ``mixed`` (speaker from events).
+    """
+
+    def __init__(self, config: BotConfig, settings: BotSettings) -> None:
+        self.config = config
+        self.settings = settings
+        self.session_config: dict[str, Any] = {
+            "language": config.language,
+            "task": config.task,
+            "platform": config.platform,
+            "meeting_url": config.meeting_url,
+            "token": config.token,
+            "meeting_id": config.native_meeting_id,
+            "use_vad": True,
+        }
+        self.streams: dict[str, TranscriptionStream] = {}
+        self.tasks: list[asyncio.Task[None]] = []
+        self.speaker_events: list[dict[str, Any]] = []
+        self.participants: dict[str, str] = {}  # id -> name, currently present
+        self.participants_seen: set[str] = set()
+        self.participants_changed_at = time.monotonic()
+        self.closed = False
+
+    def on_audio(self, key: str, name: str, pid: str, b64: str, t_ms: float) -> None:
+        if self.closed:
+            return  # late frames from the page after the bot started shutting down
+        stream = self.streams.get(key)
+        if stream is None:
+            speaker = name if key != "mixed" else None
+            stream = TranscriptionStream(
+                self.config.transcription_url,
+                self.session_config,
+                speaker=speaker,
+                max_buffer_s=self.settings.audio_buffer_s,
+                reconnect_max_s=self.settings.reconnect_max_s,
+                label=f"audio[{name or 'mixed'}]",
+            )
+            self.streams[key] = stream
+            self.tasks.append(asyncio.create_task(stream.run()))
+            log.info("new audio stream %s", stream.label)
+        stream.push(base64.b64decode(b64), t_ms / 1000.0)
+
+    def on_speaker(self, event_type: str, name: str, pid: str, t_ms: float) -> None:
+        event = {
+            "type": "speaker_activity",
+            "event_type": event_type,
+            "participant_name": name,
+            "participant_id": pid or None,
+        }
+        self.speaker_events.append({**event, "wall_time": t_ms / 1000.0})
+        for stream in self.streams.values():
+            stream.send_event(event, wall_time=t_ms / 1000.0)
+
+    def on_participants(self, people: list[dict[str, str]]) -> None:
+        self.participants = {p.get("id") or p.get("name", ""): p.get("name", "") for p in people}
+        self.participants_seen.update(n for n in self.participants.values() if n)
+        self.participants_changed_at = time.monotonic()
+        log.info("participants now: %d", len(self.participants))
+
+    def reconfigure(self, language: str | None, task: str | None) -> None:
+        message: dict[str, Any] = {"type": "session_control"}
+        if language:
+            message["language"] = language
+            self.session_config["language"] = language
+        if task:
+            message["task"] = task
+            self.session_config["task"] = task
+        for stream in self.streams.values():
+            stream.base_config.update({k: v for k, v in message.items() if k != "type"})
+            stream.send_event(message)
+
+    async def close(self) -> None:
+        self.closed = True
+        await asyncio.gather(*(s.close() for s in self.streams.values()), return_exceptions=True)
+        for task in self.tasks:
+            task.cancel()
+        await asyncio.gather(*self.tasks, return_exceptions=True)
+
+
+class Bot:
+    """One meeting, start to finish."""
+
+    def __init__(self, config: BotConfig, settings: BotSettings | None = None) -> None:
+        self.config = config
+        self.settings = settings or BotSettings()
+        self.reporter = StatusReporter(config.callback_url, config.callback_token, config.meeting_id)
+        self.audio = AudioRouter(config, self.settings)
+        self._stop = asyncio.Event()
+        self.stop_reason: str | None = None
+
+    def request_stop(self, reason: str) -> None:
+        if not self._stop.is_set():
+            log.info("stopping: %s", reason)
+            self.stop_reason = reason
+            self._stop.set()
+
+    async def _handle_command(self, command: dict[str, Any]) -> None:
+        action = command.get("action")
+        if action == "leave":
+            self.request_stop("stopped")
+        elif action == "reconfigure":
+            log.info("reconfigure: language=%s task=%s", command.get("language"), command.get("task"))
+            self.audio.reconfigure(command.get("language"), command.get("task"))
+        else:
+            log.warning("unknown command %r", action)
+
+    async def _until_stopped(self, coro: Any) -> tuple[bool, Any]:
+        """Run ``coro`` unless a stop comes first: (finished, result)."""
+        task = asyncio.ensure_future(coro)
+        stopper = asyncio.ensure_future(self._stop.wait())
+        try:
+            await asyncio.wait({task, stopper}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stopper.cancel()
+        if task.done():
+            return True, task.result()
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await task
+        return False, None
+
+    async def _watch_alone(self) -> None:
+        limit = self.config.leave_when_alone_s
+        while True:
+            await asyncio.sleep(0.5)
+            alone_for = time.monotonic() - self.audio.participants_changed_at
+            if not self.audio.participants and alone_for >= limit:
+                self.request_stop("left_alone")
+                return
+
+    async def _launch(self, pw: Playwright) -> tuple[Browser, Page]:
+        browser = await pw.chromium.launch(
+            executable_path=self.settings.chromium_path, headless=self.settings.headless, args=CHROMIUM_ARGS
+        )
+        context = await browser.new_context(
+            user_agent=self.settings.user_agent, viewport={"width": 1280, "height": 720}, locale="en-US"
+        )
+        await context.add_init_script(path=str(CAPTURE_JS))
+        page = await context.new_page()
+        await page.expose_function("__vexaAudio", self.audio.on_audio)
+        await page.expose_function("__vexaSpeaker", self.audio.on_speaker)
+        await page.expose_function("__vexaParticipants", self.audio.on_participants)
+        return browser, page
+
+    async def run(self) -> int:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.add_signal_handler(sig, self.request_stop, "stopped")
+        log.info(
+            "bot for meeting %s (%s %s) as %r",
+            self.config.meeting_id,
+            self.config.platform,
+            self.config.native_meeting_id,
+            self.config.bot_name,
+        )
+        helpers: list[asyncio.Task[Any]] = []
+        if self.config.redis_url:
+            helpers.append(
+                asyncio.create_task(
+                    listen_for_commands(self.config.redis_url, self.config.meeting_id, self._handle_command)
+                )
+            )
+        helpers.append(asyncio.create_task(self._max_duration()))
+        await self.reporter.send("joining")
+        status, reason = "failed", "join_error"
+        try:
+            async with async_playwright() as pw:
+                browser, page = await self._launch(pw)
+                try:
+                    status, reason = await self._in_meeting(page, helpers)
+                finally:
+                    await self.audio.close()
+                    with contextlib.suppress(Exception):
+                        await browser.close()
+        except Exception:
+            log.exception("bot crashed")
+            status, reason = "failed", "join_error"
+            await self.audio.close()
+        finally:
+            for task in helpers:
+                task.cancel()
+            await asyncio.gather(*helpers, return_exceptions=True)
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+                    loop.remove_signal_handler(sig)
+        await self.reporter.send(
+            status,
+            reason,
+            participants=sorted(self.audio.participants_seen),
+            details={"speaker_events": len(self.audio.speaker_events)},
+        )
+        return 0 if status == "completed" else 1
+
+    async def _max_duration(self) -> None:
+        await asyncio.sleep(self.config.max_duration_s)
+        self.request_stop("max_duration")
+
+    async def _in_meeting(self, page: Page, helpers: list[asyncio.Task[Any]]) -> tuple[str, str]:
+        adapter_cls = ADAPTERS.get(self.config.platform)
+        if adapter_cls is None:
+            return "failed", "join_error"
+        adapter: MeetingAdapter = adapter_cls(page, self.config.meeting_url, self.config.bot_name)
+        try:
+            finished, _ = await self._until_stopped(adapter.join())
+            if finished:
+                finished, _ = await self._until_stopped(
+                    adapter.wait_for_admission(
+                        self.config.admission_timeout_s, lambda: self.reporter.send("awaiting_admission")
+                    )
+                )
+        except JoinFailed as exc:
+            log.warning("could not join: %s", exc)
+            return "failed", exc.reason
+        if not finished:
+            return "completed", self.stop_reason or "stopped"
+        # Admitted: capture starts only now.
+        await adapter.start_capture(per_participant=self.settings.per_participant)
+        await adapter.watch_speakers()
+        await self.reporter.send("active", participants=sorted(self.audio.participants_seen))
+        helpers.append(asyncio.create_task(self._watch_alone()))
+        ended, end_reason = await self._until_stopped(adapter.watch_end())
+        if ended:
+            return "completed", end_reason
+        await adapter.leave()
+        return "completed", self.stop_reason or "stopped"
+
+
+def run() -> None:
+    """Entry point for ``vexa bot``: read BOT_CONFIG, run one meeting, exit with its outcome."""
+    settings = BotSettings()
+    setup_logging("bot", settings.log_level)
+    config = BotConfig.from_env()
+    code = asyncio.run(Bot(config, settings).run())
+    raise SystemExit(code)

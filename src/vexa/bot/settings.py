@@ -1,0 +1,65 @@
+"""The bot's configuration: the per-meeting ``BOT_CONFIG`` JSON plus process settings.
+
+The bot-manager passes everything meeting-specific in one JSON env var (see
+docs/CONTRACTS.md "bot-manager ↔ bot"); machine-specific knobs (where Chromium
+lives, buffer sizes) are ordinary env vars read by ``BotSettings``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from vexa.config import ServiceSettings
+
+
+class BotConfig(BaseModel):
+    """One meeting's context, from env ``BOT_CONFIG``."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    meeting_id: int | str
+    platform: str
+    native_meeting_id: str
+    meeting_url: str
+    bot_name: str = "Vexa Bot"
+    language: str | None = None
+    task: str | None = "transcribe"
+    token: str = Field(repr=False)
+    transcription_url: str
+    callback_url: str | None = None
+    callback_token: str | None = Field(None, repr=False)
+    redis_url: str | None = None
+    leave_when_alone_s: float = 60.0
+    max_duration_s: float = 4 * 3600.0
+    admission_timeout_s: float = 300.0
+
+    @classmethod
+    def from_env(cls) -> BotConfig:
+        raw = os.environ.get("BOT_CONFIG")
+        if not raw:
+            raise SystemExit("BOT_CONFIG is not set: the bot needs its meeting context as JSON")
+        return cls.model_validate(json.loads(raw))
+
+
+class BotSettings(ServiceSettings):
+    """Process-level knobs, the same for every meeting on a machine."""
+
+    chromium_path: str = Field("/usr/lib/chromium/chromium", alias="BOT_CHROMIUM_PATH")
+    headless: bool = Field(True, alias="BOT_HEADLESS")
+    user_agent: str = Field(
+        "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) "
+        "Chrome/131.0.0.0 Safari/537.36",
+        alias="BOT_USER_AGENT",
+    )
+    audio_buffer_s: float = Field(
+        120.0,
+        alias="BOT_AUDIO_BUFFER_S",
+        description="Unsent audio kept per stream while transcription is down.",
+    )
+    reconnect_max_s: float = Field(10.0, alias="BOT_RECONNECT_MAX_S")
+    per_participant: bool = Field(
+        True, alias="BOT_PER_PARTICIPANT_AUDIO", description="One transcription session per participant."
+    )

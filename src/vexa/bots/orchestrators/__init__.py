@@ -1,0 +1,23 @@
+"""Ways of running bots (process, docker, kubernetes) behind one interface."""
+
+from __future__ import annotations
+
+from vexa.bots.orchestrators.base import BotInfo, BotSpec, BotStartError, Orchestrator
+from vexa.bots.settings import BotManagerSettings
+
+__all__ = ["BotInfo", "BotSpec", "BotStartError", "Orchestrator", "create_orchestrator"]
+
+
+def create_orchestrator(settings: BotManagerSettings) -> Orchestrator:
+    """The orchestrator named by ``ORCHESTRATOR``; engine clients are created lazily on first use."""
+    if settings.orchestrator == "docker":
+        from vexa.bots.orchestrators.docker_engine import DockerOrchestrator
+
+        return DockerOrchestrator(settings)
+    if settings.orchestrator == "kubernetes":
+        from vexa.bots.orchestrators.kubernetes_pods import KubernetesOrchestrator
+
+        return KubernetesOrchestrator(settings)
+    from vexa.bots.orchestrators.process import ProcessOrchestrator
+
+    return ProcessOrchestrator(settings)

@@ -1,0 +1,146 @@
+"""Bots as Kubernetes Pods (``ORCHESTRATOR=kubernetes``), via the official client.
+
+One Pod per bot in ``K8S_NAMESPACE`` with ``restartPolicy: Never`` (a bot that
+ends must not be restarted into the same meeting), labels for finding it again,
+and resource requests/limits. The manager's ServiceAccount needs pods
+create/delete/get/list/watch there (deploy/k8s/). The client is blocking, so
+calls run in threads; the API object is injectable so tests can pass a
+stand-in for the cluster and assert the exact Pod requested.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from vexa.bots.orchestrators.base import LABEL_MANAGED, BotInfo, BotSpec, BotStartError, Orchestrator
+from vexa.bots.settings import BotManagerSettings
+
+log = logging.getLogger("vexa.bots.kubernetes")
+
+_RUNNING_PHASES = frozenset({"Pending", "Running", "Unknown"})
+
+
+def _k8s_label(value: str) -> str:
+    """Label values: at most 63 of [A-Za-z0-9_.-]."""
+    cleaned = "".join(ch if ch.isalnum() or ch in "-_." else "-" for ch in value)
+    return cleaned[:63].strip("-_.") or "x"
+
+
+def _cpu(value: float) -> str:
+    return f"{round(value * 1000)}m"
+
+
+class KubernetesOrchestrator(Orchestrator):
+    kind = "kubernetes"
+
+    def __init__(self, settings: BotManagerSettings, api: Any | None = None) -> None:
+        super().__init__()
+        self.settings = settings
+        self.namespace = settings.k8s_namespace
+        self._api = api
+
+    @property
+    def api(self) -> Any:
+        if self._api is None:
+            from kubernetes import client, config
+
+            try:
+                config.load_incluster_config()
+            except config.ConfigException:
+                config.load_kube_config()
+            self._api = client.CoreV1Api()
+        return self._api
+
+    def pod_manifest(self, spec: BotSpec) -> Any:
+        """The ``V1Pod`` for one bot (the whole create request)."""
+        from kubernetes import client
+
+        s = self.settings
+        labels = {k: _k8s_label(v) for k, v in spec.labels().items()}
+        labels["app.kubernetes.io/name"] = "vexa-bot"
+        return client.V1Pod(
+            api_version="v1",
+            kind="Pod",
+            metadata=client.V1ObjectMeta(name=spec.name, namespace=self.namespace, labels=labels),
+            spec=client.V1PodSpec(
+                restart_policy="Never",
+                termination_grace_period_seconds=int(max(s.bot_stop_timeout_s, 1)),
+                containers=[
+                    client.V1Container(
+                        name="bot",
+                        image=s.bot_image,
+                        env=[client.V1EnvVar(name="BOT_CONFIG", value=spec.bot_config_json)],
+                        resources=client.V1ResourceRequirements(
+                            requests={"cpu": _cpu(s.bot_cpu_request), "memory": s.bot_memory_request},
+                            limits={"cpu": _cpu(s.bot_cpu_limit), "memory": s.bot_memory_limit},
+                        ),
+                    )
+                ],
+            ),
+        )
+
+    @staticmethod
+    def _api_exception() -> type[Exception]:
+        from kubernetes.client.exceptions import ApiException
+
+        return ApiException
+
+    async def start(self, spec: BotSpec) -> str:
+        api_exc = self._api_exception()
+        body = self.pod_manifest(spec)
+        try:
+            await asyncio.to_thread(self.api.create_namespaced_pod, namespace=self.namespace, body=body)
+        except api_exc as exc:
+            raise BotStartError(f"kubernetes refused pod {spec.name}: {exc.status} {exc.reason}") from exc
+        log.info("created pod %s/%s for meeting %s", self.namespace, spec.name, spec.meeting_id)
+        return spec.name
+
+    async def stop(self, handle: str, timeout_s: float = 10.0) -> None:
+        api_exc = self._api_exception()
+        try:
+            await asyncio.to_thread(
+                self.api.delete_namespaced_pod,
+                name=handle,
+                namespace=self.namespace,
+                grace_period_seconds=int(max(timeout_s, 1)),
+            )
+        except api_exc as exc:
+            if getattr(exc, "status", None) != 404:
+                log.warning("kubernetes could not delete pod %s: %s", handle, exc.reason)
+
+    @staticmethod
+    def _info(pod: Any) -> BotInfo:
+        phase = getattr(pod.status, "phase", None) or "Unknown"
+        running = phase in _RUNNING_PHASES
+        exit_code = None
+        for cs in getattr(pod.status, "container_statuses", None) or []:
+            terminated = getattr(getattr(cs, "state", None), "terminated", None)
+            if terminated is not None:
+                exit_code = terminated.exit_code
+        created = pod.metadata.creation_timestamp
+        return BotInfo(
+            handle=pod.metadata.name,
+            state="running" if running else "exited",
+            labels=dict(pod.metadata.labels or {}),
+            name=pod.metadata.name,
+            created_at=created.isoformat() if hasattr(created, "isoformat") else created,
+            exit_code=None if running else exit_code,
+        )
+
+    async def status(self, handle: str) -> BotInfo | None:
+        api_exc = self._api_exception()
+        try:
+            pod = await asyncio.to_thread(self.api.read_namespaced_pod, name=handle, namespace=self.namespace)
+        except api_exc as exc:
+            if getattr(exc, "status", None) == 404:
+                return None
+            raise
+        return self._info(pod)
+
+    async def list(self) -> list[BotInfo]:
+        pods = await asyncio.to_thread(
+            self.api.list_namespaced_pod, namespace=self.namespace, label_selector=f"{LABEL_MANAGED}=true"
+        )
+        return [self._info(p) for p in pods.items]

@@ -1,0 +1,77 @@
+"""Bot-manager settings: upstream Vexa's env-var names where they exist.
+
+Everything a bot needs to reach the rest of the stack (transcription URL, our
+callback URL, Redis) is decided here, because the bot itself only learns what
+the manager puts in its ``BOT_CONFIG``.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Literal
+
+from pydantic import AliasChoices, Field
+
+from vexa.config import DataSettings, vexa_home
+
+
+def default_bot_command() -> list[str]:
+    """The real bot, run by the same interpreter as the manager."""
+    return [sys.executable, "-m", "vexa", "bot"]
+
+
+class BotManagerSettings(DataSettings):
+    """One class for the whole service; tests build it with explicit values."""
+
+    port: int = Field(8080, alias="BOT_MANAGER_PORT")
+    orchestrator: Literal["process", "docker", "kubernetes"] = Field("process", alias="ORCHESTRATOR")
+    bot_command: list[str] = Field(
+        default_factory=default_bot_command,
+        alias="BOT_COMMAND",
+        description="Process orchestrator only: argv of one bot (JSON list in the environment).",
+    )
+    bot_image: str = Field(
+        "vexa-bot:latest", validation_alias=AliasChoices("BOT_IMAGE", "BOT_IMAGE_NAME", "bot_image")
+    )
+    docker_network: str | None = Field(None, alias="DOCKER_NETWORK")
+    k8s_namespace: str = Field("default", alias="K8S_NAMESPACE")
+    bot_memory_limit: str = Field("1g", alias="BOT_MEMORY_LIMIT", description="Docker mem_limit / k8s limit.")
+    bot_cpu_limit: float = Field(1.0, alias="BOT_CPU_LIMIT", description="CPUs per bot (docker/k8s).")
+    bot_cpu_request: float = Field(0.25, alias="BOT_CPU_REQUEST", description="k8s CPU request.")
+    bot_memory_request: str = Field("512Mi", alias="BOT_MEMORY_REQUEST", description="k8s memory request.")
+
+    whisper_live_url: str = Field("ws://127.0.0.1:9090/ws", alias="WHISPER_LIVE_URL")
+    meeting_base_url: str | None = Field(None, alias="MEETING_BASE_URL")
+    callback_url: str | None = Field(
+        None, alias="BOT_MANAGER_CALLBACK_URL", description="How bots reach us; default http://127.0.0.1:<port>."
+    )
+    bot_redis_url: str | None = Field(
+        None, alias="BOT_REDIS_URL", description="Redis URL as seen from a bot, if it differs from ours."
+    )
+    default_bot_name: str = Field("Vexa Bot", alias="BOT_NAME")
+
+    bot_stop_timeout_s: float = Field(30.0, alias="BOT_STOP_TIMEOUT_S")
+    bot_leave_when_alone_s: float = Field(60.0, alias="BOT_LEAVE_WHEN_ALONE_S")
+    bot_max_duration_s: float = Field(4 * 3600.0, alias="BOT_MAX_DURATION_S")
+    bot_admission_timeout_s: float = Field(300.0, alias="BOT_ADMISSION_TIMEOUT_S")
+    bot_start_grace_s: float = Field(
+        120.0, alias="BOT_START_GRACE_S", description="A meeting left 'requested' with no bot this long failed."
+    )
+
+    webhook_secret: str | None = Field(None, alias="WEBHOOK_SECRET")
+    webhook_max_attempts: int = Field(6, ge=1, alias="WEBHOOK_MAX_ATTEMPTS")
+    webhook_retry_base_s: float = Field(1.0, gt=0, alias="WEBHOOK_RETRY_BASE_S")
+    webhook_timeout_s: float = Field(10.0, gt=0, alias="WEBHOOK_TIMEOUT_S")
+
+    reconcile_interval_s: float = Field(10.0, gt=0, alias="RECONCILE_INTERVAL_S")
+    bot_log_dir: Path | None = Field(None, alias="BOT_LOG_DIR")
+
+    def resolved_callback_url(self) -> str:
+        return (self.callback_url or f"http://127.0.0.1:{self.port}").rstrip("/")
+
+    def resolved_bot_redis_url(self) -> str:
+        return self.bot_redis_url or self.redis_url()
+
+    def resolved_log_dir(self) -> Path:
+        return self.bot_log_dir or (vexa_home() / "logs" / "bots")

@@ -1,0 +1,217 @@
+"""End to end, real everything: `vexa up`'s stack (real PostgreSQL, Redis, every service as
+its own process, the transcription service with a real Whisper model), a SIMULATED Google
+Meet page on 127.0.0.1 with two synthetic participants, and `POST /bots` through the gateway.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+import websockets
+
+from vexa.embedded import free_port
+from vexa.stack import Stack, StackSettings
+from vexa.testing.simulator import SimConfig, SimParticipant, SimulatorServer
+from vexa.testing.speech import synthesize
+
+pytestmark = [pytest.mark.slow, pytest.mark.browser, pytest.mark.model, pytest.mark.timeout(600)]
+
+SCRIPT = {
+    "Alice": "Good morning everyone. The budget review is on Friday and the numbers look good.",
+    "Bob": "Thank you Alice. I will send the hiring plan to the whole team tomorrow morning.",
+}
+WER_BOUND = 0.35  # tiny.en on espeak-ng speech measured ~0.10 offline; streaming + capture add some
+
+
+def _words(text: str) -> list[str]:
+    return re.sub(r"[^a-z0-9' ]+", " ", text.lower()).split()
+
+
+def wer(reference: str, hypothesis: str) -> float:
+    ref, hyp = _words(reference), _words(hypothesis)
+    d = list(range(len(hyp) + 1))
+    for i, r in enumerate(ref, 1):
+        prev, d[0] = d[0], i
+        for j, h in enumerate(hyp, 1):
+            prev, d[j] = d[j], min(d[j] + 1, d[j - 1] + 1, prev + (r != h))
+    return d[len(hyp)] / max(1, len(ref))
+
+
+@pytest.fixture(scope="module")
+def simulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimulatorServer]:
+    folder = tmp_path_factory.mktemp("speech")
+    people = [
+        SimParticipant(name, synthesize(text, folder / f"{name}.wav", voice=voice))
+        for (name, text), voice in zip(SCRIPT.items(), ["en-us", "en-us+m3"], strict=True)
+    ]
+    server = SimulatorServer(SimConfig(participants=people, admit_after=1.0, leave_after_audio=4.0), free_port())
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def stack(database_url: str, redis_url: str, simulator: SimulatorServer, tmp_path_factory) -> Iterator[Stack]:
+    ports = {k: str(free_port()) for k in (
+        "GATEWAY_PORT", "ADMIN_PORT", "BOT_MANAGER_PORT", "COLLECTOR_PORT",
+        "TRANSCRIPTION_PORT", "TRANSCRIPTION_HEALTH_PORT")}
+    settings = StackSettings(DATABASE_URL=database_url, REDIS_URL=redis_url,
+                             ADMIN_API_TOKEN="e2e-admin-token", **ports)
+    home = tmp_path_factory.mktemp("vexa-home")
+    running = Stack(
+        settings=settings,
+        home=Path(home),
+        extra_env={
+            "MEETING_BASE_URL": simulator.base_url,
+            "WHISPER_MODEL": "tiny.en",
+            "BOT_LEAVE_WHEN_ALONE_S": "3",
+            "BOT_ADMISSION_TIMEOUT_S": "8",
+            "IMMUTABILITY_THRESHOLD": "2",
+            "BACKGROUND_TASK_INTERVAL": "1",
+        },
+    ).start()
+    yield running
+    running.stop()
+
+
+@pytest.fixture(scope="module")
+def api_key(stack: Stack) -> str:
+    admin = {"X-Admin-API-Key": stack.admin_token}
+    with httpx.Client(base_url=stack.gateway_url, timeout=30) as c:
+        user = c.post("/admin/users", json={"email": "e2e@example.com", "max_concurrent_bots": 5}, headers=admin)
+        assert user.status_code in (200, 201), user.text
+        token = c.post(f"/admin/users/{user.json()['id']}/tokens", headers=admin)
+        assert token.status_code == 201, token.text
+        return token.json()["token"]
+
+
+async def _statuses_until_done(gateway: str, key: str, native_id: str, started: asyncio.Event,
+                               timeout: float) -> list[dict]:
+    """Every meeting.status event for the meeting until it completes or fails."""
+    seen: list[dict] = []
+    ws_url = gateway.replace("http://", "ws://") + "/ws"
+    async with websockets.connect(ws_url, additional_headers={"X-API-Key": key}) as ws:
+        await ws.send(json.dumps({"action": "subscribe", "meetings": [
+            {"platform": "google_meet", "native_id": native_id}]}))
+        started.set()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                event = json.loads(await asyncio.wait_for(ws.recv(), deadline - time.monotonic()))
+            except TimeoutError:
+                break
+            if event.get("type") == "meeting.status":
+                seen.append(event["payload"])
+                if event["payload"]["status"] in ("completed", "failed"):
+                    break
+    return seen
+
+
+async def test_bot_joins_simulated_meeting_and_transcript_arrives(stack: Stack, api_key: str,
+                                                                  simulator: SimulatorServer):
+    native = "abc-defg-hij"
+    headers = {"X-API-Key": api_key}
+    async with httpx.AsyncClient(base_url=stack.gateway_url, headers=headers, timeout=30) as c:
+        # The WebSocket subscription needs the meeting row, so create the bot first, then follow it.
+        created = await c.post("/bots", json={"platform": "google_meet", "native_meeting_id": native,
+                                              "bot_name": "Vexa E2E", "language": "en"})
+        assert created.status_code == 201, created.text
+        assert created.json()["status"] == "requested"
+        ready = asyncio.Event()
+        follower = asyncio.create_task(_statuses_until_done(stack.gateway_url, api_key, native, ready, 240))
+        statuses = await follower
+        names = [s["status"] for s in statuses]
+        assert names[-1] == "completed", statuses
+        assert "active" in names
+        assert names.index("active") < names.index("completed")
+
+        state = simulator.state(native)
+        assert state is not None and state["admitted"] and state["bot_name"] == "Vexa E2E"
+        assert state["bot_mic_muted"] and state["bot_camera_off"]
+
+        # Segments become immutable a few seconds after they stop changing.
+        deadline = time.monotonic() + 60
+        segments: list[dict] = []
+        while time.monotonic() < deadline:
+            transcript = (await c.get(f"/transcripts/google_meet/{native}")).json()
+            segments = transcript["segments"]
+            if segments and all(s.get("completed") is not False for s in segments):
+                break
+            await asyncio.sleep(1)
+        assert transcript["status"] == "completed"
+        by_speaker: dict[str, str] = {}
+        for seg in segments:
+            by_speaker[seg["speaker"]] = (by_speaker.get(seg["speaker"], "") + " " + seg["text"]).strip()
+            assert seg["absolute_start_time"] is not None
+        assert set(by_speaker) == {"Alice", "Bob"}, by_speaker
+        for name, text in SCRIPT.items():
+            assert wer(text, by_speaker[name]) < WER_BOUND, (name, by_speaker[name])
+
+        meetings = (await c.get("/meetings")).json()["meetings"]
+        done = next(m for m in meetings if m["native_meeting_id"] == native)
+        assert {"Alice", "Bob"} <= set(done["data"].get("participants", []))
+        assert "en" in done["data"].get("languages", [])
+
+
+async def test_delete_bot_makes_it_leave_and_duplicates_are_refused(stack: Stack, api_key: str,
+                                                                     simulator: SimulatorServer):
+    native = "xyz-abcd-efg"
+    async with httpx.AsyncClient(base_url=stack.gateway_url, headers={"X-API-Key": api_key}, timeout=30) as c:
+        body = {"platform": "google_meet", "native_meeting_id": native}
+        answers = await asyncio.gather(*(c.post("/bots", json=body) for _ in range(4)))
+        codes = sorted(a.status_code for a in answers)
+        assert codes == [201, 409, 409, 409], [a.text for a in answers]
+
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            meeting = next(m for m in (await c.get("/meetings")).json()["meetings"]
+                           if m["native_meeting_id"] == native)
+            if meeting["status"] == "active":
+                break
+            await asyncio.sleep(0.5)
+        assert meeting["status"] == "active", meeting
+
+        stopped = await c.delete(f"/bots/google_meet/{native}")
+        assert stopped.status_code == 202, stopped.text
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            meeting = next(m for m in (await c.get("/meetings")).json()["meetings"]
+                           if m["native_meeting_id"] == native)
+            if meeting["status"] in ("completed", "failed"):
+                break
+            await asyncio.sleep(0.5)
+        assert meeting["status"] == "completed", meeting
+        assert meeting["data"].get("completion_reason") == "stopped"
+        assert simulator.state(native)["bot_left"]
+
+        # A finished meeting frees the slot: the same native id can be requested again.
+        again = await c.post("/bots", json=body)
+        assert again.status_code == 201, again.text
+        assert (await c.delete(f"/bots/google_meet/{native}")).status_code == 202
+
+
+async def test_host_removes_bot(stack: Stack, api_key: str, simulator: SimulatorServer):
+    native = "rem-ovet-est"
+    async with httpx.AsyncClient(base_url=stack.gateway_url, headers={"X-API-Key": api_key}, timeout=30) as c:
+        assert (await c.post("/bots", json={"platform": "google_meet", "native_meeting_id": native})).status_code == 201
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not (simulator.state(native) or {}).get("admitted"):
+            await asyncio.sleep(0.5)
+        await asyncio.sleep(2)
+        async with httpx.AsyncClient(base_url=simulator.base_url) as host:
+            assert (await host.post("/_sim/remove-bot", params={"meeting": native})).status_code == 200
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            meeting = next(m for m in (await c.get("/meetings")).json()["meetings"]
+                           if m["native_meeting_id"] == native)
+            if meeting["status"] in ("completed", "failed"):
+                break
+            await asyncio.sleep(0.5)
+        assert meeting["data"].get("completion_reason") == "evicted", meeting
