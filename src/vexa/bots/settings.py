@@ -44,7 +44,9 @@ class BotManagerSettings(DataSettings):
     whisper_live_url: str = Field("ws://127.0.0.1:9090/ws", alias="WHISPER_LIVE_URL")
     meeting_base_url: str | None = Field(None, alias="MEETING_BASE_URL")
     callback_url: str | None = Field(
-        None, alias="BOT_MANAGER_CALLBACK_URL", description="How bots reach us; default http://127.0.0.1:<port>."
+        None,
+        alias="BOT_MANAGER_CALLBACK_URL",
+        description="How bots reach us; default http://127.0.0.1:<port>.",
     )
     bot_redis_url: str | None = Field(
         None, alias="BOT_REDIS_URL", description="Redis URL as seen from a bot, if it differs from ours."
@@ -56,7 +58,9 @@ class BotManagerSettings(DataSettings):
     bot_max_duration_s: float = Field(4 * 3600.0, alias="BOT_MAX_DURATION_S")
     bot_admission_timeout_s: float = Field(300.0, alias="BOT_ADMISSION_TIMEOUT_S")
     bot_start_grace_s: float = Field(
-        120.0, alias="BOT_START_GRACE_S", description="A meeting left 'requested' with no bot this long failed."
+        120.0,
+        alias="BOT_START_GRACE_S",
+        description="A meeting left 'requested' with no bot this long failed.",
     )
 
     webhook_secret: str | None = Field(None, alias="WEBHOOK_SECRET")

@@ -1,1 +1,1 @@
-"""collector service."""
+"""transcription-collector: Redis stream -> live segments in Redis -> transcripts in PostgreSQL."""

@@ -81,6 +81,9 @@ class Orchestrator(abc.ABC):
     """start / stop / status / list, plus lifecycle hooks for the service."""
 
     kind: str = "abstract"
+    # True when bots cannot outlive this manager process (child processes): shutdown then
+    # stops them and settles their meetings. Containers and pods keep running across restarts.
+    bots_die_with_manager: bool = False
 
     def __init__(self) -> None:
         self.on_exit: ExitCallback | None = None

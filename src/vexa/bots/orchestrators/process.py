@@ -46,6 +46,7 @@ class _Child:
 
 class ProcessOrchestrator(Orchestrator):
     kind = "process"
+    bots_die_with_manager = True
 
     def __init__(self, settings: BotManagerSettings) -> None:
         super().__init__()
@@ -71,7 +72,7 @@ class ProcessOrchestrator(Orchestrator):
         handle = f"{spec.name}-{secrets.token_hex(4)}"
         self.log_dir.mkdir(parents=True, exist_ok=True)
         log_path = self.log_dir / f"{handle}.log"
-        log_file = open(log_path, "ab")  # noqa: SIM115 - closed when the child exits
+        log_file = open(log_path, "ab")  # noqa: SIM115, ASYNC230 - local file, closed when the child exits
         try:
             proc = await asyncio.create_subprocess_exec(
                 *self.command,
@@ -87,7 +88,9 @@ class ProcessOrchestrator(Orchestrator):
         child = _Child(handle, spec, proc, log_path, log_file, datetime.now(UTC).isoformat())
         child.waiter = asyncio.create_task(self._wait(child), name=f"bot-waiter-{handle}")
         self._children[handle] = child
-        log.info("started bot %s for meeting %s (pid %s, log %s)", handle, spec.meeting_id, proc.pid, log_path)
+        log.info(
+            "started bot %s for meeting %s (pid %s, log %s)", handle, spec.meeting_id, proc.pid, log_path
+        )
         return handle
 
     async def _wait(self, child: _Child) -> None:

@@ -1,0 +1,241 @@
+"""The collector's HTTP routes: meetings and transcripts of the calling user only."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import Any
+
+from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, status
+from pydantic import BaseModel
+from sqlalchemy import delete, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from vexa.auth import AuthenticatedUser, require_user
+from vexa.bots.bot_config import INTERNAL_DATA_KEYS
+from vexa.collector.meetings import session_starts
+from vexa.collector.segments import MeetingLock, absolute, decode, drop_meeting, read_raw, segment_field
+from vexa.db.models import TERMINAL_STATUSES, Meeting, MeetingSession, Transcription
+from vexa.platforms import Platform, meeting_url, native_id_problem
+from vexa.schemas import (
+    ErrorResponse,
+    MeetingListResponse,
+    MeetingResponse,
+    MeetingUpdate,
+    TranscriptionResponse,
+    TranscriptionSegment,
+)
+
+log = logging.getLogger(__name__)
+
+NOT_FOUND = {404: {"model": ErrorResponse, "description": "No such meeting of yours"}}
+router = APIRouter(dependencies=[Depends(require_user)])
+
+
+class MessageResponse(BaseModel):
+    message: str
+
+
+def _native_id(
+    platform: Platform,
+    native_meeting_id: str = Path(max_length=255, description="The platform's own meeting id"),
+) -> str:
+    problem = native_id_problem(platform, native_meeting_id)
+    if problem:
+        raise HTTPException(
+            status.HTTP_422_UNPROCESSABLE_CONTENT,
+            detail=[{"loc": ["path", "native_meeting_id"], "msg": problem, "type": "value_error"}],
+        )
+    return native_meeting_id
+
+
+def meeting_response(meeting: Meeting, base_url: str | None) -> MeetingResponse:
+    data = {k: v for k, v in (meeting.data or {}).items() if k not in INTERNAL_DATA_KEYS}
+    url = None
+    if meeting.platform_specific_id:
+        with contextlib.suppress(ValueError):
+            url = meeting_url(
+                meeting.platform, meeting.platform_specific_id, data.get("passcode"), base_url=base_url
+            )
+    return MeetingResponse(
+        id=meeting.id,
+        user_id=meeting.user_id,
+        platform=meeting.platform,  # type: ignore[arg-type]
+        native_meeting_id=meeting.platform_specific_id,
+        constructed_meeting_url=url,
+        status=meeting.status,
+        bot_container_id=meeting.bot_container_id,
+        start_time=meeting.start_time,
+        end_time=meeting.end_time,
+        data=data,
+        created_at=meeting.created_at,
+        updated_at=meeting.updated_at,
+    )
+
+
+async def _find_meeting(
+    session: AsyncSession, user_id: int, platform: Platform, native_id: str, meeting_id: int | None = None
+) -> Meeting:
+    query = select(Meeting).where(
+        Meeting.user_id == user_id,
+        Meeting.platform == platform.value,
+        Meeting.platform_specific_id == native_id,
+    )
+    if meeting_id is not None:
+        query = query.where(Meeting.id == meeting_id)
+    found = (
+        await session.execute(query.order_by(Meeting.created_at.desc(), Meeting.id.desc()).limit(1))
+    ).scalar_one_or_none()
+    if found is None:
+        raise HTTPException(
+            status.HTTP_404_NOT_FOUND, detail=f"Meeting {platform.value}/{native_id} not found"
+        )
+    return found
+
+
+@router.get("/meetings", response_model=MeetingListResponse, tags=["meetings"])
+async def list_meetings(
+    request: Request, user: AuthenticatedUser = Depends(require_user)
+) -> MeetingListResponse:
+    async with request.app.state.db.session() as session:
+        rows = (
+            await session.execute(
+                select(Meeting)
+                .where(Meeting.user_id == user.user_id)
+                .order_by(Meeting.created_at.desc(), Meeting.id.desc())
+            )
+        ).scalars()
+        base = request.app.state.settings.meeting_base_url
+        return MeetingListResponse(meetings=[meeting_response(m, base) for m in rows])
+
+
+@router.get(
+    "/transcripts/{platform}/{native_meeting_id}",
+    response_model=TranscriptionResponse,
+    responses=NOT_FOUND,
+    tags=["transcripts"],
+)
+async def get_transcript(
+    request: Request,
+    platform: Platform,
+    native_id: str = Depends(_native_id),
+    meeting_id: int | None = Query(None, ge=1, le=2**31 - 1, description="A specific meeting's database id"),
+    user: AuthenticatedUser = Depends(require_user),
+) -> TranscriptionResponse:
+    state = request.app.state
+    async with state.db.session() as session:
+        meeting = await _find_meeting(session, user.user_id, platform, native_id, meeting_id)
+        rows = (
+            await session.execute(select(Transcription).where(Transcription.meeting_id == meeting.id))
+        ).scalars()
+        starts = await session_starts(session, meeting.id)
+        merged: dict[str, TranscriptionSegment] = {}
+        for row in rows:
+            start = starts.get(row.session_uid)
+            seg = TranscriptionSegment.model_validate(row)
+            seg.absolute_start_time = absolute(start, row.start_time)
+            seg.absolute_end_time = absolute(start, row.end_time)
+            seg.completed = True
+            merged[segment_field(row.session_uid, row.start_time)] = seg
+    live, _ = decode(await read_raw(state.redis, meeting.id))
+    for field, stored in live.items():
+        merged[field] = stored.to_public(starts.get(stored.session_uid))  # the newer draft wins
+    segments = sorted(merged.values(), key=_sort_key)
+    return TranscriptionResponse(
+        id=meeting.id,
+        platform=meeting.platform,  # type: ignore[arg-type]
+        native_meeting_id=meeting.platform_specific_id,
+        constructed_meeting_url=meeting_response(
+            meeting, state.settings.meeting_base_url
+        ).constructed_meeting_url,
+        status=meeting.status,
+        start_time=meeting.start_time,
+        end_time=meeting.end_time,
+        data={k: v for k, v in (meeting.data or {}).items() if k not in INTERNAL_DATA_KEYS},
+        segments=segments,
+    )
+
+
+@router.patch(
+    "/meetings/{platform}/{native_meeting_id}",
+    response_model=MeetingResponse,
+    responses=NOT_FOUND,
+    tags=["meetings"],
+)
+async def update_meeting(
+    body: MeetingUpdate,
+    request: Request,
+    platform: Platform,
+    native_id: str = Depends(_native_id),
+    user: AuthenticatedUser = Depends(require_user),
+) -> MeetingResponse:
+    changes = body.data.model_dump(exclude_unset=True)
+    async with request.app.state.db.session() as session:
+        meeting = await _find_meeting(session, user.user_id, platform, native_id)
+        merged: dict[str, Any] = {**(meeting.data or {}), **changes}
+        meeting.data = merged
+        await session.commit()
+        await session.refresh(meeting)
+        log.info("meeting %s: updated data keys %s", meeting.id, sorted(changes))
+        return meeting_response(meeting, request.app.state.settings.meeting_base_url)
+
+
+@router.delete(
+    "/meetings/{platform}/{native_meeting_id}",
+    response_model=MessageResponse,
+    responses={**NOT_FOUND, 409: {"model": ErrorResponse, "description": "The meeting is still running"}},
+    tags=["meetings"],
+)
+async def delete_meeting(
+    request: Request,
+    platform: Platform,
+    native_id: str = Depends(_native_id),
+    user: AuthenticatedUser = Depends(require_user),
+) -> MessageResponse:
+    state = request.app.state
+    async with state.db.session() as session:
+        meeting = await _find_meeting(session, user.user_id, platform, native_id)
+        if meeting.status not in TERMINAL_STATUSES:
+            raise HTTPException(
+                status.HTTP_409_CONFLICT,
+                detail=f"Meeting {platform.value}/{native_id} is {meeting.status}; stop the bot first "
+                "(only completed or failed meetings can be deleted)",
+            )
+        meeting_db_id = meeting.id
+        # Hold the persist lock so no collector writes rows for this meeting while we delete them.
+        lock = MeetingLock(state.redis, meeting_db_id, ttl_ms=30_000)
+        for _ in range(200):  # up to ~10 s
+            if await lock.acquire():
+                break
+            await asyncio.sleep(0.05)
+        else:
+            raise HTTPException(
+                status.HTTP_503_SERVICE_UNAVAILABLE, detail="Meeting is busy; try again shortly"
+            )
+        try:
+            await drop_meeting(state.redis, meeting_db_id)  # Redis first: leftovers would be persisted again
+            await session.execute(delete(Transcription).where(Transcription.meeting_id == meeting_db_id))
+            await session.execute(delete(MeetingSession).where(MeetingSession.meeting_id == meeting_db_id))
+            await session.execute(
+                update(Meeting)
+                .where(Meeting.id == meeting_db_id)
+                .values(
+                    platform_specific_id=None,
+                    data={"redacted": True},
+                )
+            )
+            await session.commit()
+        finally:
+            await lock.release()
+    state.directory.forget_meeting(meeting_db_id)
+    log.info("meeting %s: transcript deleted and meeting anonymised", meeting_db_id)
+    return MessageResponse(
+        message=f"Meeting {platform.value}/{native_id} transcripts deleted and meeting data anonymised"
+    )
+
+
+def _sort_key(seg: TranscriptionSegment) -> tuple[float, float]:
+    if seg.absolute_start_time is not None:
+        return (seg.absolute_start_time.timestamp(), seg.start_time)
+    return (seg.start_time, seg.start_time)

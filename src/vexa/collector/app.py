@@ -1,0 +1,162 @@
+"""transcription-collector: stream consumers, the background persister and the HTTP API in one process."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+from redis.asyncio import Redis
+from sqlalchemy import text
+
+from vexa.auth import TokenVerifier
+from vexa.collector import api
+from vexa.collector.consumer import StreamWorker
+from vexa.collector.filters import TranscriptionFilter
+from vexa.collector.handlers import SegmentHandler, SpeakerHandler
+from vexa.collector.meetings import MeetingDirectory
+from vexa.collector.persistence import Persister
+from vexa.collector.settings import CollectorSettings
+from vexa.db import Database
+
+log = logging.getLogger(__name__)
+
+
+class Collector:
+    """The moving parts, built from settings; tests drive them directly (``read_once``, ``run_once``)."""
+
+    def __init__(
+        self, settings: CollectorSettings, db: Database, redis: Redis, verifier: TokenVerifier
+    ) -> None:
+        self.settings = settings
+        self.db, self.redis, self.verifier = db, redis, verifier
+        self.directory = MeetingDirectory(db.sessionmaker, ttl_s=settings.meeting_cache_ttl_s)
+        self.filter = TranscriptionFilter.from_config(settings.filter_config_path)
+        self.segments = StreamWorker(
+            redis,
+            stream=settings.redis_stream_name,
+            group=settings.redis_consumer_group,
+            consumer=settings.consumer_name,
+            dead_stream=settings.dead_letter_stream,
+            handler=SegmentHandler(redis, self.directory, verifier, ttl_s=settings.redis_segment_ttl),
+            count=settings.redis_stream_read_count,
+            block_ms=settings.redis_stream_block_ms,
+            claim_idle_ms=settings.pending_msg_timeout_ms,
+            claim_interval_s=settings.pending_claim_interval_s,
+            name="segments",
+        )
+        self.speakers = StreamWorker(
+            redis,
+            stream=settings.speaker_events_stream,
+            group=settings.speaker_consumer_group,
+            consumer=settings.consumer_name,
+            dead_stream=settings.speaker_dead_letter_stream,
+            handler=SpeakerHandler(verifier, ttl_s=settings.speaker_events_ttl),
+            count=max(settings.redis_stream_read_count, 50),
+            block_ms=settings.redis_stream_block_ms,
+            claim_idle_ms=settings.pending_msg_timeout_ms,
+            claim_interval_s=settings.pending_claim_interval_s,
+            name="speakers",
+        )
+        self.persister = Persister(
+            redis,
+            db.sessionmaker,
+            self.filter,
+            immutability_threshold_s=settings.immutability_threshold,
+            interval_s=settings.background_task_interval,
+        )
+        self._tasks: list[asyncio.Task[None]] = []
+
+    async def start(self) -> None:
+        await self.segments.ensure_group()
+        await self.speakers.ensure_group()
+        self._tasks = [
+            asyncio.create_task(self.segments.run(), name="collector-segments"),
+            asyncio.create_task(self.speakers.run(), name="collector-speakers"),
+            asyncio.create_task(self.persister.run(), name="collector-persister"),
+        ]
+        log.info(
+            "collector consuming %s (group %s) and %s (group %s) as %s",
+            self.settings.redis_stream_name,
+            self.settings.redis_consumer_group,
+            self.settings.speaker_events_stream,
+            self.settings.speaker_consumer_group,
+            self.settings.consumer_name,
+        )
+
+    async def stop(self) -> None:
+        """Cancel mid-batch if need be: unacknowledged messages are retried by whoever runs next."""
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        self._tasks = []
+
+
+def create_app(settings: CollectorSettings | None = None, *, run_workers: bool = True) -> FastAPI:
+    """``run_workers=False`` serves the API only (tests that drive the workers themselves)."""
+    settings = settings or CollectorSettings()
+    db_url, redis_url = (
+        settings.async_database_url(),
+        settings.redis_url(),
+    )  # fail fast, with the config's message
+    TranscriptionFilter.from_config(settings.filter_config_path)  # a broken filter_config.py fails startup
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        db = Database(db_url, pool_size=settings.db_pool_size)
+        redis = Redis.from_url(redis_url, decode_responses=True, encoding_errors="replace")
+        verifier = TokenVerifier(db.sessionmaker, cache_ttl_s=settings.auth_cache_ttl_s)
+        await verifier.start_revocation_listener(redis)
+        collector = Collector(settings, db, redis, verifier)
+        app.state.db, app.state.redis, app.state.token_verifier = db, redis, verifier
+        app.state.collector, app.state.directory = collector, collector.directory
+        if run_workers:
+            await collector.start()
+        log.info("transcription-collector ready")
+        try:
+            yield
+        finally:
+            await collector.stop()
+            await verifier.stop()
+            await redis.aclose()
+            await db.dispose()
+
+    app = FastAPI(
+        title="Vexa transcription collector",
+        version="1.0",
+        description="Meetings and transcripts; consumes the transcription stream.",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        return JSONResponse({"detail": "Internal error in transcription-collector"}, status_code=500)
+
+    @app.get("/health", tags=["health"])
+    async def health(request: Request) -> JSONResponse:
+        checks: dict[str, str] = {}
+        try:
+            await asyncio.wait_for(request.app.state.redis.ping(), 2.0)
+            checks["redis"] = "ok"
+        except Exception as exc:
+            checks["redis"] = f"error: {type(exc).__name__}"
+        try:
+            async with request.app.state.db.session() as session:
+                await asyncio.wait_for(session.execute(text("SELECT 1")), 2.0)
+            checks["database"] = "ok"
+        except Exception as exc:
+            checks["database"] = f"error: {type(exc).__name__}"
+        healthy = all(v == "ok" for v in checks.values())
+        body = {"status": "ok" if healthy else "degraded", "service": "transcription-collector", **checks}
+        return JSONResponse(body, status_code=200 if healthy else 503)
+
+    app.include_router(api.router)
+    return app

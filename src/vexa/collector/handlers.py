@@ -1,0 +1,153 @@
+"""What the collector does with each stream message (the stream mechanics live in consumer.py)."""
+
+from __future__ import annotations
+
+import json
+import logging
+from datetime import UTC
+
+from pydantic import ValidationError
+from redis.asyncio import Redis
+
+from vexa.auth import TokenVerifier
+from vexa.collector import speakers
+from vexa.collector.consumer import DeadLetter, Writes
+from vexa.collector.meetings import MeetingDirectory
+from vexa.collector.segments import StoredSegment, now_utc, queue_write
+from vexa.events import build_event, meeting_channel
+from vexa.streams import (
+    PAYLOAD_FIELD,
+    SessionEndMessage,
+    SessionStartMessage,
+    SpeakerEvent,
+    TranscriptionMessage,
+    parse_payload,
+)
+
+log = logging.getLogger(__name__)
+
+MAX_LANGUAGE = 10  # transcriptions.language is VARCHAR(10)
+MAX_SPEAKER = 255
+
+
+def validation_summary(exc: ValidationError) -> str:
+    """The problems without the input values (the payload holds the user's token)."""
+    parts = [
+        f"{'.'.join(str(p) for p in err['loc']) or 'payload'}: {err['msg']}"
+        for err in exc.errors(include_input=False, include_url=False)[:5]
+    ]
+    return "; ".join(parts)[:500]
+
+
+def _payload(fields: dict[str, str]) -> str:
+    raw = fields.get(PAYLOAD_FIELD)
+    if raw is None:
+        raise DeadLetter(f"missing {PAYLOAD_FIELD!r} field")
+    return raw
+
+
+class SegmentHandler:
+    """transcription / session_start / session_end messages from ``transcription_segments``."""
+
+    def __init__(
+        self, redis: Redis, directory: MeetingDirectory, verifier: TokenVerifier, *, ttl_s: int
+    ) -> None:
+        self.redis = redis
+        self.directory = directory
+        self.verifier = verifier
+        self.ttl_s = ttl_s
+
+    async def __call__(self, entry_id: str, fields: dict[str, str]) -> Writes | None:
+        raw = _payload(fields)
+        try:
+            msg = parse_payload(raw)
+        except ValidationError as exc:
+            raise DeadLetter(f"invalid message: {validation_summary(exc)}") from None
+        user = await self.verifier.verify(msg.token)
+        if user is None:
+            raise DeadLetter("unauthorized: unknown or revoked token")
+        meeting = await self.directory.find(user.user_id, msg.platform, msg.meeting_id)
+        if meeting is None:
+            raise DeadLetter(f"unknown meeting {msg.platform}/{msg.meeting_id} for user {user.user_id}")
+
+        if isinstance(msg, SessionStartMessage):
+            start = msg.start_timestamp
+            if start.tzinfo is None:
+                start = start.replace(tzinfo=UTC)
+            stored = await self.directory.record_session(meeting.id, msg.uid, start)
+            log.info("meeting %s: session %s started at %s", meeting.id, msg.uid, stored.isoformat())
+            return None
+        if isinstance(msg, SessionEndMessage):
+            log.info("meeting %s: session %s ended", meeting.id, msg.uid)
+            return None
+        assert isinstance(msg, TranscriptionMessage)
+        segments = await self._segments(msg)
+        if not segments:
+            return None
+        session_start = await self.directory.session_start(meeting.id, msg.uid)
+        event = build_event(
+            "transcript.mutable",
+            meeting.id,
+            meeting.platform,
+            meeting.native_id,
+            {"segments": [s.to_public(session_start).model_dump(mode="json") for s in segments]},
+        )
+        event_json = json.dumps(event, default=str)
+
+        def writes(pipe) -> None:  # type: ignore[no-untyped-def]
+            queue_write(pipe, meeting.id, segments, self.ttl_s)
+            pipe.publish(meeting_channel(meeting.id), event_json)
+
+        return writes
+
+    async def _segments(self, msg: TranscriptionMessage) -> list[StoredSegment]:
+        """Normalised drafts, one per start (the last one in the message wins), speakers mapped."""
+        now = now_utc()
+        events: list[speakers.TimedEvent] | None = None
+        by_field: dict[str, StoredSegment] = {}
+        for seg in msg.segments:
+            language = seg.language if seg.language and len(seg.language) <= MAX_LANGUAGE else None
+            explicit = (seg.speaker or "").strip()[:MAX_SPEAKER] or None
+            if explicit:
+                speaker, status = explicit, speakers.MAPPED
+            else:
+                if events is None:
+                    events = await speakers.load_events(self.redis, msg.uid)
+                speaker, status = speakers.map_speaker(events, seg.start, seg.end)
+            stored = StoredSegment(
+                start=seg.start,
+                end_time=max(seg.end, seg.start),
+                text=seg.text.strip(),
+                language=language,
+                speaker=speaker,
+                speaker_mapping_status=status,
+                completed=seg.completed,
+                session_uid=msg.uid,
+                updated_at=now,
+                speaker_explicit=explicit is not None,
+            )
+            by_field[stored.field] = stored
+        return list(by_field.values())
+
+
+class SpeakerHandler:
+    """``speaker_events_relative`` entries -> ``speaker_events:{uid}`` sorted sets."""
+
+    def __init__(self, verifier: TokenVerifier, *, ttl_s: int) -> None:
+        self.verifier = verifier
+        self.ttl_s = ttl_s
+
+    async def __call__(self, entry_id: str, fields: dict[str, str]) -> Writes | None:
+        raw = _payload(fields)
+        try:
+            event = SpeakerEvent.model_validate_json(raw)
+        except ValidationError as exc:
+            raise DeadLetter(f"invalid speaker event: {validation_summary(exc)}") from None
+        # The stream is internal (the transcription service writes it); a token, when sent, must be valid.
+        if event.token is not None and await self.verifier.verify(event.token) is None:
+            raise DeadLetter("unauthorized: unknown or revoked token")
+
+        def writes(pipe) -> None:  # type: ignore[no-untyped-def]
+            speakers.queue_store(pipe, event, self.ttl_s)
+
+        return writes

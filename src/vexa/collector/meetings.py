@@ -1,0 +1,117 @@
+"""Database lookups the consumer makes for every message, with short caches.
+
+A busy meeting sends several messages a second; resolving token -> user ->
+meeting and the session's start time from PostgreSQL each time would make the
+database the bottleneck, so results are reused for a few seconds.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from vexa.db.models import Meeting, MeetingSession
+
+
+@dataclass(frozen=True, slots=True)
+class MeetingRef:
+    id: int
+    platform: str
+    native_id: str | None
+
+
+class MeetingDirectory:
+    def __init__(self, sessionmaker: async_sessionmaker[AsyncSession], *, ttl_s: float = 5.0) -> None:
+        self._sm = sessionmaker
+        self._ttl = ttl_s
+        self._meetings: dict[tuple[int, str, str], tuple[float, MeetingRef]] = {}
+        self._sessions: dict[tuple[int, str], datetime] = {}
+        self._no_session: dict[tuple[int, str], float] = {}
+
+    async def find(self, user_id: int, platform: str, native_id: str) -> MeetingRef | None:
+        """The user's most recent meeting with this platform + native id (misses are not cached)."""
+        key = (user_id, platform, native_id)
+        now = time.monotonic()
+        hit = self._meetings.get(key)
+        if hit and hit[0] > now:
+            return hit[1]
+        async with self._sm() as session:
+            row = (
+                await session.execute(
+                    select(Meeting.id, Meeting.platform, Meeting.platform_specific_id)
+                    .where(
+                        Meeting.user_id == user_id,
+                        Meeting.platform == platform,
+                        Meeting.platform_specific_id == native_id,
+                    )
+                    .order_by(Meeting.created_at.desc(), Meeting.id.desc())
+                    .limit(1)
+                )
+            ).first()
+        if row is None:
+            self._meetings.pop(key, None)
+            return None
+        ref = MeetingRef(row[0], row[1], row[2])
+        self._meetings[key] = (now + self._ttl, ref)
+        return ref
+
+    def forget_meeting(self, meeting_id: int) -> None:
+        for key, (_, ref) in list(self._meetings.items()):
+            if ref.id == meeting_id:
+                self._meetings.pop(key, None)
+
+    async def record_session(self, meeting_id: int, session_uid: str, start: datetime) -> datetime:
+        """Idempotent: the first session_start wins; returns the stored start."""
+        async with self._sm() as session:
+            await session.execute(
+                insert(MeetingSession)
+                .values(meeting_id=meeting_id, session_uid=session_uid, session_start_time=start)
+                .on_conflict_do_nothing(constraint="uq_meeting_sessions_uid")
+            )
+            stored = (
+                await session.execute(
+                    select(MeetingSession.session_start_time).where(
+                        MeetingSession.meeting_id == meeting_id, MeetingSession.session_uid == session_uid
+                    )
+                )
+            ).scalar_one()
+            await session.commit()
+        self._sessions[(meeting_id, session_uid)] = stored
+        self._no_session.pop((meeting_id, session_uid), None)
+        return stored
+
+    async def session_start(self, meeting_id: int, session_uid: str) -> datetime | None:
+        """Known session starts are cached for good (they never change); unknown ones are re-read."""
+        key = (meeting_id, session_uid)
+        cached = self._sessions.get(key)
+        if cached is not None:
+            return cached
+        if self._no_session.get(key, 0.0) > time.monotonic():
+            return None
+        async with self._sm() as session:
+            found = (
+                await session.execute(
+                    select(MeetingSession.session_start_time).where(
+                        MeetingSession.meeting_id == meeting_id, MeetingSession.session_uid == session_uid
+                    )
+                )
+            ).scalar_one_or_none()
+        if found is not None:
+            self._sessions[key] = found
+        else:  # a session without session_start: do not ask again for every message
+            self._no_session[key] = time.monotonic() + max(self._ttl, 1.0)
+        return found
+
+
+async def session_starts(session: AsyncSession, meeting_id: int) -> dict[str, datetime]:
+    rows = await session.execute(
+        select(MeetingSession.session_uid, MeetingSession.session_start_time).where(
+            MeetingSession.meeting_id == meeting_id
+        )
+    )
+    return {uid: start for uid, start in rows}

@@ -1,0 +1,171 @@
+"""The mutable transcript in Redis: ``meeting:{id}:segments`` (see docs/CONTRACTS.md).
+
+A segment stays here, overwritten by every newer draft of the same start, until
+it has not changed for ``IMMUTABILITY_THRESHOLD`` seconds; the persister then
+moves it to PostgreSQL. Removal is compare-and-delete, so a draft that changed
+after the persister read it is never lost.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from datetime import UTC, datetime, timedelta
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+from redis.asyncio import Redis
+from redis.asyncio.client import Pipeline
+
+from vexa.schemas import TranscriptionSegment
+
+log = logging.getLogger(__name__)
+
+ACTIVE_MEETINGS = "active_meetings"
+
+
+def segments_key(meeting_id: int) -> str:
+    return f"meeting:{meeting_id}:segments"
+
+
+def segment_field(session_uid: str, start: float) -> str:
+    return f"{session_uid}:{start:.3f}"
+
+
+def persist_lock_key(meeting_id: int) -> str:
+    return f"collector:persist_lock:{meeting_id}"
+
+
+class StoredSegment(BaseModel):
+    """The JSON value of one hash field. ``speaker_explicit`` (ours) marks a speaker sent with the segment."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    start: float
+    end_time: float
+    text: str
+    language: str | None = None
+    speaker: str | None = None
+    speaker_mapping_status: str | None = None
+    completed: bool = False
+    session_uid: str
+    updated_at: datetime
+    speaker_explicit: bool = False
+
+    @property
+    def field(self) -> str:
+        return segment_field(self.session_uid, self.start)
+
+    def to_public(
+        self, session_start: datetime | None, created_at: datetime | None = None
+    ) -> TranscriptionSegment:
+        return TranscriptionSegment(
+            start=self.start,
+            end=self.end_time,
+            text=self.text,
+            language=self.language,
+            created_at=created_at,
+            speaker=self.speaker,
+            speaker_mapping_status=self.speaker_mapping_status,  # type: ignore[arg-type]
+            absolute_start_time=absolute(session_start, self.start),
+            absolute_end_time=absolute(session_start, self.end_time),
+            completed=self.completed,
+            session_uid=self.session_uid,
+        )
+
+
+def absolute(session_start: datetime | None, offset_s: float) -> datetime | None:
+    return session_start + timedelta(seconds=offset_s) if session_start is not None else None
+
+
+def now_utc() -> datetime:
+    return datetime.now(UTC)
+
+
+def queue_write(pipe: Pipeline, meeting_id: int, segments: list[StoredSegment], ttl_s: int) -> None:
+    """HSET + SADD active_meetings + EXPIRE, added to the caller's MULTI."""
+    key = segments_key(meeting_id)
+    pipe.hset(key, mapping={s.field: s.model_dump_json() for s in segments})
+    pipe.sadd(ACTIVE_MEETINGS, str(meeting_id))
+    pipe.expire(key, ttl_s)
+
+
+async def read_raw(redis: Redis, meeting_id: int) -> dict[str, str]:
+    return await redis.hgetall(segments_key(meeting_id))
+
+
+def decode(raw: dict[str, str]) -> tuple[dict[str, StoredSegment], list[str]]:
+    """(field -> segment, fields that do not parse)."""
+    good: dict[str, StoredSegment] = {}
+    bad: list[str] = []
+    for field, value in raw.items():
+        try:
+            good[field] = StoredSegment.model_validate_json(value)
+        except ValidationError:
+            bad.append(field)
+    return good, bad
+
+
+# Delete each field only if it still holds the value we read; drop the meeting from
+# active_meetings when its hash is empty (in the same atomic step, so a concurrent
+# write cannot slip between the HLEN check and the SREM).
+_COMPARE_AND_DELETE = """
+local removed = 0
+for i = 2, #ARGV, 2 do
+  if redis.call('HGET', KEYS[1], ARGV[i]) == ARGV[i + 1] then
+    redis.call('HDEL', KEYS[1], ARGV[i])
+    removed = removed + 1
+  end
+end
+if redis.call('HLEN', KEYS[1]) == 0 then
+  redis.call('SREM', KEYS[2], ARGV[1])
+end
+return removed
+"""
+
+_RELEASE_LOCK = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0
+"""
+
+
+async def compare_and_delete(
+    redis: Redis, meeting_id: int, expected: dict[str, str], chunk: int = 500
+) -> int:
+    removed = 0
+    items = list(expected.items())
+    for i in range(0, max(len(items), 1), chunk):
+        args: list[str] = [str(meeting_id)]
+        for field, value in items[i : i + chunk]:
+            args += [field, value]
+        removed += int(
+            await redis.eval(_COMPARE_AND_DELETE, 2, segments_key(meeting_id), ACTIVE_MEETINGS, *args)
+        )
+    return removed
+
+
+async def drop_meeting(redis: Redis, meeting_id: int) -> None:
+    async with redis.pipeline(transaction=True) as pipe:
+        pipe.delete(segments_key(meeting_id))
+        pipe.srem(ACTIVE_MEETINGS, str(meeting_id))
+        await pipe.execute()
+
+
+class MeetingLock:
+    """SET NX PX with an owner token: only one collector persists (or deletes) a meeting at a time."""
+
+    def __init__(self, redis: Redis, meeting_id: int, ttl_ms: int) -> None:
+        self.redis = redis
+        self.key = persist_lock_key(meeting_id)
+        self.ttl_ms = ttl_ms
+        self.token = secrets.token_hex(8)
+
+    async def acquire(self) -> bool:
+        return bool(await self.redis.set(self.key, self.token, nx=True, px=self.ttl_ms))
+
+    async def release(self) -> None:
+        try:
+            await self.redis.eval(_RELEASE_LOCK, 1, self.key, self.token)
+        except Exception:  # the lock expires by itself; never mask the caller's outcome
+            log.warning("could not release %s", self.key, exc_info=True)

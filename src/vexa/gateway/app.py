@@ -1,0 +1,89 @@
+"""api-gateway: the single public entry (HTTP forwarding + the live-event WebSocket)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+from redis.asyncio import Redis
+from sqlalchemy.exc import DBAPIError, OperationalError
+
+from vexa.auth import TokenVerifier
+from vexa.db import Database
+from vexa.gateway import routes, ws
+from vexa.gateway.hub import EventHub
+from vexa.gateway.proxy import Forwarder
+from vexa.gateway.settings import GatewaySettings
+
+log = logging.getLogger(__name__)
+
+DESCRIPTION = """\
+The public Vexa API. Send your key as **X-API-Key**; admin routes need **X-Admin-API-Key**.
+
+Live events: connect a WebSocket to `/ws` (key in `X-API-Key` or `?api_key=`) and send
+`{"action": "subscribe", "meetings": [{"platform": "google_meet", "native_id": "abc-defg-hij"}]}`.
+"""
+
+
+def create_app(settings: GatewaySettings | None = None) -> FastAPI:
+    settings = settings or GatewaySettings()
+    db_url, redis_url = settings.async_database_url(), settings.redis_url()  # fail fast with a clear message
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        db = Database(db_url, pool_size=settings.db_pool_size)
+        redis = Redis.from_url(redis_url, decode_responses=False, socket_keepalive=True)
+        verifier = TokenVerifier(db.sessionmaker, cache_ttl_s=settings.auth_cache_ttl_s)
+        await verifier.start_revocation_listener(redis)
+        hub: EventHub | None = None
+        hub = EventHub(redis, on_slow=lambda watcher: ws._drop_slow(hub, watcher))  # type: ignore[arg-type]
+        await hub.start()
+        forwarder = Forwarder(
+            connect_timeout_s=settings.connect_timeout_s,
+            request_timeout_s=settings.request_timeout_s,
+            max_connections=settings.max_connections,
+        )
+        app.state.db, app.state.redis, app.state.token_verifier = db, redis, verifier
+        app.state.hub, app.state.forwarder = hub, forwarder
+        log.info(
+            "api-gateway ready: admin=%s bot-manager=%s collector=%s",
+            settings.admin_api_url,
+            settings.bot_manager_url,
+            settings.transcription_collector_url,
+        )
+        try:
+            yield
+        finally:
+            await forwarder.aclose()
+            await hub.stop()
+            await verifier.stop()
+            await redis.aclose()
+            await db.dispose()
+
+    app = FastAPI(title="Vexa API", version="1.0", description=DESCRIPTION, lifespan=lifespan)
+    app.state.settings = settings
+
+    @app.exception_handler(OperationalError)
+    @app.exception_handler(DBAPIError)
+    @app.exception_handler(OSError)
+    async def _store_down(request: Request, exc: Exception) -> JSONResponse:
+        log.warning("database unavailable on %s %s: %s", request.method, request.url.path, type(exc).__name__)
+        return JSONResponse({"detail": "Database unavailable; try again shortly"}, status_code=503)
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        return JSONResponse({"detail": "Internal error in api-gateway"}, status_code=500)
+
+    @app.get("/health", tags=["health"])
+    async def health(request: Request) -> dict[str, object]:
+        hub: EventHub = request.app.state.hub
+        return {"status": "ok", "service": "api-gateway", "ws_channels": hub.channel_count}
+
+    app.include_router(routes.public)
+    app.include_router(routes.admin)
+    app.include_router(ws.router)
+    return app

@@ -1,0 +1,267 @@
+"""The public HTTP API: every route declared with its schemas, then forwarded.
+
+Declaring each route (instead of a catch-all proxy) gives one OpenAPI document
+for the whole system, lets the gateway reject bad platform/meeting ids and bad
+bodies before any internal service sees them, and makes sure internal paths
+(``/bots/internal/*``) are simply not reachable from outside.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import quote
+
+from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, Response, Security, status
+from pydantic import BaseModel
+
+from vexa.admin.security import admin_key_header
+from vexa.auth import AuthenticatedUser, require_user
+from vexa.platforms import Platform, native_id_problem
+from vexa.schemas import (
+    BotStatusResponse,
+    ErrorResponse,
+    MeetingConfigUpdate,
+    MeetingCreate,
+    MeetingListResponse,
+    MeetingResponse,
+    MeetingUpdate,
+    TokenInfo,
+    TokenResponse,
+    TranscriptionResponse,
+    UserCreate,
+    UserDetailResponse,
+    UserResponse,
+    UserUpdate,
+    WebhookUpdate,
+)
+
+BOT_MANAGER = "bot-manager"
+COLLECTOR = "transcription-collector"
+ADMIN = "admin-api"
+
+
+class MessageResponse(BaseModel):
+    message: str
+
+
+def _err(description: str) -> dict:
+    return {"model": ErrorResponse, "description": description}
+
+
+DOWNSTREAM_ERRORS: dict[int | str, dict] = {
+    422: _err("Invalid request (bad platform, meeting id or body)"),
+    502: _err("The internal service sent an invalid response"),
+    503: _err("The internal service is unavailable"),
+    504: _err("The internal service did not answer in time"),
+}
+USER_ERRORS: dict[int | str, dict] = {
+    401: _err("Missing X-API-Key"),
+    403: _err("Unknown or revoked X-API-Key"),
+    **DOWNSTREAM_ERRORS,
+}
+ADMIN_ERRORS: dict[int | str, dict] = {
+    401: _err("Missing X-Admin-API-Key"),
+    403: _err("Wrong X-Admin-API-Key"),
+    **DOWNSTREAM_ERRORS,
+}
+NOT_FOUND = {404: _err("Not found (or not yours)")}
+CONFLICT = {409: _err("Conflicts with the current state")}
+
+
+async def require_admin_key(key: str | None = Security(admin_key_header)) -> None:
+    """Presence only: admin-api compares the value (the gateway need not hold the secret)."""
+    if not key:
+        raise HTTPException(status.HTTP_401_UNAUTHORIZED, detail="Missing admin API key (X-Admin-API-Key header)")
+
+
+def meeting_ref(
+    platform: Platform,
+    native_meeting_id: str = Path(max_length=255, description="The platform's own meeting id"),
+) -> str:
+    """Reject malformed ids here with the format in words; returns the canonical downstream path part."""
+    problem = native_id_problem(platform, native_meeting_id)
+    if problem:
+        raise HTTPException(
+            status.HTTP_422_UNPROCESSABLE_CONTENT,
+            detail=[{"loc": ["path", "native_meeting_id"], "msg": problem, "type": "value_error"}],
+        )
+    return f"{platform.value}/{native_meeting_id}"
+
+
+async def _forward(request: Request, service: str, path: str) -> Response:
+    state = request.app.state
+    base = {
+        BOT_MANAGER: state.settings.bot_manager_url,
+        COLLECTOR: state.settings.transcription_collector_url,
+        ADMIN: state.settings.admin_api_url,
+    }[service]
+    return await state.forwarder.forward(request, service, base, path)
+
+
+public = APIRouter(dependencies=[Depends(require_user)], responses=USER_ERRORS)
+admin = APIRouter(prefix="/admin", tags=["admin"], dependencies=[Depends(require_admin_key)], responses=ADMIN_ERRORS)
+
+# --- bots (bot-manager) --------------------------------------------------------------------------
+
+
+@public.post(
+    "/bots",
+    tags=["bots"],
+    status_code=201,
+    response_model=MeetingResponse,
+    responses={**CONFLICT, 429: _err("Concurrent bot limit reached")},
+    summary="Send a bot into a meeting",
+)
+async def request_bot(body: MeetingCreate, request: Request) -> Response:
+    return await _forward(request, BOT_MANAGER, "/bots")
+
+
+@public.delete(
+    "/bots/{platform}/{native_meeting_id}",
+    tags=["bots"],
+    status_code=202,
+    response_model=MessageResponse,
+    responses={**NOT_FOUND, **CONFLICT},
+    summary="Make the bot leave the meeting",
+)
+async def stop_bot(request: Request, ref: str = Depends(meeting_ref)) -> Response:
+    return await _forward(request, BOT_MANAGER, f"/bots/{ref}")
+
+
+@public.put(
+    "/bots/{platform}/{native_meeting_id}/config",
+    tags=["bots"],
+    status_code=202,
+    response_model=MessageResponse,
+    responses={**NOT_FOUND, **CONFLICT},
+    summary="Change a running bot's language or task",
+)
+async def reconfigure_bot(body: MeetingConfigUpdate, request: Request, ref: str = Depends(meeting_ref)) -> Response:
+    return await _forward(request, BOT_MANAGER, f"/bots/{ref}/config")
+
+
+@public.get("/bots/status", tags=["bots"], response_model=BotStatusResponse, summary="The caller's running bots")
+async def bots_status(request: Request) -> Response:
+    return await _forward(request, BOT_MANAGER, "/bots/status")
+
+
+# --- meetings and transcripts (collector) --------------------------------------------------------
+
+
+@public.get("/meetings", tags=["meetings"], response_model=MeetingListResponse, summary="The caller's meetings")
+async def list_meetings(request: Request) -> Response:
+    return await _forward(request, COLLECTOR, "/meetings")
+
+
+@public.get(
+    "/transcripts/{platform}/{native_meeting_id}",
+    tags=["transcripts"],
+    response_model=TranscriptionResponse,
+    responses=NOT_FOUND,
+    summary="A meeting's transcript (the latest meeting with that id unless meeting_id is given)",
+)
+async def get_transcript(
+    request: Request,
+    ref: str = Depends(meeting_ref),
+    meeting_id: int | None = Query(None, ge=1, le=2**31 - 1, description="A specific meeting's database id"),
+) -> Response:
+    return await _forward(request, COLLECTOR, f"/transcripts/{ref}")
+
+
+@public.patch(
+    "/meetings/{platform}/{native_meeting_id}",
+    tags=["meetings"],
+    response_model=MeetingResponse,
+    responses=NOT_FOUND,
+    summary="Update a meeting's name, participants, languages or notes",
+)
+async def update_meeting(body: MeetingUpdate, request: Request, ref: str = Depends(meeting_ref)) -> Response:
+    return await _forward(request, COLLECTOR, f"/meetings/{ref}")
+
+
+@public.delete(
+    "/meetings/{platform}/{native_meeting_id}",
+    tags=["meetings"],
+    response_model=MessageResponse,
+    responses={**NOT_FOUND, **CONFLICT},
+    summary="Delete a finished meeting's transcript and anonymise the meeting",
+)
+async def delete_meeting(request: Request, ref: str = Depends(meeting_ref)) -> Response:
+    return await _forward(request, COLLECTOR, f"/meetings/{ref}")
+
+
+# --- user settings (admin-api) -------------------------------------------------------------------
+
+
+@public.put("/user/webhook", tags=["user"], response_model=UserResponse, summary="Set the webhook URL")
+async def set_webhook(body: WebhookUpdate, request: Request) -> Response:
+    return await _forward(request, ADMIN, "/user/webhook")
+
+
+# --- admin (admin-api) ---------------------------------------------------------------------------
+
+UserId = Path(ge=1, le=2**31 - 1)
+
+
+@admin.post(
+    "/users",
+    status_code=201,
+    response_model=UserResponse,
+    responses={200: {"model": UserResponse, "description": "A user with that email exists; returned unchanged"}},
+    summary="Create a user (idempotent by email)",
+)
+async def admin_create_user(body: UserCreate, request: Request) -> Response:
+    return await _forward(request, ADMIN, "/admin/users")
+
+
+@admin.get("/users", response_model=list[UserResponse], summary="List users")
+async def admin_list_users(
+    request: Request, skip: int = Query(0, ge=0, le=2**31 - 1), limit: int = Query(100, ge=1, le=1000)
+) -> Response:
+    return await _forward(request, ADMIN, "/admin/users")
+
+
+@admin.get("/users/email/{email}", response_model=UserResponse, responses=NOT_FOUND, summary="Find a user by email")
+async def admin_user_by_email(request: Request, email: str = Path(max_length=255)) -> Response:
+    return await _forward(request, ADMIN, f"/admin/users/email/{quote(email, safe='@')}")
+
+
+@admin.get("/users/{user_id}", response_model=UserDetailResponse, responses=NOT_FOUND, summary="A user and tokens")
+async def admin_get_user(request: Request, user_id: int = UserId) -> Response:
+    return await _forward(request, ADMIN, f"/admin/users/{user_id}")
+
+
+@admin.patch(
+    "/users/{user_id}", response_model=UserResponse, responses={**NOT_FOUND, **CONFLICT}, summary="Update a user"
+)
+async def admin_update_user(body: UserUpdate, request: Request, user_id: int = UserId) -> Response:
+    return await _forward(request, ADMIN, f"/admin/users/{user_id}")
+
+
+@admin.delete(
+    "/users/{user_id}", status_code=204, response_class=Response, responses=NOT_FOUND, summary="Delete a user"
+)
+async def admin_delete_user(request: Request, user_id: int = UserId) -> Response:
+    return await _forward(request, ADMIN, f"/admin/users/{user_id}")
+
+
+@admin.post(
+    "/users/{user_id}/tokens",
+    status_code=201,
+    response_model=TokenResponse,
+    responses=NOT_FOUND,
+    summary="Issue an API token (plaintext shown once)",
+)
+async def admin_create_token(request: Request, user_id: int = UserId) -> Response:
+    return await _forward(request, ADMIN, f"/admin/users/{user_id}/tokens")
+
+
+@admin.get("/users/{user_id}/tokens", response_model=list[TokenInfo], responses=NOT_FOUND, summary="A user's tokens")
+async def admin_list_tokens(request: Request, user_id: int = UserId) -> Response:
+    return await _forward(request, ADMIN, f"/admin/users/{user_id}/tokens")
+
+
+@admin.delete(
+    "/tokens/{token_id}", status_code=204, response_class=Response, responses=NOT_FOUND, summary="Revoke a token"
+)
+async def admin_revoke_token(request: Request, token_id: int = Path(ge=1, le=2**31 - 1)) -> Response:
+    return await _forward(request, ADMIN, f"/admin/tokens/{token_id}")

@@ -1,0 +1,29 @@
+"""api-gateway settings: upstream Vexa's downstream URL names plus timeouts and WebSocket limits."""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from vexa.config import DataSettings
+
+
+class GatewaySettings(DataSettings):
+    """The gateway needs the database and Redis too: it authenticates keys and fans out live events."""
+
+    admin_api_url: str = Field("http://127.0.0.1:8057", alias="ADMIN_API_URL")
+    bot_manager_url: str = Field("http://127.0.0.1:8080", alias="BOT_MANAGER_URL")
+    transcription_collector_url: str = Field("http://127.0.0.1:8123", alias="TRANSCRIPTION_COLLECTOR_URL")
+    connect_timeout_s: float = Field(
+        5.0, alias="GATEWAY_CONNECT_TIMEOUT_S", description="Connecting to a downstream service."
+    )
+    request_timeout_s: float = Field(
+        30.0, alias="GATEWAY_REQUEST_TIMEOUT_S", description="Waiting for a downstream answer (then 504)."
+    )
+    max_connections: int = Field(200, alias="GATEWAY_MAX_CONNECTIONS", description="Pooled downstream connections.")
+    ws_queue_size: int = Field(
+        256, alias="WS_QUEUE_SIZE", description="Messages buffered per WebSocket client before it is dropped as slow."
+    )
+    ws_max_meetings: int = Field(
+        100, alias="WS_MAX_MEETINGS_PER_CONNECTION", description="Subscriptions one WebSocket may hold."
+    )
+    auth_cache_ttl_s: float = Field(30.0, alias="AUTH_CACHE_TTL_S")

@@ -1,0 +1,230 @@
+"""WS /ws: live transcript and status events for the caller's own meetings.
+
+Protocol (upstream Vexa's)::
+
+    → {"action": "subscribe", "meetings": [{"platform": "google_meet", "native_id": "abc-defg-hij"}]}
+    ← {"type": "subscribed", "meetings": [{"platform", "native_id", "meeting_id"}]}
+    → {"action": "unsubscribe", "meetings": [...]}      ← {"type": "unsubscribed", "meetings": [...]}
+    → {"action": "ping"}                                ← {"type": "pong"}
+    ← {"type": "error", "error": "...", ...}
+    ← events as published: {"type": "transcript.mutable" | "transcript.finalized" | "meeting.status", ...}
+
+The key comes in the ``X-API-Key`` header or ``?api_key=``. A (platform,
+native_id) pair resolves to the caller's most recent meeting with that id, by a
+query scoped to the caller, so nobody can watch another user's meeting.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+from fastapi import APIRouter, WebSocket, WebSocketDisconnect
+from sqlalchemy import select, tuple_
+
+from vexa.auth import AuthenticatedUser, TokenVerifier
+from vexa.db.models import Meeting
+from vexa.gateway.hub import EventHub
+from vexa.platforms import native_id_problem
+
+log = logging.getLogger(__name__)
+
+router = APIRouter()
+
+CLOSE_UNAUTHENTICATED = 4401
+CLOSE_FORBIDDEN = 4403
+CLOSE_TOO_SLOW = 4408  # our code: the client did not read fast enough and was dropped
+MAX_MESSAGE_BYTES = 64 * 1024
+
+_CLOSE = object()
+
+
+@dataclass(eq=False)
+class Client:
+    """One WebSocket connection: a bounded outbox drained by its own writer task."""
+
+    websocket: WebSocket
+    user: AuthenticatedUser
+    queue_size: int
+    queue: asyncio.Queue[str] = field(init=False)
+    # (platform, native_id) -> meeting db id
+    subscriptions: dict[tuple[str, str], int] = field(default_factory=dict)
+    dropped: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def __post_init__(self) -> None:
+        self.queue = asyncio.Queue(self.queue_size)
+
+    def offer(self, message: str) -> bool:
+        """Non-blocking enqueue (the hub's side); False means the client is too slow."""
+        if self.dropped.is_set():
+            return True  # already on its way out; not a new drop
+        try:
+            self.queue.put_nowait(message)
+            return True
+        except asyncio.QueueFull:
+            return False
+
+    def reply(self, message: dict[str, Any]) -> None:
+        if not self.offer(json.dumps(message)):
+            self.dropped.set()
+
+    def meeting_ids(self) -> list[int]:
+        return list(set(self.subscriptions.values()))
+
+    async def write_loop(self) -> None:
+        while True:
+            await self.websocket.send_text(await self.queue.get())
+
+
+def _drop_slow(hub: EventHub, client: Client) -> None:
+    """The hub's callback when a client's outbox is full: unhook it now; its endpoint closes it."""
+    if client.dropped.is_set():
+        return
+    hub.forget(client, client.meeting_ids())
+    client.dropped.set()
+    log.warning("dropping slow WebSocket client of user %s (send queue full)", client.user.user_id)
+
+
+async def _close(websocket: WebSocket, code: int, reason: str, timeout: float = 30.0) -> None:
+    """The server's close handshake gives up (and aborts the TCP connection) after its own
+    close timeout when the peer does not read; ours is only a backstop."""
+    with contextlib.suppress(Exception):
+        await asyncio.wait_for(websocket.close(code=code, reason=reason), timeout)
+
+
+def _key(websocket: WebSocket) -> str | None:
+    return websocket.headers.get("x-api-key") or websocket.query_params.get("api_key")
+
+
+def _parse_meetings(raw: Any) -> tuple[list[tuple[str, str]], list[dict[str, Any]]]:
+    """Valid (platform, native_id) pairs and the problems with the rest."""
+    if not isinstance(raw, list) or not raw:
+        return [], [{"error": "'meetings' must be a non-empty list of {platform, native_id}"}]
+    pairs: list[tuple[str, str]] = []
+    problems: list[dict[str, Any]] = []
+    for item in raw:
+        if not isinstance(item, dict):
+            problems.append({"meeting": item, "error": "expected an object {platform, native_id}"})
+            continue
+        platform, native = item.get("platform"), item.get("native_id") or item.get("native_meeting_id")
+        if not isinstance(platform, str) or not isinstance(native, str):
+            problems.append({"meeting": item, "error": "platform and native_id must be strings"})
+            continue
+        problem = native_id_problem(platform, native)
+        if problem:
+            problems.append({"platform": platform, "native_id": native, "error": problem})
+        elif (platform, native) not in pairs:
+            pairs.append((platform, native))
+    return pairs, problems
+
+
+async def _resolve(websocket: WebSocket, user_id: int, pairs: list[tuple[str, str]]) -> dict[tuple[str, str], int]:
+    """The caller's newest meeting id for each pair; pairs of other users' meetings are simply absent."""
+    query = (
+        select(Meeting.platform, Meeting.platform_specific_id, Meeting.id)
+        .where(Meeting.user_id == user_id, tuple_(Meeting.platform, Meeting.platform_specific_id).in_(pairs))
+        .order_by(Meeting.platform, Meeting.platform_specific_id, Meeting.created_at.desc(), Meeting.id.desc())
+        .distinct(Meeting.platform, Meeting.platform_specific_id)
+    )
+    async with websocket.app.state.db.sessionmaker() as session:
+        rows = (await session.execute(query)).all()
+    return {(platform, native): meeting_id for platform, native, meeting_id in rows}
+
+
+async def _subscribe(websocket: WebSocket, client: Client, hub: EventHub, raw: Any, limit: int) -> None:
+    pairs, problems = _parse_meetings(raw)
+    pairs = [p for p in pairs if p not in client.subscriptions]
+    if len(client.subscriptions) + len(pairs) > limit:
+        client.reply({"type": "error", "error": f"at most {limit} meetings per connection"})
+        return
+    found = await _resolve(websocket, client.user.user_id, pairs) if pairs else {}
+    unknown = [{"platform": p, "native_id": n} for p, n in pairs if (p, n) not in found]
+    subscribed = []
+    for (platform, native), meeting_id in found.items():
+        client.subscriptions[(platform, native)] = meeting_id
+        await hub.watch(meeting_id, client)
+        subscribed.append({"platform": platform, "native_id": native, "meeting_id": meeting_id})
+    if problems:
+        client.reply({"type": "error", "error": "invalid meetings", "details": problems})
+    if unknown:
+        client.reply({"type": "error", "error": "meetings not found", "meetings": unknown})
+    if subscribed or not (problems or unknown):
+        client.reply({"type": "subscribed", "meetings": subscribed})
+
+
+async def _unsubscribe(client: Client, hub: EventHub, raw: Any) -> None:
+    pairs, problems = _parse_meetings(raw)
+    done = []
+    for pair in pairs:
+        meeting_id = client.subscriptions.pop(pair, None)
+        if meeting_id is not None:
+            if meeting_id not in client.subscriptions.values():
+                await hub.unwatch(meeting_id, client)
+            done.append({"platform": pair[0], "native_id": pair[1]})
+    if problems:
+        client.reply({"type": "error", "error": "invalid meetings", "details": problems})
+    client.reply({"type": "unsubscribed", "meetings": done})
+
+
+async def _handle(websocket: WebSocket, client: Client, hub: EventHub, text: str, limit: int) -> None:
+    try:
+        message = json.loads(text)
+    except ValueError:
+        client.reply({"type": "error", "error": "messages must be JSON objects"})
+        return
+    action = message.get("action") if isinstance(message, dict) else None
+    if action == "ping":
+        client.reply({"type": "pong"})
+    elif action == "subscribe":
+        await _subscribe(websocket, client, hub, message.get("meetings"), limit)
+    elif action == "unsubscribe":
+        await _unsubscribe(client, hub, message.get("meetings"))
+    else:
+        client.reply({"type": "error", "error": "unknown action; expected subscribe, unsubscribe or ping"})
+
+
+@router.websocket("/ws")
+async def websocket_endpoint(websocket: WebSocket) -> None:
+    state = websocket.app.state
+    verifier: TokenVerifier = state.token_verifier
+    hub: EventHub = state.hub
+    key = _key(websocket)
+    await websocket.accept()
+    user = await verifier.verify(key) if key else None
+    if user is None:
+        error = "Missing API key (X-API-Key header or api_key query parameter)" if not key else "Invalid or revoked API key"
+        await websocket.send_text(json.dumps({"type": "error", "error": error}))
+        await _close(websocket, CLOSE_UNAUTHENTICATED if not key else CLOSE_FORBIDDEN, error)
+        return
+
+    client = Client(websocket, user, state.settings.ws_queue_size)
+    writer = asyncio.create_task(client.write_loop(), name="ws-writer")
+    dropped = asyncio.create_task(client.dropped.wait(), name="ws-dropped")
+    limit = state.settings.ws_max_meetings
+    receive: asyncio.Future[str] | None = None
+    try:
+        while True:
+            receive = asyncio.ensure_future(websocket.receive_text())
+            done, _ = await asyncio.wait({receive, writer, dropped}, return_when=asyncio.FIRST_COMPLETED)
+            if receive not in done:  # dropped as too slow, or the socket broke while sending
+                break
+            text = receive.result()
+            if len(text) > MAX_MESSAGE_BYTES:
+                client.reply({"type": "error", "error": "message too large"})
+                continue
+            await _handle(websocket, client, hub, text, limit)
+    except (WebSocketDisconnect, RuntimeError):
+        pass
+    finally:
+        hub.forget(client, client.meeting_ids())
+        client.subscriptions.clear()
+        for task in (receive, writer, dropped):
+            if task is not None:
+                task.cancel()
+        await asyncio.gather(*(t for t in (receive, writer, dropped) if t is not None), return_exceptions=True)
+        if client.dropped.is_set():
+            await _close(websocket, CLOSE_TOO_SLOW, "too slow: send queue full")

@@ -1,0 +1,217 @@
+"""The transcription server: WebSocket on ``port`` (paths ``/`` and ``/ws``), health on ``HEALTH_PORT``.
+
+Health is a separate port so load balancers can probe it without speaking
+WebSocket: ``GET /health`` answers 200 while the model is loaded and a session
+slot is free, 503 when full (so Traefik sends new connections elsewhere).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+from http import HTTPStatus
+
+from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.http11 import Request, Response
+
+from vexa.streams import SpeakerEvent
+from vexa.transcription.engine import WhisperEngine
+from vexa.transcription.protocol import ProtocolError, error, parse_config, wait
+from vexa.transcription.publisher import StreamPublisher
+from vexa.transcription.session import Session, reject
+from vexa.transcription.settings import TranscriptionSettings
+
+log = logging.getLogger(__name__)
+
+WS_PATHS = ("/", "/ws")
+FIRST_MESSAGE_TIMEOUT_S = 15.0
+
+
+class TranscriptionServer:
+    def __init__(self, settings: TranscriptionSettings, engine: WhisperEngine) -> None:
+        self.settings = settings
+        self.engine = engine
+        self.sessions: dict[str, Session] = {}
+        self.publisher: StreamPublisher | None = None
+        self.total_sessions = 0
+        self._ws_server: Server | None = None
+        self._health_server: asyncio.Server | None = None
+        self.port: int | None = None
+        self.health_port: int | None = None
+        self._started = time.monotonic()
+
+    # ---- startup / shutdown -----------------------------------------------------------
+    async def start(self, host: str, port: int) -> None:
+        s = self.settings
+        if s.has_redis():
+            self.publisher = StreamPublisher(
+                s.redis_url(), maxlen=s.redis_stream_maxlen, max_buffered=s.publish_buffer_max
+            )
+            self.publisher.start()
+        else:
+            log.warning("no REDIS_URL: sessions with meeting context will be refused (nothing to publish to)")
+        self._ws_server = await serve(
+            self._handle,
+            host,
+            port,
+            process_request=self._check_path,
+            max_size=2**22,
+            ping_interval=20,
+            ping_timeout=60,
+        )
+        self.port = self._ws_server.sockets[0].getsockname()[1]
+        self._health_server = await asyncio.start_server(self._health, s.health_host or host, s.health_port)
+        self.health_port = self._health_server.sockets[0].getsockname()[1]
+        log.info("transcription listening on ws://%s:%s (health :%s/health)", host, self.port, self.health_port)
+
+    async def stop(self, grace_s: float = 15.0) -> None:
+        """Stop accepting, let sessions flush their tails, drain the publisher."""
+        if self._ws_server is not None:
+            self._ws_server.close(close_connections=True)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._ws_server.wait_closed(), grace_s)
+        if self._health_server is not None:
+            self._health_server.close()
+        if self.publisher is not None:
+            await self.publisher.close()
+        self.engine.shutdown()
+
+    # ---- WebSocket ----------------------------------------------------------------------
+    def _check_path(self, connection: ServerConnection, request: Request) -> Response | None:
+        path = request.path.split("?", 1)[0]
+        if path not in WS_PATHS:
+            return connection.respond(HTTPStatus.NOT_FOUND, "WebSocket paths are / and /ws\n")
+        return None
+
+    async def _handle(self, ws: ServerConnection) -> None:
+        try:
+            raw = await asyncio.wait_for(ws.recv(), FIRST_MESSAGE_TIMEOUT_S)
+        except TimeoutError:
+            await reject(ws, None, error(None, "no session config received within 15 s"))
+            return
+        except Exception:
+            return  # closed before saying anything
+        try:
+            config = parse_config(raw)
+        except ProtocolError as exc:
+            uid = _uid_of(raw)
+            log.info("rejected session %s: %s", uid, exc)
+            await reject(ws, uid, error(uid, str(exc)))
+            return
+        problem = self._refusal(config)
+        if problem:
+            log.info("rejected session %s: %s", config.uid, problem)
+            await reject(ws, config.uid, error(config.uid, problem))
+            return
+        if len(self.sessions) >= self.settings.max_clients:
+            minutes = self._wait_minutes()
+            log.info("server full (%d sessions): %s must wait ~%.1f min", len(self.sessions), config.uid, minutes)
+            await reject(ws, config.uid, wait(config.uid, minutes))
+            return
+        session = Session(self, ws, config)
+        self.sessions[config.uid] = session
+        self.total_sessions += 1
+        log.info(
+            "session %s open (platform=%s meeting=%s language=%s task=%s publishing=%s)",
+            config.uid,
+            config.platform,
+            config.meeting_id,
+            config.language or "auto",
+            config.task,
+            session.publishing,
+        )
+        if config.model and config.model not in (self.settings.whisper_model, self.engine.model_path):
+            log.info("session %s asked for model %r; using the loaded %s", config.uid, config.model,
+                     self.settings.whisper_model)
+        try:
+            await session.run()
+        except Exception:
+            log.exception("session %s failed", config.uid)
+        finally:
+            self.sessions.pop(config.uid, None)
+
+    def _refusal(self, config) -> str | None:  # type: ignore[no-untyped-def]
+        if config.uid in self.sessions:
+            return f"uid {config.uid!r} is already in use by an open session"
+        if self.settings.require_meeting_context and not config.has_meeting_context:
+            return "this server requires meeting context: platform, meeting_id and token"
+        if config.has_meeting_context and self.publisher is None:
+            return "this server has no Redis configured, so it cannot publish meeting transcripts"
+        if any((config.platform, config.meeting_id, config.token)) and not config.has_meeting_context:
+            if self.settings.require_meeting_context:
+                return "meeting context needs all of platform, meeting_id and token"
+        return None
+
+    def _wait_minutes(self) -> float:
+        now = time.monotonic()
+        soonest = min((s.deadline for s in self.sessions.values()), default=now)
+        return max(0.0, (soonest - now) / 60)
+
+    # ---- publishing ---------------------------------------------------------------------
+    def publish_segments(self, message) -> None:  # type: ignore[no-untyped-def]
+        if self.publisher is not None:
+            self.publisher.publish(self.settings.redis_stream_name, message)
+
+    def publish_speaker(self, event: SpeakerEvent) -> None:
+        if self.publisher is not None:
+            self.publisher.publish(self.settings.speaker_stream_name, event)
+
+    # ---- health -------------------------------------------------------------------------
+    def health(self) -> tuple[int, dict[str, object]]:
+        active = len(self.sessions)
+        capacity = self.settings.max_clients
+        status = "ok" if self.engine.loaded and active < capacity else ("full" if self.engine.loaded else "loading")
+        body: dict[str, object] = {
+            "status": status,
+            "model": self.settings.whisper_model,
+            "model_loaded": self.engine.loaded,
+            "device": self.engine.device,
+            "active_sessions": active,
+            "capacity": capacity,
+            "available": max(0, capacity - active),
+            "total_sessions": self.total_sessions,
+            "decodes_in_flight": self.engine.busy,
+            "decodes": self.engine.decodes,
+            "decodes_skipped": self.engine.skipped,
+            "decode_seconds": round(self.engine.decode_seconds, 2),
+            "redis": None if self.publisher is None else self.publisher.healthy,
+            "publish_backlog": 0 if self.publisher is None else self.publisher.backlog,
+            "uptime_s": round(time.monotonic() - self._started, 1),
+        }
+        return (200 if status == "ok" else 503), body
+
+    async def _health(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            request_line = await asyncio.wait_for(reader.readline(), 5)
+            while (await asyncio.wait_for(reader.readline(), 5)) not in (b"\r\n", b"\n", b""):
+                pass
+            parts = request_line.decode("latin-1").split()
+            if len(parts) >= 2 and parts[0] in ("GET", "HEAD") and parts[1].split("?")[0] == "/health":
+                code, body = self.health()
+            else:
+                code, body = 404, {"detail": "only GET /health lives here"}
+            data = json.dumps(body).encode()
+            reason = HTTPStatus(code).phrase
+            head = (
+                f"HTTP/1.1 {code} {reason}\r\nContent-Type: application/json\r\n"
+                f"Content-Length: {len(data)}\r\nConnection: close\r\n\r\n"
+            ).encode()
+            writer.write(head + (data if parts and parts[0] != "HEAD" else b""))
+            await writer.drain()
+        except (TimeoutError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+            with contextlib.suppress(Exception):
+                await writer.wait_closed()
+
+
+def _uid_of(raw: str | bytes) -> str | None:
+    with contextlib.suppress(Exception):
+        uid = json.loads(raw).get("uid")
+        return uid if isinstance(uid, str) else None
+    return None
+

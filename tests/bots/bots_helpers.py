@@ -1,0 +1,96 @@
+"""Helpers for the bot-manager tests: run the app under uvicorn in this event loop, poll the DB."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import sys
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import uvicorn
+from fastapi import FastAPI
+from sqlalchemy import select
+
+from vexa.bots.settings import BotManagerSettings
+from vexa.db import Database
+from vexa.db.models import Meeting
+from vexa.embedded import free_port
+
+STANDIN_BOT = Path(__file__).with_name("standin_bot.py")
+T = TypeVar("T")
+
+
+def standin_command(mode: str = "lifecycle") -> list[str]:
+    """BOT_COMMAND running the stand-in bot (a test double for the browser bot)."""
+    return [sys.executable, str(STANDIN_BOT), mode]
+
+
+def make_settings(database_url: str, redis_url: str, tmp: Path, **overrides: Any) -> BotManagerSettings:
+    values: dict[str, Any] = {
+        "DATABASE_URL": database_url,
+        "REDIS_URL": redis_url,
+        "BOT_COMMAND": standin_command("lifecycle"),
+        "BOT_LOG_DIR": tmp / "bot-logs",
+        "MEETING_BASE_URL": "http://127.0.0.1:8099",
+        "RECONCILE_INTERVAL_S": 0.5,
+        "BOT_STOP_TIMEOUT_S": 5.0,
+        "WEBHOOK_SECRET": "test-webhook-secret",
+        "WEBHOOK_RETRY_BASE_S": 0.2,
+    }
+    values.update(overrides)
+    return BotManagerSettings(**values)
+
+
+@contextlib.asynccontextmanager
+async def serve_app(app: FastAPI, port: int | None = None) -> AsyncIterator[str]:
+    """Serve ``app`` on 127.0.0.1 in this event loop (bots must reach it over HTTP)."""
+    port = port or free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on", access_log=False)
+    )
+    server.install_signal_handlers = lambda: None  # type: ignore[method-assign]  # older uvicorn
+    task = asyncio.create_task(server.serve())
+    for _ in range(200):
+        if server.started or task.done():
+            break
+        await asyncio.sleep(0.05)
+    if not server.started:
+        task.cancel()
+        raise RuntimeError("server did not start")
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        await asyncio.wait_for(task, 30)
+
+
+async def wait_for(check: Callable[[], Awaitable[T | None]], limit_s: float = 15.0, what: str = "") -> T:
+    """Poll ``check`` (bounded) until it returns something truthy."""
+    deadline = asyncio.get_running_loop().time() + limit_s
+    last = None
+    while asyncio.get_running_loop().time() < deadline:
+        last = await check()
+        if last:
+            return last
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what or check}; last={last!r}")
+
+
+async def get_meeting(db: Database, meeting_id: int) -> Meeting:
+    async with db.sessionmaker() as session:
+        meeting = (
+            await session.execute(
+                select(Meeting).where(Meeting.id == meeting_id).execution_options(populate_existing=True)
+            )
+        ).scalar_one()
+        return meeting
+
+
+async def wait_status(db: Database, meeting_id: int, status: str, limit_s: float = 15.0) -> Meeting:
+    async def check() -> Meeting | None:
+        meeting = await get_meeting(db, meeting_id)
+        return meeting if meeting.status == status else None
+
+    return await wait_for(check, limit_s, f"meeting {meeting_id} to be {status}")

@@ -1,0 +1,297 @@
+"""Docker and Kubernetes orchestrators: the exact requests they build.
+
+No Docker engine and no Kubernetes cluster exist on the test machines, so the
+SDK objects are replaced by STAND-INS for those outside engines
+(``DockerEngineStandIn``, ``KubeApiStandIn``) that record every call and
+answer like the real APIs. One test also runs the whole bot-manager (real
+PostgreSQL/Redis) on top of the Docker stand-in.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import docker.errors
+import httpx
+import pytest
+from bots_helpers import make_settings, serve_app, wait_for
+from kubernetes import client as k8s
+from kubernetes.client.exceptions import ApiException
+from sqlalchemy import text
+
+from vexa.bots.app import create_app
+from vexa.bots.lifecycle import TRANSITIONS, IllegalTransition, check_transition
+from vexa.bots.orchestrators import BotSpec, BotStartError, create_orchestrator
+from vexa.bots.orchestrators.docker_engine import DockerOrchestrator
+from vexa.bots.orchestrators.kubernetes_pods import KubernetesOrchestrator
+from vexa.bots.orchestrators.process import ProcessOrchestrator
+from vexa.bots.settings import BotManagerSettings
+
+CONFIG = json.dumps({"meeting_id": 7, "token": "user-key"})
+SPEC = BotSpec(7, 3, "google_meet", "abc-defg-hij", CONFIG)
+LABELS = {
+    "vexa.bot": "true",
+    "vexa.user_id": "3",
+    "vexa.meeting_id": "7",
+    "vexa.platform": "google_meet",
+    "vexa.native_meeting_id": "abc-defg-hij",
+}
+
+
+class FakeContainer:
+    def __init__(self, engine: DockerEngineStandIn, cid: str, name: str, labels: dict[str, str]) -> None:
+        self.engine, self.id, self.name, self.labels = engine, cid, name, labels
+        self.status = "running"
+        self.attrs: dict[str, Any] = {"Created": "2026-01-01T00:00:00Z", "State": {"ExitCode": 0}}
+
+    def stop(self, timeout: int) -> None:
+        self.engine.calls.append(("stop", self.id, timeout))
+        self.status = "exited"
+
+    def remove(self, force: bool) -> None:
+        self.engine.calls.append(("remove", self.id, force))
+        self.engine.containers_by_id.pop(self.id, None)
+
+
+class DockerEngineStandIn:
+    """Stand-in for ``docker.DockerClient``: records calls, keeps containers in a dict."""
+
+    def __init__(self, fail_run: bool = False) -> None:
+        self.calls: list[tuple] = []
+        self.containers_by_id: dict[str, FakeContainer] = {}
+        self.fail_run = fail_run
+        self.containers = self
+
+    def run(self, **kwargs: Any) -> FakeContainer:
+        self.calls.append(("run", kwargs))
+        if self.fail_run:
+            raise docker.errors.ImageNotFound("No such image: vexa-bot:test")
+        c = FakeContainer(self, f"cid{len(self.containers_by_id) + 1:04d}", kwargs["name"], kwargs["labels"])
+        self.containers_by_id[c.id] = c
+        return c
+
+    def get(self, cid: str) -> FakeContainer:
+        self.calls.append(("get", cid))
+        if cid not in self.containers_by_id:
+            raise docker.errors.NotFound(f"No such container: {cid}")
+        return self.containers_by_id[cid]
+
+    def list(self, all: bool, filters: dict[str, str]) -> list[FakeContainer]:
+        self.calls.append(("list", all, filters))
+        key, value = filters["label"].split("=")
+        return [c for c in self.containers_by_id.values() if c.labels.get(key) == value]
+
+
+class KubeApiStandIn:
+    """Stand-in for ``kubernetes.client.CoreV1Api`` (the cluster's API server)."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple] = []
+        self.pods: dict[str, k8s.V1Pod] = {}
+
+    def create_namespaced_pod(self, namespace: str, body: k8s.V1Pod) -> k8s.V1Pod:
+        self.calls.append(("create", namespace, body))
+        body.metadata.creation_timestamp = datetime(2026, 1, 1, tzinfo=UTC)
+        body.status = k8s.V1PodStatus(phase="Pending")
+        self.pods[body.metadata.name] = body
+        return body
+
+    def read_namespaced_pod(self, name: str, namespace: str) -> k8s.V1Pod:
+        self.calls.append(("read", name, namespace))
+        if name not in self.pods:
+            raise ApiException(status=404, reason="Not Found")
+        return self.pods[name]
+
+    def delete_namespaced_pod(self, name: str, namespace: str, grace_period_seconds: int) -> None:
+        self.calls.append(("delete", name, namespace, grace_period_seconds))
+        if self.pods.pop(name, None) is None:
+            raise ApiException(status=404, reason="Not Found")
+
+    def list_namespaced_pod(self, namespace: str, label_selector: str) -> Any:
+        self.calls.append(("list", namespace, label_selector))
+        key, value = label_selector.split("=")
+        return SimpleNamespace(items=[p for p in self.pods.values() if p.metadata.labels.get(key) == value])
+
+
+def _settings(**kw: Any) -> BotManagerSettings:
+    base = {
+        "DATABASE_URL": "postgresql://u@127.0.0.1/x",
+        "REDIS_URL": "redis://127.0.0.1:1",
+        "BOT_IMAGE_NAME": "vexa-bot:test",
+        "DOCKER_NETWORK": "vexa_net",
+        "K8S_NAMESPACE": "vexa",
+        "BOT_MEMORY_LIMIT": "2g",
+        "BOT_CPU_LIMIT": 1.5,
+        "BOT_STOP_TIMEOUT_S": 20,
+    }
+    base.update(kw)
+    return BotManagerSettings(**base)
+
+
+async def test_docker_builds_exact_run_request_and_maps_state():
+    engine = DockerEngineStandIn()
+    orch = DockerOrchestrator(_settings(), client=engine)
+    handle = await orch.start(SPEC)
+    assert handle == "cid0001"
+    assert engine.calls[0] == (
+        "run",
+        {
+            "image": "vexa-bot:test",
+            "name": "vexa-bot-7",
+            "detach": True,
+            "auto_remove": True,
+            "environment": {"BOT_CONFIG": CONFIG},
+            "labels": LABELS,
+            "mem_limit": "2g",
+            "nano_cpus": 1_500_000_000,
+            "shm_size": "1g",
+            "network": "vexa_net",
+        },
+    )
+    info = await orch.status(handle)
+    assert info is not None and info.state == "running" and info.meeting_id == 7 and info.user_id == 3
+    [listed] = await orch.list()
+    assert listed.handle == handle and listed.name == "vexa-bot-7"
+    assert ("list", True, {"label": "vexa.bot=true"}) in engine.calls
+    await orch.stop(handle, timeout_s=12)
+    assert ("stop", handle, 12) in engine.calls and ("remove", handle, True) in engine.calls
+    assert await orch.status(handle) is None
+    await orch.stop(handle)  # unknown: a no-op, not an error
+    with pytest.raises(BotStartError, match="No such image"):
+        await DockerOrchestrator(_settings(), client=DockerEngineStandIn(fail_run=True)).start(SPEC)
+
+
+async def test_kubernetes_builds_exact_pod_and_maps_phases():
+    api = KubeApiStandIn()
+    orch = KubernetesOrchestrator(_settings(), api=api)
+    handle = await orch.start(SPEC)
+    assert handle == "vexa-bot-7"
+    op, namespace, pod = api.calls[0]
+    assert (op, namespace) == ("create", "vexa")
+    manifest = k8s.ApiClient().sanitize_for_serialization(orch.pod_manifest(SPEC))
+    assert manifest == {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {
+            "name": "vexa-bot-7",
+            "namespace": "vexa",
+            "labels": {**LABELS, "app.kubernetes.io/name": "vexa-bot"},
+        },
+        "spec": {
+            "restartPolicy": "Never",
+            "terminationGracePeriodSeconds": 20,
+            "containers": [
+                {
+                    "name": "bot",
+                    "image": "vexa-bot:test",
+                    "env": [{"name": "BOT_CONFIG", "value": CONFIG}],
+                    "resources": {
+                        "requests": {"cpu": "250m", "memory": "512Mi"},
+                        "limits": {"cpu": "1500m", "memory": "2g"},
+                    },
+                }
+            ],
+        },
+    }
+    assert pod.spec.restart_policy == "Never" and pod.metadata.labels["vexa.meeting_id"] == "7"
+    info = await orch.status(handle)
+    assert info is not None and info.state == "running" and info.created_at.startswith("2026-01-01")
+    terminated = k8s.V1ContainerStateTerminated(exit_code=137)
+    api.pods[handle].status = k8s.V1PodStatus(
+        phase="Failed",
+        container_statuses=[
+            k8s.V1ContainerStatus(
+                name="bot",
+                image="i",
+                image_id="",
+                ready=False,
+                restart_count=0,
+                state=k8s.V1ContainerState(terminated=terminated),
+            )
+        ],
+    )
+    info = await orch.status(handle)
+    assert info.state == "exited" and info.exit_code == 137
+    assert [i.handle for i in await orch.list()] == [handle]
+    assert ("list", "vexa", "vexa.bot=true") in api.calls
+    await orch.stop(handle, timeout_s=9)
+    assert ("delete", "vexa-bot-7", "vexa", 9) in api.calls
+    assert await orch.status(handle) is None
+    await orch.stop(handle)  # 404 is fine
+
+
+def test_orchestrator_selection_and_settings_aliases(tmp_path: Path):
+    assert isinstance(create_orchestrator(_settings(ORCHESTRATOR="docker")), DockerOrchestrator)
+    assert isinstance(create_orchestrator(_settings(ORCHESTRATOR="kubernetes")), KubernetesOrchestrator)
+    assert isinstance(create_orchestrator(_settings()), ProcessOrchestrator)
+    assert _settings(BOT_IMAGE="img:1").bot_image == "img:1"
+    s = _settings(BOT_MANAGER_PORT=8181)
+    assert s.resolved_callback_url() == "http://127.0.0.1:8181"
+    assert s.whisper_live_url == "ws://127.0.0.1:9090/ws"
+
+
+def test_transitions_table():
+    assert check_transition("requested", "joining") is True
+    assert check_transition("active", "active") is False
+    for terminal in ("completed", "failed"):
+        assert TRANSITIONS[terminal] == frozenset()
+        with pytest.raises(IllegalTransition):
+            check_transition(terminal, "active")
+    for old, new in [("active", "joining"), ("stopping", "active"), ("awaiting_admission", "joining")]:
+        with pytest.raises(IllegalTransition, match=f"{old} -> {new}"):
+            check_transition(old, new)
+
+
+async def test_manager_on_docker_standin(database_url, redis_url, tmp_path, make_user, db, redis):
+    """The whole service with ORCHESTRATOR=docker, the engine being a stand-in."""
+    _, token = await make_user()
+    engine = DockerEngineStandIn()
+    settings = make_settings(database_url, redis_url, tmp_path, ORCHESTRATOR="docker", BOT_STOP_TIMEOUT_S=0.2)
+    orch = DockerOrchestrator(settings, client=engine)
+    async with (
+        serve_app(create_app(settings, orchestrator=orch)) as base,
+        httpx.AsyncClient(base_url=base) as c,
+    ):
+        resp = await c.post(
+            "/bots", json={"platform": "zoom", "native_meeting_id": "123456789"}, headers={"X-API-Key": token}
+        )
+        assert resp.status_code == 201 and resp.json()["bot_container_id"] == "cid0001"
+        run_kwargs = next(call[1] for call in engine.calls if call[0] == "run")
+        cfg = json.loads(run_kwargs["environment"]["BOT_CONFIG"])
+        assert cfg["meeting_id"] == resp.json()["id"] and cfg["token"] == token
+        assert run_kwargs["labels"]["vexa.user_id"] == str(resp.json()["user_id"])
+        bots = (await c.get("/bots/status", headers={"X-API-Key": token})).json()["running_bots"]
+        assert [b["container_id"] for b in bots] == ["cid0001"]
+        # The container vanishes without a report (engine-side crash): reconcile marks the meeting failed.
+        engine.containers_by_id.clear()
+
+        async def failed():
+            async with db.engine.connect() as conn:
+                row = (
+                    await conn.execute(text("SELECT status, data->>'completion_reason' FROM meetings"))
+                ).one()
+            return row if row[0] == "failed" else None
+
+        assert tuple(await wait_for(failed, what="reconcile")) == ("failed", "bot_crashed")
+
+
+def test_k8s_manifests_grant_exactly_pod_rights():
+    yaml = pytest.importorskip("yaml")
+    path = Path(__file__).parents[2] / "deploy" / "k8s" / "bot-manager.yaml"
+    docs = {d["kind"]: d for d in yaml.safe_load_all(path.read_text())}
+    assert {"ServiceAccount", "Role", "RoleBinding", "Deployment"} <= set(docs)
+    [rule] = docs["Role"]["rules"]
+    assert rule["resources"] == ["pods"]
+    assert sorted(rule["verbs"]) == ["create", "delete", "get", "list", "watch"]
+    binding = docs["RoleBinding"]
+    assert binding["roleRef"]["name"] == docs["Role"]["metadata"]["name"]
+    assert binding["subjects"][0]["name"] == docs["ServiceAccount"]["metadata"]["name"]
+    pod = docs["Deployment"]["spec"]["template"]["spec"]
+    assert pod["serviceAccountName"] == docs["ServiceAccount"]["metadata"]["name"]
+    env = {e["name"]: e for e in pod["containers"][0]["env"]}
+    assert env["ORCHESTRATOR"]["value"] == "kubernetes"
+    assert env["K8S_NAMESPACE"]["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.namespace"

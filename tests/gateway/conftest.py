@@ -1,0 +1,59 @@
+"""admin-api and api-gateway as real child processes against the session's PostgreSQL and Valkey.
+
+The bot-manager and collector are deliberately *not running* here (their URLs
+point at closed ports), which is how "downstream down → 503" is tested; the
+tests that need them live in test_gateway_downstreams.py.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from vexa.embedded import free_port
+from vexa.testing.processes import ServiceProcess
+
+from gateway_helpers import HungServiceStandIn, start_gateway  # type: ignore[import-not-found]
+
+
+@pytest.fixture(scope="session")
+def admin_api(service_env: dict[str, str], tmp_session_dir: Path) -> Iterator[ServiceProcess]:
+    proc = ServiceProcess("admin", free_port(), service_env, log_path=tmp_session_dir / "logs" / "gw-admin.log")
+    proc.start()
+    try:
+        yield proc
+    finally:
+        proc.stop()
+
+
+@pytest.fixture(scope="session")
+def gateway(service_env: dict[str, str], admin_api: ServiceProcess, tmp_session_dir: Path) -> Iterator[ServiceProcess]:
+    """Gateway → real admin-api; bot-manager and collector URLs point at ports nobody listens on."""
+    proc = start_gateway(
+        service_env,
+        tmp_session_dir / "logs" / "gateway.log",
+        ADMIN_API_URL=admin_api.base_url,
+        BOT_MANAGER_URL=f"http://127.0.0.1:{free_port()}",
+        TRANSCRIPTION_COLLECTOR_URL=f"http://127.0.0.1:{free_port()}",
+        WS_QUEUE_SIZE="8",
+    )
+    try:
+        yield proc
+    finally:
+        proc.stop()
+
+
+@pytest.fixture(scope="session")
+def admin_headers(service_env: dict[str, str]) -> dict[str, str]:
+    return {"X-Admin-API-Key": service_env["ADMIN_API_TOKEN"]}
+
+
+@pytest.fixture
+def hung_service() -> Iterator[HungServiceStandIn]:
+    stand_in = HungServiceStandIn()
+    try:
+        yield stand_in
+    finally:
+        stand_in.close()

@@ -1,0 +1,183 @@
+"""WS /ws end to end: real gateway process, real PostgreSQL/Valkey, events published on real channels."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import base64
+import os
+
+import pytest
+from sqlalchemy import text
+from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed
+
+from vexa.events import publish_event
+
+pytestmark = pytest.mark.timeout(120)
+
+MEET = {"platform": "google_meet", "native_id": "abc-defg-hij"}
+
+
+def ws_url(gateway, key: str | None = None) -> str:
+    url = gateway.base_url.replace("http://", "ws://") + "/ws"
+    return url + (f"?api_key={key}" if key else "")
+
+
+async def insert_meeting(db, user_id: int, native: str = "abc-defg-hij", status: str = "active") -> int:
+    async with db.engine.begin() as conn:
+        return (
+            await conn.execute(
+                text(
+                    "INSERT INTO meetings (user_id, platform, platform_specific_id, status) "
+                    "VALUES (:u, 'google_meet', :n, :s) RETURNING id"
+                ),
+                {"u": user_id, "n": native, "s": status},
+            )
+        ).scalar_one()
+
+
+async def recv_json(ws, timeout: float = 5.0) -> dict:
+    return json.loads(await asyncio.wait_for(ws.recv(), timeout))
+
+
+async def nothing_arrives(ws, within: float = 0.5) -> bool:
+    try:
+        await asyncio.wait_for(ws.recv(), within)
+    except TimeoutError:
+        return True
+    return False
+
+
+async def test_missing_or_bad_key_is_refused(gateway, db):
+    async with connect(ws_url(gateway)) as ws:
+        assert (await recv_json(ws))["type"] == "error"
+        with pytest.raises(ConnectionClosed) as closed:
+            await ws.recv()
+        assert closed.value.rcvd.code == 4401
+    async with connect(ws_url(gateway, "x" * 40)) as ws:
+        assert "Invalid or revoked" in (await recv_json(ws))["error"]
+        with pytest.raises(ConnectionClosed) as closed:
+            await ws.recv()
+        assert closed.value.rcvd.code == 4403
+
+
+async def test_ping_and_protocol_errors(gateway, make_user):
+    _, token = await make_user()
+    async with connect(ws_url(gateway), additional_headers={"X-API-Key": token}) as ws:
+        await ws.send(json.dumps({"action": "ping"}))
+        assert await recv_json(ws) == {"type": "pong"}
+        await ws.send("not json")
+        assert (await recv_json(ws))["type"] == "error"
+        await ws.send(json.dumps({"action": "dance"}))
+        assert "unknown action" in (await recv_json(ws))["error"]
+        await ws.send(json.dumps({"action": "subscribe", "meetings": [{"platform": "zoom", "native_id": "12ab"}]}))
+        error = await recv_json(ws)
+        assert error["type"] == "error" and "9 to 11 digits" in error["details"][0]["error"]
+
+
+async def test_subscribe_receive_unsubscribe(gateway, make_user, db, redis):
+    user_id, token = await make_user()
+    await insert_meeting(db, user_id, status="completed")  # an older meeting with the same native id
+    meeting_id = await insert_meeting(db, user_id)
+    async with connect(ws_url(gateway, token)) as ws:
+        await ws.send(json.dumps({"action": "subscribe", "meetings": [MEET]}))
+        subscribed = await recv_json(ws)
+        assert subscribed == {"type": "subscribed", "meetings": [{**MEET, "meeting_id": meeting_id}]}
+
+        payload = {"segments": [{"start": 0.0, "end": 1.5, "text": "hello there", "completed": False}]}
+        receivers = await publish_event(redis, "transcript.mutable", meeting_id, "google_meet", "abc-defg-hij", payload)
+        assert receivers == 1  # one Redis subscriber (the gateway's hub), whatever the number of clients
+        event = await recv_json(ws)
+        assert event == {
+            "type": "transcript.mutable",
+            "meeting": {"id": meeting_id, "platform": "google_meet", "native_id": "abc-defg-hij"},
+            "payload": payload,
+        }
+        await publish_event(redis, "meeting.status", meeting_id, "google_meet", "abc-defg-hij", {"status": "completed", "reason": None})
+        assert (await recv_json(ws))["payload"]["status"] == "completed"
+
+        await ws.send(json.dumps({"action": "unsubscribe", "meetings": [MEET]}))
+        assert await recv_json(ws) == {"type": "unsubscribed", "meetings": [MEET]}
+        await publish_event(redis, "transcript.finalized", meeting_id, "google_meet", "abc-defg-hij", payload)
+        assert await nothing_arrives(ws)
+
+
+async def test_other_users_meetings_are_refused(gateway, make_user, db, redis):
+    owner_id, _ = await make_user()
+    _, intruder_token = await make_user()
+    meeting_id = await insert_meeting(db, owner_id)
+    async with connect(ws_url(gateway, intruder_token)) as ws:
+        await ws.send(json.dumps({"action": "subscribe", "meetings": [MEET]}))
+        error = await recv_json(ws)
+        assert error == {"type": "error", "error": "meetings not found", "meetings": [MEET]}
+        await publish_event(redis, "transcript.mutable", meeting_id, "google_meet", "abc-defg-hij", {"segments": []})
+        assert await nothing_arrives(ws)
+
+
+async def test_many_clients_share_one_redis_subscription(gateway, make_user, db, redis):
+    user_id, token = await make_user()
+    meeting_id = await insert_meeting(db, user_id)
+    clients = [await connect(ws_url(gateway, token)) for _ in range(20)]
+    try:
+        for ws in clients:
+            await ws.send(json.dumps({"action": "subscribe", "meetings": [MEET]}))
+            assert (await recv_json(ws))["type"] == "subscribed"
+        numsub = dict(await redis.pubsub_numsub(f"meeting:{meeting_id}:events"))
+        assert numsub[f"meeting:{meeting_id}:events"] == 1
+        await publish_event(redis, "transcript.mutable", meeting_id, "google_meet", "abc-defg-hij", {"segments": []})
+        for ws in clients:
+            assert (await recv_json(ws))["type"] == "transcript.mutable"
+    finally:
+        for ws in clients:
+            await ws.close()
+    # The last client gone, the gateway drops its Redis subscription (bounded wait).
+    for _ in range(50):
+        if dict(await redis.pubsub_numsub(f"meeting:{meeting_id}:events"))[f"meeting:{meeting_id}:events"] == 0:
+            break
+        await asyncio.sleep(0.1)
+    assert dict(await redis.pubsub_numsub(f"meeting:{meeting_id}:events"))[f"meeting:{meeting_id}:events"] == 0
+
+
+async def test_slow_client_is_dropped_and_others_keep_up(gateway, make_user, db, redis):
+    """The test gateway has WS_QUEUE_SIZE=8: a client that stops reading falls behind and is cut off."""
+    user_id, token = await make_user()
+    meeting_id = await insert_meeting(db, user_id)
+    fast = await connect(ws_url(gateway, token), max_size=None)
+    slow = await connect(ws_url(gateway, token), max_size=None, max_queue=1)
+    try:
+        for ws in (fast, slow):
+            await ws.send(json.dumps({"action": "subscribe", "meetings": [MEET]}))
+            assert (await recv_json(ws))["type"] == "subscribed"
+        # Incompressible text: permessage-deflate would shrink a repeated letter to nothing.
+        big = {"segments": [{"start": 0.0, "end": 1.0, "text": base64.b64encode(os.urandom(150_000)).decode()}]}
+        count = 150  # ~30 MB in all: far beyond socket buffers plus the 8-message queue
+        received = 0
+
+        async def read_fast() -> None:
+            nonlocal received
+            while received < count:
+                event = await recv_json(fast, timeout=20)
+                assert event["type"] == "transcript.mutable"
+                received += 1
+
+        reader = asyncio.create_task(read_fast())
+        for i in range(count):
+            big["segments"][0]["start"] = float(i)
+            await publish_event(redis, "transcript.mutable", meeting_id, "google_meet", "abc-defg-hij", big)
+            await asyncio.sleep(0.002)  # let the fast reader keep pace, as a live client would
+        await asyncio.wait_for(reader, 60)
+        assert received == count
+
+        # The slow client now reads what was buffered for it, then finds itself disconnected as too slow:
+        # with our close code when the close frame got through its full buffers in time, else aborted.
+        got = 0
+        with pytest.raises(ConnectionClosed) as closed:
+            for _ in range(count + 1):
+                await asyncio.wait_for(slow.recv(), 20)
+                got += 1
+        assert got < count
+        assert closed.value.rcvd is None or closed.value.rcvd.code == 4408
+    finally:
+        await fast.close()
+        await slow.close()
