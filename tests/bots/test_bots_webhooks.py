@@ -115,7 +115,8 @@ async def test_dispatcher_gives_up_after_max_attempts(redis):
             await dispatcher.enqueue(f"{base}/hook?secret=abc", "meeting.status", {"id": 1})
             dead = await wait_for(lambda: redis.lrange(WEBHOOK_DEAD_KEY, 0, -1), what="dead letter")
         finally:
-            worker.cancel()
+            await dispatcher.close()
+        assert worker.done()
     assert len(received) == 3  # bounded attempts
     job = json.loads(dead[0])
     assert job["attempt"] == 3 and job["last_error"] == "HTTP 500"

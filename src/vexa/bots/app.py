@@ -93,20 +93,16 @@ def create_app(
         app.state.settings = settings
         app.state.token_verifier = verifier
         app.state.manager = manager
-        background = [
-            asyncio.create_task(webhooks.run(), name="webhook-worker"),
-            asyncio.create_task(manager.reconcile_forever(), name="bot-reconciler"),
-        ]
+        # Strong references: the event loop keeps only weak ones to tasks.
+        app.state.webhook_worker = asyncio.create_task(webhooks.run(), name="webhook-worker")
+        manager.spawn(manager.reconcile_forever(), name="bot-reconciler")
         log.info("bot-manager ready (orchestrator=%s)", orch.kind)
         try:
             yield
         finally:
-            background[1].cancel()
-            await manager.close()
+            await manager.close()  # the reconciler and pending hard stops
             await manager.shutdown_bots()
-            await webhooks.drain()
-            background[0].cancel()
-            await asyncio.gather(*background, return_exceptions=True)
+            await webhooks.close()
             await verifier.stop()
             with contextlib.suppress(Exception):
                 await redis.aclose()

@@ -110,6 +110,9 @@ class BotManager:
         self.orchestrator = orchestrator
         self.webhooks = webhooks
         self._tasks: set[asyncio.Task[Any]] = set()
+        # A flag as well as cancel(): on Python 3.11 a cancel that lands while a driver's
+        # wait_for is completing can be swallowed, and a loop must still end at shutdown.
+        self._stopping = asyncio.Event()
         orchestrator.on_exit = self.handle_bot_gone
 
     # --- background task bookkeeping ------------------------------------------------------
@@ -121,9 +124,12 @@ class BotManager:
         return task
 
     async def close(self) -> None:
+        """Stop background work (reconciler, pending hard stops); bounded in time."""
+        self._stopping.set()
         for task in list(self._tasks):
             task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._tasks:
+            await asyncio.wait(set(self._tasks), timeout=10)
 
     # --- POST /bots ---------------------------------------------------------------------------
 
@@ -520,14 +526,16 @@ class BotManager:
                 await self.orchestrator.stop(info.handle, timeout_s=self.settings.bot_stop_timeout_s)
 
     async def reconcile_forever(self) -> None:
-        while True:
+        """The watcher: catches bots that died without a word, until ``close()``."""
+        while not self._stopping.is_set():
             try:
                 await self.reconcile_once()
             except asyncio.CancelledError:
                 raise
             except Exception:
                 log.exception("reconcile pass failed")
-            await asyncio.sleep(self.settings.reconcile_interval_s)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), self.settings.reconcile_interval_s)
 
     async def shutdown_bots(self) -> None:
         """Child-process bots die with us: stop them and record why, so no meeting stays 'active'.

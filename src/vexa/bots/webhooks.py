@@ -70,6 +70,8 @@ class WebhookDispatcher:
         self._wake = asyncio.Event()
         self._slots = asyncio.Semaphore(concurrency)
         self._inflight: set[asyncio.Task[None]] = set()
+        self._stopping = asyncio.Event()
+        self._runner: asyncio.Task[None] | None = None
         if not secret:
             log.warning("WEBHOOK_SECRET is not set: webhooks are sent unsigned")
 
@@ -146,8 +148,9 @@ class WebhookDispatcher:
 
     async def run(self) -> None:
         """Claim due jobs and deliver them concurrently until cancelled."""
+        self._runner = asyncio.current_task()
         async with httpx.AsyncClient(timeout=self.timeout_s, follow_redirects=False) as client:
-            while True:
+            while not self._stopping.is_set():
                 try:
                     for raw in await self._claim_due():
                         task = asyncio.create_task(self._deliver(client, raw))
@@ -160,8 +163,15 @@ class WebhookDispatcher:
                 self._wake.clear()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), self.poll_interval_s)
+            # Shutting down: let in-flight attempts finish while the client is still open.
+            if self._inflight:
+                await asyncio.wait(set(self._inflight), timeout=self.timeout_s)
 
-    async def drain(self, timeout_s: float = 5.0) -> None:
-        """At shutdown: give in-flight attempts a moment to finish."""
-        if self._inflight:
-            await asyncio.wait(set(self._inflight), timeout=timeout_s)
+    async def close(self) -> None:
+        """Stop claiming jobs; queued ones stay in Redis for the next start (or another replica)."""
+        self._stopping.set()
+        self._wake.set()
+        if self._runner is not None and not self._runner.done():
+            await asyncio.wait({self._runner}, timeout=self.timeout_s + 5)
+            if not self._runner.done():
+                self._runner.cancel()

@@ -27,7 +27,8 @@ DEFAULT_MIN_REAL_WORDS = 1
 
 # Each is matched against the whole (stripped) segment text, case-insensitively.
 DEFAULT_HALLUCINATION_PATTERNS: tuple[str, ...] = (
-    r"(thank you|thanks) (so much |very much )?for watching[.!]*( and (don't forget to )?(please )?subscribe[.!]*)?",
+    r"(thank you|thanks) (so much |very much )?for watching[.!]*"
+    r"( and (don't forget to )?(please )?subscribe[.!]*)?",
     r"please (like and )?subscribe( to (my|our|the) channel)?[.!]*",
     r"(subtitles|captions|transcription|transcript|subtitle) (by|from|provided by) .*",
     r".*amara\.org.*",

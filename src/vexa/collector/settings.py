@@ -1,4 +1,4 @@
-"""transcription-collector settings: upstream Vexa's names plus ours for speakers, filters and dead letters."""
+"""transcription-collector settings: upstream Vexa's names, plus ours for speakers, filters, dead letters."""
 
 from __future__ import annotations
 

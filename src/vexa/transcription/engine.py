@@ -150,7 +150,10 @@ class WhisperEngine:
             task=job.task if self.multilingual else "transcribe",
             beam_size=options.beam_size,
             best_of=max(1, options.beam_size),
-            temperature=[0.0, 0.2, 0.4, 0.6],
+            # No temperature fallback: a streaming buffer often ends mid-word, which trips the
+            # fallback thresholds and doubles the cost, and the next decode (<= MIN_CHUNK_S
+            # later) is the better retry. Loops are caught by the compression-ratio check below.
+            temperature=0.0,
             initial_prompt=job.prompt,
             condition_on_previous_text=False,
             word_timestamps=True,
@@ -163,8 +166,8 @@ class WhisperEngine:
         for seg in segments:
             if seg.no_speech_prob > options.no_speech_thresh and seg.avg_logprob < -1.0:
                 continue  # Whisper's own "this is silence" signal
-            if _HALLUCINATIONS.match(seg.text.strip()):
-                continue
+            if seg.compression_ratio > 2.4 or _HALLUCINATIONS.match(seg.text.strip()):
+                continue  # a repetition loop, or a stock phrase from subtitle training data
             for w in seg.words or []:
                 if not w.word.strip():
                     continue
