@@ -59,14 +59,22 @@ def stores() -> Iterator[tuple[str, str]]:
 
 
 def service_env(db_url: str, redis_url: str, **extra: str) -> dict[str, str]:
-    return {"DATABASE_URL": db_url, "REDIS_URL": redis_url, "ADMIN_API_TOKEN": ADMIN_TOKEN, "LOG_LEVEL": "WARNING", **extra}
+    return {
+        "DATABASE_URL": db_url,
+        "REDIS_URL": redis_url,
+        "ADMIN_API_TOKEN": ADMIN_TOKEN,
+        "LOG_LEVEL": "WARNING",
+        **extra,
+    }
 
 
 def start(service: str, env: dict[str, str], log_dir: Path) -> ServiceProcess:
     return ServiceProcess(service, free_port(), env, log_path=log_dir / f"{service}.log").start()
 
 
-async def make_user_with_meeting(db_url: str, native: str = "abc-defg-hij", meetings: int = 1) -> tuple[int, str, int]:
+async def make_user_with_meeting(
+    db_url: str, native: str = "abc-defg-hij", meetings: int = 1
+) -> tuple[int, str, int]:
     """A user, a token and ``meetings`` meetings (the last one active); returns the active meeting id."""
     db = Database(db_url, pool_size=1)
     token = generate_token()

@@ -20,7 +20,7 @@ from pathlib import Path
 import httpx
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _stack import has_service, make_user_with_meeting, percentile, run, service_env, start, stores  # noqa: E402
+from _stack import has_service, make_user_with_meeting, percentile, run, service_env, start, stores
 
 
 async def load(url: str, token: str, concurrency: int, total: int) -> tuple[list[float], float, int]:
@@ -66,29 +66,40 @@ async def main(args: argparse.Namespace, db_url: str, redis_url: str) -> None:
             procs.append(gateway)
             _, token, _ = await make_user_with_meeting(db_url, meetings=args.meetings)
             results = {}
-            for name, base in (("direct (collector)", collector.base_url), ("through gateway", gateway.base_url)):
+            for name, base in (
+                ("direct (collector)", collector.base_url),
+                ("through gateway", gateway.base_url),
+            ):
                 lat, wall, errors = await load(base + "/meetings", token, args.concurrency, args.requests)
                 results[name] = (percentile(lat, 50), percentile(lat, 99), len(lat) / wall, errors)
-            print(f"GET /meetings, {args.concurrency} concurrent clients, {args.requests} requests each, "
-                  f"{args.meetings} meetings in the list")
+            print(
+                f"GET /meetings, {args.concurrency} concurrent clients, {args.requests} requests each, "
+                f"{args.meetings} meetings in the list"
+            )
             print(f"{'target':<22}{'p50 ms':>10}{'p99 ms':>10}{'req/s':>10}{'errors':>8}")
             for name, (p50, p99, rps, errors) in results.items():
                 print(f"{name:<22}{p50 * 1000:>10.1f}{p99 * 1000:>10.1f}{rps:>10.0f}{errors:>8}")
             direct, via = results["direct (collector)"], results["through gateway"]
-            print(f"ratio gateway/direct: p50 x{via[0] / direct[0]:.2f}, p99 x{via[1] / direct[1]:.2f}, "
-                  f"throughput x{via[2] / direct[2]:.2f}")
+            print(
+                f"ratio gateway/direct: p50 x{via[0] / direct[0]:.2f}, p99 x{via[1] / direct[1]:.2f}, "
+                f"throughput x{via[2] / direct[2]:.2f}"
+            )
         finally:
             for proc in reversed(procs):
                 proc.stop()
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--concurrency", type=int, default=50)
     parser.add_argument("--requests", type=int, default=2000, help="requests per target (bounded)")
     parser.add_argument("--meetings", type=int, default=5, help="meetings the user has (list size)")
     arguments = parser.parse_args()
     if not has_service("vexa.collector.main"):
-        sys.exit("vexa.collector.main is not available: this bench needs the collector (`vexa serve collector`).")
+        sys.exit(
+            "vexa.collector.main is not available: this bench needs the collector (`vexa serve collector`)."
+        )
     with stores() as (db, redis):
         run(main(arguments, db, redis))

@@ -13,7 +13,9 @@ from vexa.testing.processes import ServiceProcess
 
 @pytest.fixture(scope="session")
 def admin_service(service_env: dict[str, str], tmp_session_dir: Path) -> Iterator[ServiceProcess]:
-    proc = ServiceProcess("admin", free_port(), service_env, log_path=tmp_session_dir / "logs" / "admin-admin.log")
+    proc = ServiceProcess(
+        "admin", free_port(), service_env, log_path=tmp_session_dir / "logs" / "admin-admin.log"
+    )
     proc.start()
     try:
         yield proc

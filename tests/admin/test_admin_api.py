@@ -18,12 +18,16 @@ pytestmark = pytest.mark.timeout(120)
 
 @pytest.fixture
 async def admin(admin_service, admin_headers, db):
-    async with httpx.AsyncClient(base_url=admin_service.base_url, headers=admin_headers, timeout=10) as client:
+    async with httpx.AsyncClient(
+        base_url=admin_service.base_url, headers=admin_headers, timeout=10
+    ) as client:
         yield client
 
 
 async def test_user_and_token_lifecycle(admin, db, admin_service):
-    created = await admin.post("/admin/users", json={"email": "ada@example.com", "name": "Ada", "max_concurrent_bots": 2})
+    created = await admin.post(
+        "/admin/users", json={"email": "ada@example.com", "name": "Ada", "max_concurrent_bots": 2}
+    )
     assert created.status_code == 201, created.text
     user = created.json()
     assert user["email"] == "ada@example.com" and user["max_concurrent_bots"] == 2 and user["data"] == {}
@@ -54,7 +58,9 @@ async def test_user_and_token_lifecycle(admin, db, admin_service):
     assert [t["token_prefix"] for t in detail["api_tokens"]] == [stored.token_prefix]
     assert plaintext not in str(detail)
 
-    patched = await admin.patch(f"/admin/users/{user['id']}", json={"max_concurrent_bots": 5, "data": {"plan": "pro"}})
+    patched = await admin.patch(
+        f"/admin/users/{user['id']}", json={"max_concurrent_bots": 5, "data": {"plan": "pro"}}
+    )
     assert patched.status_code == 200 and patched.json()["max_concurrent_bots"] == 5
     assert patched.json()["data"] == {"plan": "pro"}
 
@@ -77,8 +83,12 @@ async def test_email_conflict_and_validation(admin):
     clash = await admin.patch(f"/admin/users/{a['id']}", json={"email": "b@example.com"})
     assert clash.status_code == 409
     assert (await admin.post("/admin/users", json={"email": "not-an-email"})).status_code == 422
-    assert (await admin.post("/admin/users", json={"email": "c@example.com", "max_concurrent_bots": -1})).status_code == 422
-    assert (await admin.post("/admin/users", json={"email": "c@example.com", "role": "root"})).status_code == 422
+    assert (
+        await admin.post("/admin/users", json={"email": "c@example.com", "max_concurrent_bots": -1})
+    ).status_code == 422
+    assert (
+        await admin.post("/admin/users", json={"email": "c@example.com", "role": "root"})
+    ).status_code == 422
 
 
 @pytest.mark.parametrize(
@@ -140,13 +150,17 @@ async def test_webhook_set_by_the_user(admin_service, make_user, admin):
     user_id, token = await make_user()
     async with httpx.AsyncClient(base_url=admin_service.base_url, timeout=10) as client:
         ok = await client.put(
-            "/user/webhook", json={"webhook_url": "https://hooks.example.com/vexa"}, headers={"X-API-Key": token}
+            "/user/webhook",
+            json={"webhook_url": "https://hooks.example.com/vexa"},
+            headers={"X-API-Key": token},
         )
         assert ok.status_code == 200, ok.text
         assert ok.json()["data"]["webhook_url"] == "https://hooks.example.com/vexa"
         bad = await client.put("/user/webhook", json={"webhook_url": "ftp://x"}, headers={"X-API-Key": token})
         assert bad.status_code == 422
-        assert (await client.put("/user/webhook", json={"webhook_url": "https://a.example"})).status_code == 401
+        assert (
+            await client.put("/user/webhook", json={"webhook_url": "https://a.example"})
+        ).status_code == 401
         wrong = await client.put(
             "/user/webhook", json={"webhook_url": "https://a.example"}, headers={"X-API-Key": "nope"}
         )
@@ -175,12 +189,18 @@ async def test_cli_bootstrap_creates_user_and_working_token(service_env, admin, 
 
     def cli(*args: str) -> str:
         done = subprocess.run(
-            [sys.executable, "-m", "vexa", "admin", *args], env=env, capture_output=True, text=True, timeout=60
+            [sys.executable, "-m", "vexa", "admin", *args],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
         )
         assert done.returncode == 0, done.stderr
         return done.stdout.strip()
 
-    out = await asyncio.to_thread(cli, "create-user", "--email", "cli@example.com", "--max-concurrent-bots", "4")
+    out = await asyncio.to_thread(
+        cli, "create-user", "--email", "cli@example.com", "--max-concurrent-bots", "4"
+    )
     assert out.startswith("created user id=")
     again = await asyncio.to_thread(cli, "create-user", "--email", "cli@example.com")
     assert again.startswith("exists user id=")

@@ -82,11 +82,15 @@ async def test_mutable_overwrite_then_persisted_with_absolute_times(harness, db,
 async def test_redis_draft_wins_over_persisted_row_and_newer_draft_survives(harness, db, redis, make_user):
     user_id, token = await make_user()
     meeting_id = await insert_meeting(db, user_id)
-    await push(redis, transcription(token, "s1", [Segment(start=5.0, end=6.0, text="First version of this.")]))
+    await push(
+        redis, transcription(token, "s1", [Segment(start=5.0, end=6.0, text="First version of this.")])
+    )
     await harness.drain()
     assert await harness.collector.persister.run_once() == 1
     # The same start again (a late revision): the draft is shown instead of the row...
-    await push(redis, transcription(token, "s1", [Segment(start=5.0, end=6.5, text="Second version of this.")]))
+    await push(
+        redis, transcription(token, "s1", [Segment(start=5.0, end=6.5, text="Second version of this.")])
+    )
     await harness.drain()
     body = await _transcript(harness, token)
     assert [(s["text"], s["completed"]) for s in body["segments"]] == [("Second version of this.", False)]
@@ -94,7 +98,9 @@ async def test_redis_draft_wins_over_persisted_row_and_newer_draft_survives(harn
     assert await harness.collector.persister.run_once() == 1
     async with db.engine.begin() as conn:
         rows = (
-            await conn.execute(text("SELECT text, end_time FROM transcriptions WHERE meeting_id = :m"), {"m": meeting_id})
+            await conn.execute(
+                text("SELECT text, end_time FROM transcriptions WHERE meeting_id = :m"), {"m": meeting_id}
+            )
         ).all()
     assert rows == [("Second version of this.", 6.5)]
 
@@ -102,7 +108,9 @@ async def test_redis_draft_wins_over_persisted_row_and_newer_draft_survives(harn
 async def test_persist_crash_between_commit_and_hdel_creates_no_duplicates(harness, db, redis, make_user):
     user_id, token = await make_user()
     meeting_id = await insert_meeting(db, user_id)
-    segs = [Segment(start=float(i), end=i + 0.9, text=f"Sentence number {i} of the meeting.") for i in range(5)]
+    segs = [
+        Segment(start=float(i), end=i + 0.9, text=f"Sentence number {i} of the meeting.") for i in range(5)
+    ]
     await push(redis, transcription(token, "s1", segs))
     await harness.drain()
 
@@ -132,7 +140,9 @@ async def test_a_draft_changed_after_the_read_is_not_deleted(harness, db, redis,
     await harness.drain()
 
     async def revise_meanwhile(_meeting_id: int) -> None:
-        await push(redis, transcription(token, "s1", [Segment(start=1.0, end=2.2, text="A revised draft here.")]))
+        await push(
+            redis, transcription(token, "s1", [Segment(start=1.0, end=2.2, text="A revised draft here.")])
+        )
         await harness.drain()
 
     harness.collector.persister.after_commit = revise_meanwhile
@@ -155,13 +165,18 @@ async def test_filters_drop_hallucinations_keep_speech(harness, db, redis, make_
     ]
     await push(
         redis,
-        transcription(token, "s1", [Segment(start=float(i), end=i + 0.5, text=t) for i, t in enumerate(texts)]),
+        transcription(
+            token, "s1", [Segment(start=float(i), end=i + 0.5, text=t) for i, t in enumerate(texts)]
+        ),
     )
     await harness.drain()
     assert await harness.collector.persister.run_once() == 2
     assert await redis.hlen(segments_key(meeting_id)) == 0  # filtered ones are removed too
     body = await _transcript(harness, token)
-    assert [s["text"] for s in body["segments"]] == ["We agreed to ship the export feature on Friday.", "Yes."]
+    assert [s["text"] for s in body["segments"]] == [
+        "We agreed to ship the export feature on Friday.",
+        "Yes.",
+    ]
 
 
 async def test_session_start_is_idempotent(harness, db, redis, make_user):
@@ -186,7 +201,9 @@ async def test_live_events_published(harness, db, redis, make_user):
     pubsub = redis.pubsub()
     await pubsub.subscribe(f"meeting:{meeting_id}:events")
     try:
-        await push(redis, transcription(token, "s1", [Segment(start=0.5, end=1.5, text="Live words spoken.")]))
+        await push(
+            redis, transcription(token, "s1", [Segment(start=0.5, end=1.5, text="Live words spoken.")])
+        )
         await harness.drain()
         await harness.collector.persister.run_once()
         events = []

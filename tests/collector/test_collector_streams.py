@@ -5,10 +5,16 @@ from __future__ import annotations
 import asyncio
 import json
 
+import pytest
 from collector_helpers import STREAM, insert_meeting, push, transcription
 
+from vexa.auth import TokenVerifier
 from vexa.collector import speakers
+from vexa.collector.app import Collector
+from vexa.collector.consumer import is_transient
 from vexa.collector.segments import segments_key
+from vexa.db import Database
+from vexa.embedded import free_port
 from vexa.streams import Segment, SpeakerEvent
 
 DEAD = STREAM + ":dead"
@@ -55,7 +61,9 @@ async def test_messages_of_a_killed_consumer_are_claimed(harness, db, redis, mak
     user_id, token = await make_user()
     meeting_id = await insert_meeting(db, user_id)
     for i in range(4):
-        await push(redis, transcription(token, "s1", [Segment(start=i, end=i + 1, text=f"Claimed words {i}.")]))
+        await push(
+            redis, transcription(token, "s1", [Segment(start=i, end=i + 1, text=f"Claimed words {i}.")])
+        )
     # The doomed consumer: XREADGROUP delivers the messages to it, then it is gone.
     got = await redis.xreadgroup("collector_group", "doomed-collector", {STREAM: ">"}, count=10)
     assert len(got[0][1]) == 4
@@ -120,12 +128,15 @@ async def test_speaker_events_stream_maps_segments(harness, db, redis, make_user
     await push(redis, transcription(token, "s2", [Segment(start=1, end=2, text="A session without events.")]))
     await harness.drain()
     assert await redis.zcard(speakers.speaker_events_key("s1")) == 4
-    assert 0 < await redis.ttl(speakers.speaker_events_key("s1"))
+    assert await redis.ttl(speakers.speaker_events_key("s1")) > 0
     assert len(await redis.xrange("speaker_events_relative:dead")) == 1
 
     await harness.collector.persister.run_once()
     resp = await harness.client.get("/transcripts/google_meet/abc-defg-hij", headers={"X-API-Key": token})
-    got = {(s["session_uid"], s["start"]): (s["speaker"], s["speaker_mapping_status"]) for s in resp.json()["segments"]}
+    got = {
+        (s["session_uid"], s["start"]): (s["speaker"], s["speaker_mapping_status"])
+        for s in resp.json()["segments"]
+    }
     assert got == {
         ("s1", 1.0): ("Alice", "MAPPED"),
         ("s1", 3.5): ("Bob", "MULTIPLE_CONCURRENT_SPEAKERS"),
@@ -139,13 +150,42 @@ async def test_speaker_events_stream_maps_segments(harness, db, redis, make_user
 async def test_late_speaker_events_are_applied_at_persistence(harness, db, redis, make_user):
     user_id, token = await make_user()
     await insert_meeting(db, user_id)
-    await push(redis, transcription(token, "s1", [Segment(start=1, end=2, text="Spoken before the event came.")]))
+    await push(
+        redis, transcription(token, "s1", [Segment(start=1, end=2, text="Spoken before the event came.")])
+    )
     await harness.drain()
     live = await harness.client.get("/transcripts/google_meet/abc-defg-hij", headers={"X-API-Key": token})
     assert live.json()["segments"][0]["speaker_mapping_status"] == "NO_SPEAKER_EVENTS"
-    event = SpeakerEvent(uid="s1", event_type="SPEAKER_START", participant_name="Erin", relative_timestamp_ms=500)
+    event = SpeakerEvent(
+        uid="s1", event_type="SPEAKER_START", participant_name="Erin", relative_timestamp_ms=500
+    )
     await redis.xadd("speaker_events_relative", {"payload": event.model_dump_json()})
     await harness.drain()
     await harness.collector.persister.run_once()
     final = await harness.client.get("/transcripts/google_meet/abc-defg-hij", headers={"X-API-Key": token})
-    assert [(s["speaker"], s["speaker_mapping_status"]) for s in final.json()["segments"]] == [("Erin", "MAPPED")]
+    assert [(s["speaker"], s["speaker_mapping_status"]) for s in final.json()["segments"]] == [
+        ("Erin", "MAPPED")
+    ]
+
+
+async def test_database_outage_leaves_message_pending_for_retry(harness, database_url, db, redis, make_user):
+    """No ACK on infrastructure errors: with PostgreSQL unreachable nothing is dead-lettered or lost."""
+    user_id, token = await make_user()
+    meeting_id = await insert_meeting(db, user_id)
+    await push(redis, transcription(token, "s1", [Segment(start=1, end=2, text="Said during the outage.")]))
+
+    # The same consumer, but its database is a port nobody listens on (a real connection failure).
+    down = Database(f"postgresql+asyncpg://postgres@127.0.0.1:{free_port()}/vexa", pool_size=1)
+    broken = Collector(harness.collector.settings, down, redis, TokenVerifier(down.sessionmaker))
+    broken.segments._recheck_own_pending = False
+    with pytest.raises(Exception) as raised:
+        await broken.segments.read_once(block_ms=1)
+    assert is_transient(raised.value)
+    await down.dispose()
+    assert (await redis.xpending(STREAM, "collector_group"))["pending"] == 1
+    assert await redis.xlen(DEAD) == 0
+
+    # Database back: the consumer re-reads its own pending list first and handles the message.
+    await harness.drain()
+    assert (await redis.xpending(STREAM, "collector_group"))["pending"] == 0
+    assert await redis.hlen(segments_key(meeting_id)) == 1

@@ -11,16 +11,17 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from gateway_helpers import ClosedPort, HungServiceStandIn, start_gateway  # type: ignore[import-not-found]
 
 from vexa.embedded import free_port
 from vexa.testing.processes import ServiceProcess
 
-from gateway_helpers import HungServiceStandIn, start_gateway  # type: ignore[import-not-found]
-
 
 @pytest.fixture(scope="session")
 def admin_api(service_env: dict[str, str], tmp_session_dir: Path) -> Iterator[ServiceProcess]:
-    proc = ServiceProcess("admin", free_port(), service_env, log_path=tmp_session_dir / "logs" / "gw-admin.log")
+    proc = ServiceProcess(
+        "admin", free_port(), service_env, log_path=tmp_session_dir / "logs" / "gw-admin.log"
+    )
     proc.start()
     try:
         yield proc
@@ -29,20 +30,25 @@ def admin_api(service_env: dict[str, str], tmp_session_dir: Path) -> Iterator[Se
 
 
 @pytest.fixture(scope="session")
-def gateway(service_env: dict[str, str], admin_api: ServiceProcess, tmp_session_dir: Path) -> Iterator[ServiceProcess]:
+def gateway(
+    service_env: dict[str, str], admin_api: ServiceProcess, tmp_session_dir: Path
+) -> Iterator[ServiceProcess]:
     """Gateway → real admin-api; bot-manager and collector URLs point at ports nobody listens on."""
+    closed = [ClosedPort(), ClosedPort()]
     proc = start_gateway(
         service_env,
         tmp_session_dir / "logs" / "gateway.log",
         ADMIN_API_URL=admin_api.base_url,
-        BOT_MANAGER_URL=f"http://127.0.0.1:{free_port()}",
-        TRANSCRIPTION_COLLECTOR_URL=f"http://127.0.0.1:{free_port()}",
+        BOT_MANAGER_URL=closed[0].url,
+        TRANSCRIPTION_COLLECTOR_URL=closed[1].url,
         WS_QUEUE_SIZE="8",
     )
     try:
         yield proc
     finally:
         proc.stop()
+        for port in closed:
+            port.close()
 
 
 @pytest.fixture(scope="session")

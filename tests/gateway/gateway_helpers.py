@@ -42,3 +42,20 @@ class HungServiceStandIn:
 
 def start_gateway(env: dict[str, str], log: Path, **overrides: str) -> ServiceProcess:
     return ServiceProcess("gateway", free_port(), {**env, **overrides}, log_path=log).start()
+
+
+class ClosedPort:
+    """A loopback port bound but never listening: connections are refused, and no other
+    process can take the port meanwhile (a merely "free" port could be reused by anyone)."""
+
+    def __init__(self) -> None:
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def close(self) -> None:
+        self.sock.close()

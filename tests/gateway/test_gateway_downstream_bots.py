@@ -9,10 +9,10 @@ import pytest
 
 pytest.importorskip("vexa.bots.main")
 
-from gateway_helpers import start_gateway  # type: ignore[import-not-found]  # noqa: E402
+from gateway_helpers import start_gateway  # type: ignore[import-not-found]
 
-from vexa.embedded import free_port  # noqa: E402
-from vexa.testing.processes import ServiceProcess  # noqa: E402
+from vexa.embedded import free_port
+from vexa.testing.processes import ServiceProcess
 
 pytestmark = pytest.mark.timeout(120)
 

@@ -10,10 +10,10 @@ from sqlalchemy import text
 
 pytest.importorskip("vexa.collector.main")
 
-from gateway_helpers import start_gateway  # type: ignore[import-not-found]  # noqa: E402
+from gateway_helpers import start_gateway  # type: ignore[import-not-found]
 
-from vexa.embedded import free_port  # noqa: E402
-from vexa.testing.processes import ServiceProcess  # noqa: E402
+from vexa.embedded import free_port
+from vexa.testing.processes import ServiceProcess
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -56,11 +56,15 @@ async def test_meetings_and_transcripts_are_user_scoped(collector_gateway, make_
         theirs = await client.get("/meetings", headers={"X-API-Key": other_token})
         assert theirs.status_code == 200 and theirs.json()["meetings"] == []
 
-        transcript = await client.get("/transcripts/google_meet/abc-defg-hij", headers={"X-API-Key": owner_token})
+        transcript = await client.get(
+            "/transcripts/google_meet/abc-defg-hij", headers={"X-API-Key": owner_token}
+        )
         assert transcript.status_code == 200 and transcript.json()["id"] == meeting_id
         denied = await client.get("/transcripts/google_meet/abc-defg-hij", headers={"X-API-Key": other_token})
         assert denied.status_code == 404
         patched = await client.patch(
-            "/meetings/google_meet/abc-defg-hij", json={"data": {"name": "x"}}, headers={"X-API-Key": other_token}
+            "/meetings/google_meet/abc-defg-hij",
+            json={"data": {"name": "x"}},
+            headers={"X-API-Key": other_token},
         )
         assert patched.status_code == 404

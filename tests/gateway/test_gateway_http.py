@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import httpx
 import pytest
-
-from gateway_helpers import start_gateway  # type: ignore[import-not-found]
+from gateway_helpers import ClosedPort, start_gateway  # type: ignore[import-not-found]
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -47,7 +46,9 @@ async def test_admin_and_user_flow_through_gateway(client, admin_headers):
     assert again.status_code == 200 and again.json()["id"] == user_id
     token = (await client.post(f"/admin/users/{user_id}/tokens", headers=admin_headers)).json()["token"]
 
-    hook = await client.put("/user/webhook", json={"webhook_url": "https://hooks.example.com/a"}, headers={"X-API-Key": token})
+    hook = await client.put(
+        "/user/webhook", json={"webhook_url": "https://hooks.example.com/a"}, headers={"X-API-Key": token}
+    )
     assert hook.status_code == 200 and hook.json()["data"]["webhook_url"] == "https://hooks.example.com/a"
 
     found = await client.get("/admin/users/email/gw@example.com", headers=admin_headers)
@@ -65,10 +66,12 @@ async def test_revocation_takes_effect_at_once_in_the_gateways_cache(client, adm
     body = {"webhook_url": "https://hooks.example.com/b"}
     # Warm both processes' caches (the gateway checks the key itself, and so does admin-api).
     assert (await client.put("/user/webhook", json=body, headers=headers)).status_code == 200
-    assert (await client.get("/bots/status", headers=headers)).status_code == 503  # authenticated, downstream down
+    assert (
+        await client.get("/bots/status", headers=headers)
+    ).status_code == 503  # authenticated, downstream down
     token_id = (await client.get(f"/admin/users/{user_id}/tokens", headers=admin_headers)).json()[0]["id"]
     assert (await client.delete(f"/admin/tokens/{token_id}", headers=admin_headers)).status_code == 204
-    # The very next request is refused, by the gateway itself (the downstream is down, so a 503 would leak through).
+    # The very next request is refused by the gateway itself (its downstream is down: a 503 would leak).
     assert (await client.get("/bots/status", headers=headers)).status_code == 403
     assert (await client.put("/user/webhook", json=body, headers=headers)).status_code == 403
 
@@ -101,7 +104,9 @@ async def test_admin_routes_need_the_admin_key(client, method, path, body):
         ("GET", "/transcripts/skype/123456789", None, "google_meet"),
     ],
 )
-async def test_bad_meeting_ids_are_rejected_before_forwarding(client, make_user, method, path, body, expected):
+async def test_bad_meeting_ids_are_rejected_before_forwarding(
+    client, make_user, method, path, body, expected
+):
     _, token = await make_user()
     response = await client.request(method, path, json=body, headers={"X-API-Key": token})
     assert response.status_code == 422  # not 503: the (down) downstream was never asked
@@ -118,12 +123,15 @@ async def test_downstream_down_is_a_clear_503(client, make_user, method, path, b
     assert response.headers["retry-after"]
 
 
-async def test_downstream_timeout_is_a_504_and_admin_down_a_503(service_env, hung_service, tmp_session_dir, make_user):
+async def test_downstream_timeout_is_a_504_and_admin_down_a_503(
+    service_env, hung_service, tmp_session_dir, make_user
+):
     _, token = await make_user()
+    closed = ClosedPort()
     gateway = start_gateway(
         service_env,
         tmp_session_dir / "logs" / "gateway-hung.log",
-        ADMIN_API_URL="http://127.0.0.1:9",  # the discard port: nothing listens on loopback
+        ADMIN_API_URL=closed.url,
         BOT_MANAGER_URL=hung_service.url,
         TRANSCRIPTION_COLLECTOR_URL=hung_service.url,
         GATEWAY_REQUEST_TIMEOUT_S="1",
@@ -138,13 +146,16 @@ async def test_downstream_timeout_is_a_504_and_admin_down_a_503(service_env, hun
             assert admin_down.status_code == 503 and admin_down.json()["detail"].startswith("admin-api")
     finally:
         gateway.stop()
+        closed.close()
 
 
 async def test_internal_routes_are_not_exposed(client, make_user):
     _, token = await make_user()
     for method in ("POST", "GET", "PUT"):
         response = await client.request(
-            method, "/bots/internal/callback/status", json={"meeting_id": 1, "status": "active"},
+            method,
+            "/bots/internal/callback/status",
+            json={"meeting_id": 1, "status": "active"},
             headers={"X-API-Key": token, "X-Bot-Token": "x"},
         )
         assert response.status_code in (404, 405, 422), response.text
@@ -168,8 +179,8 @@ async def test_openapi_describes_every_public_route(client):
         operation = paths[templated][method.lower()]
         assert operation["security"], templated
         assert "503" in operation["responses"] and "422" in operation["responses"]
-    assert paths["/meetings"]["get"]["responses"]["200"]["content"]["application/json"]["schema"]["$ref"].endswith(
-        "MeetingListResponse"
-    )
+    assert paths["/meetings"]["get"]["responses"]["200"]["content"]["application/json"]["schema"][
+        "$ref"
+    ].endswith("MeetingListResponse")
     assert not any("internal" in p for p in paths)
     assert (await client.get("/docs")).status_code == 200

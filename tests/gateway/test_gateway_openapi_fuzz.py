@@ -40,7 +40,12 @@ def test_gateway_conforms_to_its_openapi(gateway, gateway_key, admin_headers):
     # operation's Hypothesis strategy directly: same generation, same checks.
     schema = schemathesis.openapi.from_url(gateway.base_url + "/openapi.json")
     headers = {"X-API-Key": gateway_key, **admin_headers}
-    checks = [status_code_conformance, content_type_conformance, response_schema_conformance, no_unexpected_server_error]
+    checks = [
+        status_code_conformance,
+        content_type_conformance,
+        response_schema_conformance,
+        no_unexpected_server_error,
+    ]
     operations = [result.ok() for result in schema.get_all_operations()]
     assert len(operations) >= 18
     seen: dict[str, set[int]] = {}

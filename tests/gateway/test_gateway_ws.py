@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import base64
+import json
 import os
 
 import pytest
@@ -37,8 +37,8 @@ async def insert_meeting(db, user_id: int, native: str = "abc-defg-hij", status:
         ).scalar_one()
 
 
-async def recv_json(ws, timeout: float = 5.0) -> dict:
-    return json.loads(await asyncio.wait_for(ws.recv(), timeout))
+async def recv_json(ws, wait: float = 5.0) -> dict:
+    return json.loads(await asyncio.wait_for(ws.recv(), wait))
 
 
 async def nothing_arrives(ws, within: float = 0.5) -> bool:
@@ -71,7 +71,9 @@ async def test_ping_and_protocol_errors(gateway, make_user):
         assert (await recv_json(ws))["type"] == "error"
         await ws.send(json.dumps({"action": "dance"}))
         assert "unknown action" in (await recv_json(ws))["error"]
-        await ws.send(json.dumps({"action": "subscribe", "meetings": [{"platform": "zoom", "native_id": "12ab"}]}))
+        await ws.send(
+            json.dumps({"action": "subscribe", "meetings": [{"platform": "zoom", "native_id": "12ab"}]})
+        )
         error = await recv_json(ws)
         assert error["type"] == "error" and "9 to 11 digits" in error["details"][0]["error"]
 
@@ -86,7 +88,9 @@ async def test_subscribe_receive_unsubscribe(gateway, make_user, db, redis):
         assert subscribed == {"type": "subscribed", "meetings": [{**MEET, "meeting_id": meeting_id}]}
 
         payload = {"segments": [{"start": 0.0, "end": 1.5, "text": "hello there", "completed": False}]}
-        receivers = await publish_event(redis, "transcript.mutable", meeting_id, "google_meet", "abc-defg-hij", payload)
+        receivers = await publish_event(
+            redis, "transcript.mutable", meeting_id, "google_meet", "abc-defg-hij", payload
+        )
         assert receivers == 1  # one Redis subscriber (the gateway's hub), whatever the number of clients
         event = await recv_json(ws)
         assert event == {
@@ -94,7 +98,14 @@ async def test_subscribe_receive_unsubscribe(gateway, make_user, db, redis):
             "meeting": {"id": meeting_id, "platform": "google_meet", "native_id": "abc-defg-hij"},
             "payload": payload,
         }
-        await publish_event(redis, "meeting.status", meeting_id, "google_meet", "abc-defg-hij", {"status": "completed", "reason": None})
+        await publish_event(
+            redis,
+            "meeting.status",
+            meeting_id,
+            "google_meet",
+            "abc-defg-hij",
+            {"status": "completed", "reason": None},
+        )
         assert (await recv_json(ws))["payload"]["status"] == "completed"
 
         await ws.send(json.dumps({"action": "unsubscribe", "meetings": [MEET]}))
@@ -111,7 +122,9 @@ async def test_other_users_meetings_are_refused(gateway, make_user, db, redis):
         await ws.send(json.dumps({"action": "subscribe", "meetings": [MEET]}))
         error = await recv_json(ws)
         assert error == {"type": "error", "error": "meetings not found", "meetings": [MEET]}
-        await publish_event(redis, "transcript.mutable", meeting_id, "google_meet", "abc-defg-hij", {"segments": []})
+        await publish_event(
+            redis, "transcript.mutable", meeting_id, "google_meet", "abc-defg-hij", {"segments": []}
+        )
         assert await nothing_arrives(ws)
 
 
@@ -125,7 +138,9 @@ async def test_many_clients_share_one_redis_subscription(gateway, make_user, db,
             assert (await recv_json(ws))["type"] == "subscribed"
         numsub = dict(await redis.pubsub_numsub(f"meeting:{meeting_id}:events"))
         assert numsub[f"meeting:{meeting_id}:events"] == 1
-        await publish_event(redis, "transcript.mutable", meeting_id, "google_meet", "abc-defg-hij", {"segments": []})
+        await publish_event(
+            redis, "transcript.mutable", meeting_id, "google_meet", "abc-defg-hij", {"segments": []}
+        )
         for ws in clients:
             assert (await recv_json(ws))["type"] == "transcript.mutable"
     finally:
@@ -133,10 +148,15 @@ async def test_many_clients_share_one_redis_subscription(gateway, make_user, db,
             await ws.close()
     # The last client gone, the gateway drops its Redis subscription (bounded wait).
     for _ in range(50):
-        if dict(await redis.pubsub_numsub(f"meeting:{meeting_id}:events"))[f"meeting:{meeting_id}:events"] == 0:
+        if (
+            dict(await redis.pubsub_numsub(f"meeting:{meeting_id}:events"))[f"meeting:{meeting_id}:events"]
+            == 0
+        ):
             break
         await asyncio.sleep(0.1)
-    assert dict(await redis.pubsub_numsub(f"meeting:{meeting_id}:events"))[f"meeting:{meeting_id}:events"] == 0
+    assert (
+        dict(await redis.pubsub_numsub(f"meeting:{meeting_id}:events"))[f"meeting:{meeting_id}:events"] == 0
+    )
 
 
 async def test_slow_client_is_dropped_and_others_keep_up(gateway, make_user, db, redis):
@@ -150,14 +170,16 @@ async def test_slow_client_is_dropped_and_others_keep_up(gateway, make_user, db,
             await ws.send(json.dumps({"action": "subscribe", "meetings": [MEET]}))
             assert (await recv_json(ws))["type"] == "subscribed"
         # Incompressible text: permessage-deflate would shrink a repeated letter to nothing.
-        big = {"segments": [{"start": 0.0, "end": 1.0, "text": base64.b64encode(os.urandom(150_000)).decode()}]}
+        big = {
+            "segments": [{"start": 0.0, "end": 1.0, "text": base64.b64encode(os.urandom(150_000)).decode()}]
+        }
         count = 150  # ~30 MB in all: far beyond socket buffers plus the 8-message queue
         received = 0
 
         async def read_fast() -> None:
             nonlocal received
             while received < count:
-                event = await recv_json(fast, timeout=20)
+                event = await recv_json(fast, wait=20)
                 assert event["type"] == "transcript.mutable"
                 received += 1
 
@@ -181,3 +203,30 @@ async def test_slow_client_is_dropped_and_others_keep_up(gateway, make_user, db,
     finally:
         await fast.close()
         await slow.close()
+
+
+async def test_event_hub_survives_a_dropped_redis_connection(gateway, make_user, db, redis):
+    """Kill the hub's pub/sub connection server-side: it reconnects and re-subscribes by itself."""
+    user_id, token = await make_user()
+    meeting_id = await insert_meeting(db, user_id)
+    async with connect(ws_url(gateway, token)) as ws:
+        await ws.send(json.dumps({"action": "subscribe", "meetings": [MEET]}))
+        assert (await recv_json(ws))["type"] == "subscribed"
+        hubs = [c for c in await redis.client_list() if c.get("name") == "vexa-gateway-hub"]
+        assert hubs
+        for client in hubs:
+            await redis.client_kill_filter(_id=client["id"])
+        # Pub/sub is at-most-once: keep publishing (bounded) until the re-subscribed hub delivers one.
+        got = None
+        for attempt in range(50):
+            await publish_event(
+                redis, "transcript.mutable", meeting_id, "google_meet", "abc-defg-hij", {"n": attempt}
+            )
+            try:
+                got = await recv_json(ws, wait=0.2)
+                break
+            except TimeoutError:
+                continue
+        assert got is not None and got["type"] == "transcript.mutable"
+        renamed = [c for c in await redis.client_list() if c.get("name") == "vexa-gateway-hub"]
+        assert renamed and {c["id"] for c in renamed}.isdisjoint({c["id"] for c in hubs})

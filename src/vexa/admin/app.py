@@ -22,7 +22,10 @@ def create_app(settings: AdminSettings | None = None) -> FastAPI:
     """Build the app; raises RuntimeError at once when ADMIN_API_TOKEN is missing."""
     settings = settings or AdminSettings()
     admin_token = settings.require_admin_token()
-    db_url, redis_url = settings.async_database_url(), settings.redis_url()  # fail fast, with the config's message
+    db_url, redis_url = (
+        settings.async_database_url(),
+        settings.redis_url(),
+    )  # fail fast, with the config's message
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

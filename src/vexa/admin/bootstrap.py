@@ -40,7 +40,9 @@ async def create_token(user_id: int | None = None, email: str | None = None) -> 
                 else await store.get_user_by_email(session, email or "")
             )
             if user is None:
-                raise LookupError(f"no user with {'id ' + str(user_id) if user_id is not None else 'email ' + str(email)}")
+                raise LookupError(
+                    f"no user with {'id ' + str(user_id) if user_id is not None else 'email ' + str(email)}"
+                )
             issued = await store.issue_token(session, user.id)
         audit("token.create", "cli", user_id=user.id, token_id=issued.row.id)
         return issued.plaintext

@@ -31,7 +31,9 @@ ADMIN_ERRORS: dict[int | str, dict] = {
 }
 NOT_FOUND = {404: {"model": ErrorResponse, "description": "No such user or token"}}
 
-router = APIRouter(prefix="/admin", tags=["admin"], dependencies=[Depends(require_admin)], responses=ADMIN_ERRORS)
+router = APIRouter(
+    prefix="/admin", tags=["admin"], dependencies=[Depends(require_admin)], responses=ADMIN_ERRORS
+)
 
 ACTOR = "admin-key"
 
@@ -56,7 +58,9 @@ async def _revoke_everywhere(request: Request, hashes: list[str]) -> None:
     "/users",
     response_model=UserResponse,
     status_code=status.HTTP_201_CREATED,
-    responses={200: {"model": UserResponse, "description": "A user with that email exists; returned unchanged"}},
+    responses={
+        200: {"model": UserResponse, "description": "A user with that email exists; returned unchanged"}
+    },
     summary="Create a user (idempotent by email)",
 )
 async def create_user(body: UserCreate, request: Request) -> UserResponse | JSONResponse:
@@ -90,7 +94,10 @@ async def get_user_by_email(request: Request, email: str = Path(max_length=255))
 
 
 @router.get(
-    "/users/{user_id}", response_model=UserDetailResponse, responses=NOT_FOUND, summary="A user and their tokens"
+    "/users/{user_id}",
+    response_model=UserDetailResponse,
+    responses=NOT_FOUND,
+    summary="A user and their tokens",
 )
 async def get_user(request: Request, user_id: int = Path(ge=1, le=2**31 - 1)) -> UserDetailResponse:
     async with _sessions(request) as session:
@@ -120,7 +127,9 @@ async def update_user(
         try:
             user = await store.update_user(session, user, changes)
         except store.EmailTaken:
-            raise HTTPException(status.HTTP_409_CONFLICT, detail="Another user already has that email") from None
+            raise HTTPException(
+                status.HTTP_409_CONFLICT, detail="Another user already has that email"
+            ) from None
     audit("user.update", ACTOR, user_id=user_id, fields=sorted(changes))
     return UserResponse.model_validate(user)
 

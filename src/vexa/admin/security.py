@@ -18,7 +18,9 @@ admin_key_header = APIKeyHeader(
 async def require_admin(request: Request, key: str | None = Security(admin_key_header)) -> None:
     """401 without a key, 403 with a wrong one; constant-time comparison so timing leaks nothing."""
     if not key:
-        raise HTTPException(status.HTTP_401_UNAUTHORIZED, detail="Missing admin API key (X-Admin-API-Key header)")
+        raise HTTPException(
+            status.HTTP_401_UNAUTHORIZED, detail="Missing admin API key (X-Admin-API-Key header)"
+        )
     expected: str = request.app.state.admin_api_token
     if not hmac.compare_digest(key.encode("utf-8"), expected.encode("utf-8")):
         raise HTTPException(status.HTTP_403_FORBIDDEN, detail="Invalid admin API key")

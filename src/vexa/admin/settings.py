@@ -11,7 +11,9 @@ class AdminSettings(DataSettings):
     """The admin key is required: an admin API without one would be open to anyone."""
 
     admin_api_token: str | None = Field(
-        None, alias="ADMIN_API_TOKEN", description="Value every /admin/* request must send as X-Admin-API-Key."
+        None,
+        alias="ADMIN_API_TOKEN",
+        description="Value every /admin/* request must send as X-Admin-API-Key.",
     )
     auth_cache_ttl_s: float = Field(30.0, alias="AUTH_CACHE_TTL_S")
 

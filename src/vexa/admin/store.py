@@ -40,7 +40,9 @@ async def get_user(session: AsyncSession, user_id: int, *, with_tokens: bool = F
 
 
 async def get_user_by_email(session: AsyncSession, email: str) -> User | None:
-    return (await session.execute(select(User).where(func.lower(User.email) == email.lower()))).scalar_one_or_none()
+    return (
+        await session.execute(select(User).where(func.lower(User.email) == email.lower()))
+    ).scalar_one_or_none()
 
 
 async def list_users(session: AsyncSession, skip: int, limit: int) -> list[User]:
@@ -113,7 +115,9 @@ async def delete_user(session: AsyncSession, user: User) -> list[str]:
 async def issue_token(session: AsyncSession, user_id: int) -> IssuedToken:
     """Store only the hash and a short prefix; hand the plaintext back once."""
     plaintext = generate_token()
-    row = APIToken(token_hash=hash_token(plaintext), token_prefix=plaintext[:TOKEN_PREFIX_LENGTH], user_id=user_id)
+    row = APIToken(
+        token_hash=hash_token(plaintext), token_prefix=plaintext[:TOKEN_PREFIX_LENGTH], user_id=user_id
+    )
     session.add(row)
     await session.commit()
     await session.refresh(row)
@@ -122,7 +126,9 @@ async def issue_token(session: AsyncSession, user_id: int) -> IssuedToken:
 
 async def list_tokens(session: AsyncSession, user_id: int) -> list[APIToken]:
     return list(
-        (await session.execute(select(APIToken).where(APIToken.user_id == user_id).order_by(APIToken.id))).scalars()
+        (
+            await session.execute(select(APIToken).where(APIToken.user_id == user_id).order_by(APIToken.id))
+        ).scalars()
     )
 
 

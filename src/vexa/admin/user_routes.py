@@ -19,7 +19,9 @@ router = APIRouter(
 )
 
 
-@router.put("/user/webhook", response_model=UserResponse, summary="Set the URL that receives meeting webhooks")
+@router.put(
+    "/user/webhook", response_model=UserResponse, summary="Set the URL that receives meeting webhooks"
+)
 async def set_webhook(
     body: WebhookUpdate, request: Request, user: AuthenticatedUser = Depends(require_user)
 ) -> UserResponse:

@@ -20,6 +20,8 @@ from vexa.gateway.settings import GatewaySettings
 
 log = logging.getLogger(__name__)
 
+HUB_CLIENT_NAME = "vexa-gateway-hub"
+
 DESCRIPTION = """\
 The public Vexa API. Send your key as **X-API-Key**; admin routes need **X-Admin-API-Key**.
 
@@ -36,10 +38,12 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         db = Database(db_url, pool_size=settings.db_pool_size)
         redis = Redis.from_url(redis_url, decode_responses=False, socket_keepalive=True)
+        # The hub's own named connection, so operators (and tests) can find it in CLIENT LIST.
+        hub_redis = Redis.from_url(redis_url, socket_keepalive=True, client_name=HUB_CLIENT_NAME)
         verifier = TokenVerifier(db.sessionmaker, cache_ttl_s=settings.auth_cache_ttl_s)
         await verifier.start_revocation_listener(redis)
         hub: EventHub | None = None
-        hub = EventHub(redis, on_slow=lambda watcher: ws._drop_slow(hub, watcher))  # type: ignore[arg-type]
+        hub = EventHub(hub_redis, on_slow=lambda watcher: ws._drop_slow(hub, watcher))  # type: ignore[arg-type]
         await hub.start()
         forwarder = Forwarder(
             connect_timeout_s=settings.connect_timeout_s,
@@ -61,6 +65,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
             await hub.stop()
             await verifier.stop()
             await redis.aclose()
+            await hub_redis.aclose()
             await db.dispose()
 
     app = FastAPI(title="Vexa API", version="1.0", description=DESCRIPTION, lifespan=lifespan)

@@ -124,7 +124,9 @@ class EventHub:
                 await getattr(pubsub, name)(channel)
                 return True
             except Exception as exc:
-                log.warning("redis %s %s failed (%s); will retry on reconnect", name, channel, type(exc).__name__)
+                log.warning(
+                    "redis %s %s failed (%s); will retry on reconnect", name, channel, type(exc).__name__
+                )
                 return False
 
     async def _close_pubsub(self) -> None:
@@ -143,7 +145,10 @@ class EventHub:
                     await pubsub.subscribe(KEEPALIVE_CHANNEL, *self._watchers)
                     self._pubsub = pubsub
                 if backoff > 0.1:
-                    log.info("event hub reconnected to Redis; %d meeting channels re-subscribed", len(self._watchers))
+                    log.info(
+                        "event hub reconnected to Redis; %d meeting channels re-subscribed",
+                        len(self._watchers),
+                    )
                 backoff = 0.1
                 await self._read(pubsub)
             except asyncio.CancelledError:

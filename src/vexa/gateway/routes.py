@@ -14,7 +14,7 @@ from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, Res
 from pydantic import BaseModel
 
 from vexa.admin.security import admin_key_header
-from vexa.auth import AuthenticatedUser, require_user
+from vexa.auth import require_user
 from vexa.platforms import Platform, native_id_problem
 from vexa.schemas import (
     BotStatusResponse,
@@ -70,7 +70,9 @@ CONFLICT = {409: _err("Conflicts with the current state")}
 async def require_admin_key(key: str | None = Security(admin_key_header)) -> None:
     """Presence only: admin-api compares the value (the gateway need not hold the secret)."""
     if not key:
-        raise HTTPException(status.HTTP_401_UNAUTHORIZED, detail="Missing admin API key (X-Admin-API-Key header)")
+        raise HTTPException(
+            status.HTTP_401_UNAUTHORIZED, detail="Missing admin API key (X-Admin-API-Key header)"
+        )
 
 
 def meeting_ref(
@@ -98,7 +100,9 @@ async def _forward(request: Request, service: str, path: str) -> Response:
 
 
 public = APIRouter(dependencies=[Depends(require_user)], responses=USER_ERRORS)
-admin = APIRouter(prefix="/admin", tags=["admin"], dependencies=[Depends(require_admin_key)], responses=ADMIN_ERRORS)
+admin = APIRouter(
+    prefix="/admin", tags=["admin"], dependencies=[Depends(require_admin_key)], responses=ADMIN_ERRORS
+)
 
 # --- bots (bot-manager) --------------------------------------------------------------------------
 
@@ -135,11 +139,15 @@ async def stop_bot(request: Request, ref: str = Depends(meeting_ref)) -> Respons
     responses={**NOT_FOUND, **CONFLICT},
     summary="Change a running bot's language or task",
 )
-async def reconfigure_bot(body: MeetingConfigUpdate, request: Request, ref: str = Depends(meeting_ref)) -> Response:
+async def reconfigure_bot(
+    body: MeetingConfigUpdate, request: Request, ref: str = Depends(meeting_ref)
+) -> Response:
     return await _forward(request, BOT_MANAGER, f"/bots/{ref}/config")
 
 
-@public.get("/bots/status", tags=["bots"], response_model=BotStatusResponse, summary="The caller's running bots")
+@public.get(
+    "/bots/status", tags=["bots"], response_model=BotStatusResponse, summary="The caller's running bots"
+)
 async def bots_status(request: Request) -> Response:
     return await _forward(request, BOT_MANAGER, "/bots/status")
 
@@ -147,7 +155,9 @@ async def bots_status(request: Request) -> Response:
 # --- meetings and transcripts (collector) --------------------------------------------------------
 
 
-@public.get("/meetings", tags=["meetings"], response_model=MeetingListResponse, summary="The caller's meetings")
+@public.get(
+    "/meetings", tags=["meetings"], response_model=MeetingListResponse, summary="The caller's meetings"
+)
 async def list_meetings(request: Request) -> Response:
     return await _forward(request, COLLECTOR, "/meetings")
 
@@ -206,7 +216,9 @@ UserId = Path(ge=1, le=2**31 - 1)
     "/users",
     status_code=201,
     response_model=UserResponse,
-    responses={200: {"model": UserResponse, "description": "A user with that email exists; returned unchanged"}},
+    responses={
+        200: {"model": UserResponse, "description": "A user with that email exists; returned unchanged"}
+    },
     summary="Create a user (idempotent by email)",
 )
 async def admin_create_user(body: UserCreate, request: Request) -> Response:
@@ -220,18 +232,25 @@ async def admin_list_users(
     return await _forward(request, ADMIN, "/admin/users")
 
 
-@admin.get("/users/email/{email}", response_model=UserResponse, responses=NOT_FOUND, summary="Find a user by email")
+@admin.get(
+    "/users/email/{email}", response_model=UserResponse, responses=NOT_FOUND, summary="Find a user by email"
+)
 async def admin_user_by_email(request: Request, email: str = Path(max_length=255)) -> Response:
     return await _forward(request, ADMIN, f"/admin/users/email/{quote(email, safe='@')}")
 
 
-@admin.get("/users/{user_id}", response_model=UserDetailResponse, responses=NOT_FOUND, summary="A user and tokens")
+@admin.get(
+    "/users/{user_id}", response_model=UserDetailResponse, responses=NOT_FOUND, summary="A user and tokens"
+)
 async def admin_get_user(request: Request, user_id: int = UserId) -> Response:
     return await _forward(request, ADMIN, f"/admin/users/{user_id}")
 
 
 @admin.patch(
-    "/users/{user_id}", response_model=UserResponse, responses={**NOT_FOUND, **CONFLICT}, summary="Update a user"
+    "/users/{user_id}",
+    response_model=UserResponse,
+    responses={**NOT_FOUND, **CONFLICT},
+    summary="Update a user",
 )
 async def admin_update_user(body: UserUpdate, request: Request, user_id: int = UserId) -> Response:
     return await _forward(request, ADMIN, f"/admin/users/{user_id}")
@@ -255,13 +274,19 @@ async def admin_create_token(request: Request, user_id: int = UserId) -> Respons
     return await _forward(request, ADMIN, f"/admin/users/{user_id}/tokens")
 
 
-@admin.get("/users/{user_id}/tokens", response_model=list[TokenInfo], responses=NOT_FOUND, summary="A user's tokens")
+@admin.get(
+    "/users/{user_id}/tokens", response_model=list[TokenInfo], responses=NOT_FOUND, summary="A user's tokens"
+)
 async def admin_list_tokens(request: Request, user_id: int = UserId) -> Response:
     return await _forward(request, ADMIN, f"/admin/users/{user_id}/tokens")
 
 
 @admin.delete(
-    "/tokens/{token_id}", status_code=204, response_class=Response, responses=NOT_FOUND, summary="Revoke a token"
+    "/tokens/{token_id}",
+    status_code=204,
+    response_class=Response,
+    responses=NOT_FOUND,
+    summary="Revoke a token",
 )
 async def admin_revoke_token(request: Request, token_id: int = Path(ge=1, le=2**31 - 1)) -> Response:
     return await _forward(request, ADMIN, f"/admin/tokens/{token_id}")

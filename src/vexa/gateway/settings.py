@@ -19,9 +19,13 @@ class GatewaySettings(DataSettings):
     request_timeout_s: float = Field(
         30.0, alias="GATEWAY_REQUEST_TIMEOUT_S", description="Waiting for a downstream answer (then 504)."
     )
-    max_connections: int = Field(200, alias="GATEWAY_MAX_CONNECTIONS", description="Pooled downstream connections.")
+    max_connections: int = Field(
+        200, alias="GATEWAY_MAX_CONNECTIONS", description="Pooled downstream connections."
+    )
     ws_queue_size: int = Field(
-        256, alias="WS_QUEUE_SIZE", description="Messages buffered per WebSocket client before it is dropped as slow."
+        256,
+        alias="WS_QUEUE_SIZE",
+        description="Messages buffered per WebSocket client before it is dropped as slow.",
     )
     ws_max_meetings: int = Field(
         100, alias="WS_MAX_MEETINGS_PER_CONNECTION", description="Subscriptions one WebSocket may hold."

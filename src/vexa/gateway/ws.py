@@ -89,11 +89,11 @@ def _drop_slow(hub: EventHub, client: Client) -> None:
     log.warning("dropping slow WebSocket client of user %s (send queue full)", client.user.user_id)
 
 
-async def _close(websocket: WebSocket, code: int, reason: str, timeout: float = 30.0) -> None:
+async def _close(websocket: WebSocket, code: int, reason: str, backstop_s: float = 30.0) -> None:
     """The server's close handshake gives up (and aborts the TCP connection) after its own
     close timeout when the peer does not read; ours is only a backstop."""
     with contextlib.suppress(Exception):
-        await asyncio.wait_for(websocket.close(code=code, reason=reason), timeout)
+        await asyncio.wait_for(websocket.close(code=code, reason=reason), backstop_s)
 
 
 def _key(websocket: WebSocket) -> str | None:
@@ -122,12 +122,16 @@ def _parse_meetings(raw: Any) -> tuple[list[tuple[str, str]], list[dict[str, Any
     return pairs, problems
 
 
-async def _resolve(websocket: WebSocket, user_id: int, pairs: list[tuple[str, str]]) -> dict[tuple[str, str], int]:
+async def _resolve(
+    websocket: WebSocket, user_id: int, pairs: list[tuple[str, str]]
+) -> dict[tuple[str, str], int]:
     """The caller's newest meeting id for each pair; pairs of other users' meetings are simply absent."""
     query = (
         select(Meeting.platform, Meeting.platform_specific_id, Meeting.id)
         .where(Meeting.user_id == user_id, tuple_(Meeting.platform, Meeting.platform_specific_id).in_(pairs))
-        .order_by(Meeting.platform, Meeting.platform_specific_id, Meeting.created_at.desc(), Meeting.id.desc())
+        .order_by(
+            Meeting.platform, Meeting.platform_specific_id, Meeting.created_at.desc(), Meeting.id.desc()
+        )
         .distinct(Meeting.platform, Meeting.platform_specific_id)
     )
     async with websocket.app.state.db.sessionmaker() as session:
@@ -196,7 +200,11 @@ async def websocket_endpoint(websocket: WebSocket) -> None:
     await websocket.accept()
     user = await verifier.verify(key) if key else None
     if user is None:
-        error = "Missing API key (X-API-Key header or api_key query parameter)" if not key else "Invalid or revoked API key"
+        error = (
+            "Missing API key (X-API-Key header or api_key query parameter)"
+            if not key
+            else "Invalid or revoked API key"
+        )
         await websocket.send_text(json.dumps({"type": "error", "error": error}))
         await _close(websocket, CLOSE_UNAUTHENTICATED if not key else CLOSE_FORBIDDEN, error)
         return
@@ -225,6 +233,8 @@ async def websocket_endpoint(websocket: WebSocket) -> None:
         for task in (receive, writer, dropped):
             if task is not None:
                 task.cancel()
-        await asyncio.gather(*(t for t in (receive, writer, dropped) if t is not None), return_exceptions=True)
+        await asyncio.gather(
+            *(t for t in (receive, writer, dropped) if t is not None), return_exceptions=True
+        )
         if client.dropped.is_set():
             await _close(websocket, CLOSE_TOO_SLOW, "too slow: send queue full")

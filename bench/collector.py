@@ -1,0 +1,216 @@
+"""How fast does the transcription collector move segments from the stream into PostgreSQL?
+
+Three figures, all on this machine, same payload size:
+
+- raw XADD ceiling: pipelined XADD (1000 per round trip) into a scratch stream -- what
+  Redis alone accepts; no consumer can beat it;
+- consumer alone: the collector's stream worker (in this process) draining N queued
+  messages into the mutable Redis hash (validate, authenticate, look up, MULTI + ACK);
+- end to end: `vexa serve collector` as a real process with IMMUTABILITY_THRESHOLD=0;
+  time from the first XADD until all N segments are rows in ``transcriptions``.
+
+One segment per message, spread round-robin over M meetings of one user.
+Starts its own embedded PostgreSQL + Valkey unless DATABASE_URL / REDIS_URL are set.
+
+    .venv/bin/python bench/collector.py                    # 100k segments, 100 meetings
+    .venv/bin/python bench/collector.py --segments 10000 --meetings 20
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+import tempfile
+import time
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+
+import asyncpg
+from redis.asyncio import Redis
+
+from vexa.auth import TokenVerifier, generate_token, hash_token
+from vexa.collector.app import Collector
+from vexa.collector.settings import CollectorSettings
+from vexa.config import to_asyncpg_url
+from vexa.db import Database
+from vexa.db.migrate import upgrade
+from vexa.embedded import EmbeddedPostgres, EmbeddedValkey, free_port
+from vexa.streams import Segment, SessionStartMessage, TranscriptionMessage, to_fields
+from vexa.testing.processes import ServiceProcess
+
+TEXT = "We agreed to ship the export feature on Friday after the review."
+
+
+def _plain(url: str) -> str:
+    return url.replace("postgresql+asyncpg://", "postgresql://", 1)
+
+
+async def setup_data(db_url: str, meetings: int) -> tuple[str, list[str]]:
+    conn = await asyncpg.connect(_plain(db_url))
+    try:
+        await conn.execute("TRUNCATE transcriptions, meeting_sessions, meetings, api_tokens, users CASCADE")
+        token = generate_token()
+        user_id = await conn.fetchval(
+            "INSERT INTO users (email, max_concurrent_bots) VALUES ($1, 1000) RETURNING id",
+            f"bench-{uuid.uuid4().hex[:6]}@example.com",
+        )
+        await conn.execute(
+            "INSERT INTO api_tokens (token_hash, token_prefix, user_id) VALUES ($1, $2, $3)",
+            hash_token(token),
+            token[:6],
+            user_id,
+        )
+        natives = [f"{100_000_000 + i}" for i in range(meetings)]  # zoom-style numeric ids
+        await conn.executemany(
+            "INSERT INTO meetings (user_id, platform, platform_specific_id, status) "
+            "VALUES ($1, 'zoom', $2, 'active')",
+            [(user_id, n) for n in natives],
+        )
+        return token, natives
+    finally:
+        await conn.close()
+
+
+def build_messages(token: str, natives: list[str], n: int, tag: str) -> list[dict[str, str]]:
+    out = []
+    for native in natives:
+        start = SessionStartMessage(
+            uid=f"{tag}-{native}",
+            platform="zoom",
+            meeting_id=native,
+            token=token,
+            start_timestamp=datetime.now(UTC),
+        )
+        out.append(to_fields(start))
+    for i in range(n):
+        native = natives[i % len(natives)]
+        k = i // len(natives)
+        seg = Segment(start=k * 2.0, end=k * 2.0 + 1.5, text=f"{TEXT} ({i})", language="en", completed=True)
+        msg = TranscriptionMessage(
+            uid=f"{tag}-{native}", platform="zoom", meeting_id=native, token=token, segments=[seg]
+        )
+        out.append(to_fields(msg))
+    return out
+
+
+async def xadd_all(redis: Redis, stream: str, messages: list[dict[str, str]], batch: int = 1000) -> float:
+    t0 = time.perf_counter()
+    for i in range(0, len(messages), batch):
+        async with redis.pipeline(transaction=False) as pipe:
+            for fields in messages[i : i + batch]:
+                pipe.xadd(stream, fields)
+            await pipe.execute()
+    return time.perf_counter() - t0
+
+
+async def count_rows(db_url: str) -> int:
+    conn = await asyncpg.connect(_plain(db_url))
+    try:
+        return await conn.fetchval("SELECT count(*) FROM transcriptions")
+    finally:
+        await conn.close()
+
+
+async def bench(db_url: str, redis_url: str, n: int, meetings: int, read_count: int) -> None:
+    redis = Redis.from_url(redis_url, decode_responses=True)
+    await redis.flushdb()
+    token, natives = await setup_data(db_url, meetings)
+    size = len(build_messages(token, natives[:1], 1, "x")[1]["payload"])
+    print(
+        f"{n} segments over {meetings} meetings, payload ~{size} bytes, REDIS_STREAM_READ_COUNT={read_count}"
+    )
+
+    # 1. Raw XADD ceiling.
+    raw = build_messages(token, natives, n, "raw")[len(natives) :]
+    xadd_s = await xadd_all(redis, "bench:raw", raw)
+    await redis.delete("bench:raw")
+    ceiling = n / xadd_s
+    print(f"raw pipelined XADD:   {ceiling:10.0f} segments/s  ({xadd_s:.2f} s)")
+
+    # 2. The consumer alone (in this process), messages queued beforehand.
+    settings = CollectorSettings(
+        DATABASE_URL=db_url, REDIS_URL=redis_url, REDIS_STREAM_NAME="bench:consumer",
+        CONSUMER_NAME="bench", REDIS_STREAM_READ_COUNT=read_count, DB_POOL_SIZE=5,
+    )  # fmt: skip
+    db = Database(settings.async_database_url(), pool_size=5)
+    collector = Collector(settings, db, redis, TokenVerifier(db.sessionmaker))
+    await collector.segments.ensure_group()
+    await xadd_all(redis, "bench:consumer", build_messages(token, natives, n, "c"))
+    t0 = time.perf_counter()
+    worker = collector.segments
+    expected = n + len(natives)
+    for _ in range(expected + 10):  # bounded: every round handles at least one message
+        if worker.handled + worker.dead_lettered >= expected:
+            break
+        await worker.read_once(block_ms=1)
+    consumer_s = time.perf_counter() - t0
+    assert collector.segments.handled == n + len(natives), collector.segments.handled
+    consumer = n / consumer_s
+    print(
+        f"consumer alone:       {consumer:10.0f} segments/s  ({consumer_s:.2f} s)  "
+        f"= {consumer / ceiling:.3f} x XADD"
+    )
+    await db.dispose()
+    await redis.flushdb()
+
+    # 3. End to end through a real collector process.
+    env = {
+        "DATABASE_URL": db_url, "REDIS_URL": redis_url, "LOG_LEVEL": "WARNING",
+        "REDIS_STREAM_READ_COUNT": str(read_count), "IMMUTABILITY_THRESHOLD": "0",
+        "BACKGROUND_TASK_INTERVAL": "0.5", "REDIS_STREAM_BLOCK_MS": "100",
+    }  # fmt: skip
+    messages = build_messages(token, natives, n, "e2e")
+    with ServiceProcess(
+        "collector", free_port(), env, log_path=Path(tempfile.gettempdir()) / "bench-collector.log"
+    ):
+        t0 = time.perf_counter()
+        await xadd_all(redis, "transcription_segments", messages)
+        deadline = t0 + 1800
+        rows = 0
+        while time.perf_counter() < deadline:
+            rows = await count_rows(db_url)
+            if rows >= n:
+                break
+            await asyncio.sleep(0.25)
+        e2e_s = time.perf_counter() - t0
+    assert rows == n, f"only {rows}/{n} rows"
+    e2e = n / e2e_s
+    print(f"end to end (process): {e2e:10.0f} segments/s  ({e2e_s:.2f} s)  = {e2e / ceiling:.3f} x XADD")
+    await redis.aclose()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--segments", type=int, default=100_000)
+    parser.add_argument("--meetings", type=int, default=100)
+    parser.add_argument("--read-count", type=int, default=10, help="REDIS_STREAM_READ_COUNT for the consumer")
+    args = parser.parse_args()
+
+    db_url, redis_url = os.environ.get("DATABASE_URL"), os.environ.get("REDIS_URL")
+    with tempfile.TemporaryDirectory(prefix="vexa-bench-") as tmp:
+        Path(tmp).chmod(0o755)
+        pg = valkey = None
+        try:
+            if not db_url:
+                pg = EmbeddedPostgres(Path(tmp) / "pg", database="vexa_bench").start()
+                db_url = pg.url
+            if not redis_url:
+                valkey = EmbeddedValkey(Path(tmp) / "valkey", persist=False).start()
+                redis_url = valkey.url
+            db_url = to_asyncpg_url(db_url)
+            upgrade(db_url)
+            asyncio.run(bench(db_url, redis_url, args.segments, args.meetings, args.read_count))
+        finally:
+            if valkey:
+                valkey.stop()
+            if pg:
+                pg.stop()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
