@@ -102,3 +102,41 @@ def test_stream_schema_round_trip():
                 '"segments":[{"start":"x","end":1,"text":"a"}]}']:
         with pytest.raises(ValidationError):
             parse_payload(bad)
+
+
+async def test_revocation_listener_survives_a_dropped_connection(db, redis, redis_url, make_user):
+    from redis.asyncio import Redis as AsyncRedis
+
+    from vexa.auth import publish_revocation
+
+    _, token = await make_user()
+    verifier = TokenVerifier(db.sessionmaker, cache_ttl_s=600)
+    listener_redis = AsyncRedis.from_url(redis_url, client_name="revocation-test")
+    await verifier.start_revocation_listener(listener_redis)
+    loop = asyncio.get_running_loop()
+
+    async def listener_ids() -> set[str]:
+        return {c["id"] for c in await redis.client_list() if c.get("name") == "revocation-test"}
+
+    try:
+        first = await listener_ids()
+        assert first
+        for client_id in first:  # drop the listener's connection, as a Redis restart would
+            await redis.client_kill_filter(_id=client_id)
+        deadline = loop.time() + 15
+        while loop.time() < deadline and not (await listener_ids() - first):
+            await asyncio.sleep(0.1)
+        assert await listener_ids() - first, "listener did not resubscribe"
+        # Cached again, then revoked in the database: only the pushed revocation can evict it.
+        assert await verifier.verify(token) is not None
+        async with db.engine.begin() as conn:
+            await conn.execute(text("UPDATE api_tokens SET revoked = true"))
+        assert await verifier.verify(token) is not None
+        await publish_revocation(redis, hash_token(token))
+        deadline = loop.time() + 5
+        while loop.time() < deadline and await verifier.verify(token) is not None:
+            await asyncio.sleep(0.05)
+        assert await verifier.verify(token) is None
+    finally:
+        await verifier.stop()
+        await listener_redis.aclose()

@@ -125,14 +125,28 @@ class TokenVerifier:
             self._cache.pop(token_hash, None)
 
     async def start_revocation_listener(self, redis: Redis) -> None:
-        """Subscribe to revocations so a revoked key stops working before the TTL runs out."""
+        """Subscribe to revocations so a revoked key stops working before the TTL runs out.
+
+        The subscription survives Redis outages: on a dropped connection the cache
+        is cleared (a revocation may have been missed) and the listener
+        resubscribes with backoff.
+        """
         if self._listener is not None:
             return
-        pubsub = redis.pubsub()
-        await pubsub.subscribe(REVOCATION_CHANNEL)
+        ready = asyncio.Event()
+        self._listener = asyncio.create_task(self._listen(redis, ready), name="token-revocation-listener")
+        # Wait for the first subscription so a revocation right after startup is not missed.
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(ready.wait(), timeout=5)
 
-        async def _listen() -> None:
+    async def _listen(self, redis: Redis, ready: asyncio.Event) -> None:
+        delay = 0.5
+        while True:
+            pubsub = redis.pubsub()
             try:
+                await pubsub.subscribe(REVOCATION_CHANNEL)
+                ready.set()
+                delay = 0.5
                 async for message in pubsub.listen():
                     if message.get("type") != "message":
                         continue
@@ -141,14 +155,14 @@ class TokenVerifier:
                     self.forget(None if data == "*" else data)
             except asyncio.CancelledError:
                 raise
-            except Exception:  # a dropped Redis connection must not kill the service
-                log.warning("token revocation listener stopped; clearing cache", exc_info=True)
+            except Exception as exc:  # a dropped Redis connection must not kill the service
+                log.warning("token revocation listener lost Redis (%s); retrying in %.1fs", type(exc).__name__, delay)
                 self.forget()
             finally:
                 with contextlib.suppress(Exception):
                     await pubsub.aclose()
-
-        self._listener = asyncio.create_task(_listen(), name="token-revocation-listener")
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 10.0)
 
     async def stop(self) -> None:
         if self._listener is not None:

