@@ -51,7 +51,9 @@ def simulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimulatorSer
         SimParticipant(name, synthesize(text, folder / f"{name}.wav", voice=voice))
         for (name, text), voice in zip(SCRIPT.items(), ["en-us", "en-us+m3"], strict=True)
     ]
-    server = SimulatorServer(SimConfig(participants=people, admit_after=1.0, leave_after_audio=4.0), free_port())
+    config = SimConfig(participants=people, admit_after=1.0, leave_after_audio=4.0,
+                       unknown_meetings=frozenset({"nop-efou-ndx"}))
+    server = SimulatorServer(config, free_port())
     server.start()
     yield server
     server.stop()
@@ -215,3 +217,72 @@ async def test_host_removes_bot(stack: Stack, api_key: str, simulator: Simulator
                 break
             await asyncio.sleep(0.5)
         assert meeting["data"].get("completion_reason") == "evicted", meeting
+
+
+async def _wait_meeting(c: httpx.AsyncClient, native: str, statuses: tuple[str, ...], timeout: float) -> dict:
+    deadline = time.monotonic() + timeout
+    meeting: dict = {}
+    while time.monotonic() < deadline:
+        meeting = next(m for m in (await c.get("/meetings")).json()["meetings"] if m["native_meeting_id"] == native)
+        if meeting["status"] in statuses:
+            break
+        await asyncio.sleep(0.5)
+    return meeting
+
+
+async def test_admission_never_granted(stack: Stack, api_key: str, simulator: SimulatorServer):
+    native = "wai-tfor-eve"
+    simulator.sim.config.admit_after = -1  # this host never admits anyone (restored below)
+    try:
+        async with httpx.AsyncClient(base_url=stack.gateway_url, headers={"X-API-Key": api_key}, timeout=30) as c:
+            assert (await c.post("/bots", json={"platform": "google_meet",
+                                                "native_meeting_id": native})).status_code == 201
+            meeting = await _wait_meeting(c, native, ("completed", "failed"), 90)
+    finally:
+        simulator.sim.config.admit_after = 1.0
+    assert meeting["status"] == "failed", meeting
+    assert meeting["data"].get("completion_reason") == "awaiting_admission_timeout"
+    assert [t["to"] for t in meeting["data"]["status_transition"]][-2:] == ["awaiting_admission", "failed"]
+
+
+async def test_meeting_that_does_not_exist(stack: Stack, api_key: str):
+    native = "nop-efou-ndx"  # the simulator answers this one with the platform's not-found page
+    async with httpx.AsyncClient(base_url=stack.gateway_url, headers={"X-API-Key": api_key}, timeout=30) as c:
+        assert (await c.post("/bots", json={"platform": "google_meet", "native_meeting_id": native})).status_code == 201
+        meeting = await _wait_meeting(c, native, ("completed", "failed"), 90)
+    assert meeting["status"] == "failed", meeting
+    assert meeting["data"].get("completion_reason") == "meeting_not_found"
+
+
+async def test_transcription_down_at_start_then_restarted(stack: Stack, api_key: str):
+    """The bot buffers audio while the service is away and delivers it after the restart."""
+    native = "res-tart-ing"
+    transcription = stack.services["transcription"]
+    transcription.stop()
+    try:
+        async with httpx.AsyncClient(base_url=stack.gateway_url, headers={"X-API-Key": api_key},
+                                     timeout=30) as c:
+            assert (await c.post("/bots", json={"platform": "google_meet",
+                                                "native_meeting_id": native})).status_code == 201
+            meeting = await _wait_meeting(c, native, ("active", "completed", "failed"), 60)
+            assert meeting["status"] == "active", meeting
+            await asyncio.sleep(4)  # the first participant is speaking into a dead socket now
+            await asyncio.to_thread(transcription.start, 120)
+            meeting = await _wait_meeting(c, native, ("completed", "failed"), 120)
+            assert meeting["status"] == "completed", meeting
+            deadline = time.monotonic() + 60
+            by_speaker: dict[str, str] = {}
+            while time.monotonic() < deadline:
+                segments = (await c.get(f"/transcripts/google_meet/{native}")).json()["segments"]
+                by_speaker = {}
+                for seg in segments:
+                    by_speaker[seg["speaker"]] = (by_speaker.get(seg["speaker"], "") + " " + seg["text"]).strip()
+                if set(by_speaker) == {"Alice", "Bob"} and all(s.get("completed") is not False for s in segments):
+                    break
+                await asyncio.sleep(1)
+    finally:
+        if transcription.proc is None or transcription.proc.poll() is not None:
+            transcription.start(120)
+    assert set(by_speaker) == {"Alice", "Bob"}, by_speaker
+    for name, text in SCRIPT.items():
+        assert wer(text, by_speaker[name]) < WER_BOUND, (name, by_speaker[name])

@@ -77,6 +77,8 @@ class SimConfig:
     """Seconds between admission and the first participant speaking (the bot needs a moment to attach)."""
     gap: float = 0.8
     """Silence between two participants' turns."""
+    unknown_meetings: frozenset[str] = frozenset()
+    """Native ids answered with the platform's "meeting not found" page (a dead or mistyped link)."""
 
 
 @dataclass
@@ -161,6 +163,8 @@ class MeetingSimulator:
 
 
 def _page(sim: MeetingSimulator, platform: str, native_id: str) -> HTMLResponse:
+    if native_id in sim.config.unknown_meetings:
+        return _not_found(platform)
     sim.meeting(platform, native_id)
     cfg = {
         "platform": platform,
