@@ -87,7 +87,10 @@ def test_native_id_validation_and_urls():
 
 def test_stream_schema_round_trip():
     msg = TranscriptionMessage(
-        uid="s1", platform="zoom", meeting_id="123456789", token="t",
+        uid="s1",
+        platform="zoom",
+        meeting_id="123456789",
+        token="t",
         segments=[{"start": 0.0, "end": 1.5, "text": "hello", "language": "en", "completed": True}],
     )
     parsed = parse_payload(to_fields(msg)["payload"])
@@ -97,9 +100,13 @@ def test_stream_schema_round_trip():
         '"start_timestamp":"2026-01-01T00:00:00Z"}'
     )
     assert isinstance(start, SessionStartMessage)
-    for bad in ["not json", '{"type":"transcription"}', '{"type":"nope","uid":"u"}',
-                '{"type":"transcription","uid":"u","platform":"p","meeting_id":"m","token":"t",'
-                '"segments":[{"start":"x","end":1,"text":"a"}]}']:
+    for bad in [
+        "not json",
+        '{"type":"transcription"}',
+        '{"type":"nope","uid":"u"}',
+        '{"type":"transcription","uid":"u","platform":"p","meeting_id":"m","token":"t",'
+        '"segments":[{"start":"x","end":1,"text":"a"}]}',
+    ]:
         with pytest.raises(ValidationError):
             parse_payload(bad)
 

@@ -101,9 +101,7 @@ class TokenVerifier:
                 return None
             if now - self._last_used_written.get(token_row.id, -1e9) > self._last_used_interval:
                 await session.execute(
-                    update(APIToken)
-                    .where(APIToken.id == token_row.id)
-                    .values(last_used_at=datetime.now(UTC))
+                    update(APIToken).where(APIToken.id == token_row.id).values(last_used_at=datetime.now(UTC))
                 )
                 await session.commit()
                 self._last_used_written[token_row.id] = now
@@ -156,7 +154,9 @@ class TokenVerifier:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # a dropped Redis connection must not kill the service
-                log.warning("token revocation listener lost Redis (%s); retrying in %.1fs", type(exc).__name__, delay)
+                log.warning(
+                    "token revocation listener lost Redis (%s); retrying in %.1fs", type(exc).__name__, delay
+                )
                 self.forget()
             finally:
                 with contextlib.suppress(Exception):

@@ -95,9 +95,7 @@ def create_user(
 
 
 @admin_app.command("create-token")
-def create_token(
-    user_id: int | None = typer.Option(None), email: str | None = typer.Option(None)
-) -> None:
+def create_token(user_id: int | None = typer.Option(None), email: str | None = typer.Option(None)) -> None:
     """Issue an API token; the plaintext is printed once and never stored."""
     from vexa.admin.bootstrap import create_token as _create
 
@@ -125,7 +123,9 @@ def simulate_meeting(
     port: int = typer.Option(8099),
     participant: list[str] = typer.Option([], help="NAME=path.wav; repeat for each participant."),
     admit_after: float = typer.Option(2.0, help="Seconds before the host admits a waiting bot (<0: never)."),
-    leave_after_audio: float = typer.Option(5.0, help="Seconds after the last audio before the meeting ends."),
+    leave_after_audio: float = typer.Option(
+        5.0, help="Seconds after the last audio before the meeting ends."
+    ),
 ) -> None:
     """Serve a SIMULATED meeting page on 127.0.0.1 for bots to join (no real platform involved)."""
     from vexa.testing.simulator import run_simulator

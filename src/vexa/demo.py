@@ -45,9 +45,11 @@ def _wait_http(url: str, timeout: float = 30.0) -> None:
 async def _follow(gateway: str, api_key: str, timeout_s: float) -> None:
     ws_url = gateway.replace("http://", "ws://") + "/ws"
     async with websockets.connect(ws_url, additional_headers={"X-API-Key": api_key}) as ws:
-        await ws.send(json.dumps(
-            {"action": "subscribe", "meetings": [{"platform": "google_meet", "native_id": NATIVE_ID}]}
-        ))
+        await ws.send(
+            json.dumps(
+                {"action": "subscribe", "meetings": [{"platform": "google_meet", "native_id": NATIVE_ID}]}
+            )
+        )
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             try:
@@ -64,8 +66,8 @@ async def _follow(gateway: str, api_key: str, timeout_s: float) -> None:
             elif kind in ("transcript.mutable", "transcript.finalized"):
                 tag = "final" if kind.endswith("finalized") else "live "
                 for seg in payload.get("segments", []):
-                    print(f"[{tag}] {seg.get('start', 0):6.1f}s {seg.get('speaker') or '?':>6}: {seg.get('text')}",
-                          flush=True)
+                    who = seg.get("speaker") or "?"
+                    print(f"[{tag}] {seg.get('start', 0):6.1f}s {who:>6}: {seg.get('text')}", flush=True)
             elif kind == "error":
                 print(f"[error] {event}", flush=True)
 
@@ -81,8 +83,20 @@ def main() -> None:
         wavs.append(f"{name}={path}")
 
     sim_port = free_port()
-    sim_cmd = [sys.executable, "-m", "vexa", "simulate-meeting", "--platform", "google_meet",
-               "--port", str(sim_port), "--admit-after", "2", "--leave-after-audio", "6"]
+    sim_cmd = [
+        sys.executable,
+        "-m",
+        "vexa",
+        "simulate-meeting",
+        "--platform",
+        "google_meet",
+        "--port",
+        str(sim_port),
+        "--admit-after",
+        "2",
+        "--leave-after-audio",
+        "6",
+    ]
     for w in wavs:
         sim_cmd += ["--participant", w]
     print(f"SIMULATED meeting on http://127.0.0.1:{sim_port}/{NATIVE_ID}", flush=True)
@@ -97,15 +111,25 @@ def main() -> None:
         gw = stack.gateway_url
         admin = {"X-Admin-API-Key": stack.admin_token}
         with httpx.Client(base_url=gw, timeout=30) as client:
-            user = client.post("/admin/users", json={"email": "demo@example.com", "name": "Demo"}, headers=admin)
+            user = client.post(
+                "/admin/users", json={"email": "demo@example.com", "name": "Demo"}, headers=admin
+            )
             user.raise_for_status()
             token = client.post(f"/admin/users/{user.json()['id']}/tokens", headers=admin)
             token.raise_for_status()
             api_key = token.json()["token"]
             headers = {"X-API-Key": api_key}
             client.delete(f"/bots/google_meet/{NATIVE_ID}", headers=headers)  # a leftover from an earlier run
-            bot = client.post("/bots", json={"platform": "google_meet", "native_meeting_id": NATIVE_ID,
-                                             "bot_name": "Vexa Demo", "language": "en"}, headers=headers)
+            bot = client.post(
+                "/bots",
+                json={
+                    "platform": "google_meet",
+                    "native_meeting_id": NATIVE_ID,
+                    "bot_name": "Vexa Demo",
+                    "language": "en",
+                },
+                headers=headers,
+            )
             print(f"POST /bots -> {bot.status_code} {bot.text[:200]}", flush=True)
             bot.raise_for_status()
             asyncio.run(_follow(gw, api_key, timeout_s=float(os.environ.get("DEMO_TIMEOUT_S", "240"))))

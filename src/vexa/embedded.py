@@ -51,10 +51,7 @@ def _wait_for_port(host: str, port: int, timeout: float, proc: subprocess.Popen[
 
 def _traversable_by_others(path: Path) -> bool:
     """True when a non-owner can reach ``path`` (execute bit on every parent)."""
-    for parent in [path, *path.parents]:
-        if parent.exists() and not os.stat(parent).st_mode & 0o001:
-            return False
-    return True
+    return all(not p.exists() or os.stat(p).st_mode & 0o001 for p in [path, *path.parents])
 
 
 def _ensure_system_user(name: str) -> pwd.struct_passwd:
@@ -132,31 +129,71 @@ class EmbeddedPostgres:
             if self._run_as:
                 os.chown(self.data_dir, self._run_as.pw_uid, self._run_as.pw_gid)
             self._run(
-                [str(self._bin / "initdb"), "-D", str(self.data_dir), "-U", self.user,
-                 "--auth=trust", "-E", "UTF8", "--no-sync"]
+                [
+                    str(self._bin / "initdb"),
+                    "-D",
+                    str(self.data_dir),
+                    "-U",
+                    self.user,
+                    "--auth=trust",
+                    "-E",
+                    "UTF8",
+                    "--no-sync",
+                ]
             )
         sock_dir = self.data_dir  # the socket stays private to the cluster
         self._run(
-            [str(self._bin / "pg_ctl"), "-D", str(self.data_dir), "-w", "-t", str(int(timeout)),
-             "-l", str(self.data_dir / "server.log"),
-             "-o", f"-h 127.0.0.1 -p {self.port} -k {sock_dir} -c fsync=off -c max_connections=300",
-             "start"]
+            [
+                str(self._bin / "pg_ctl"),
+                "-D",
+                str(self.data_dir),
+                "-w",
+                "-t",
+                str(int(timeout)),
+                "-l",
+                str(self.data_dir / "server.log"),
+                "-o",
+                f"-h 127.0.0.1 -p {self.port} -k {sock_dir} -c fsync=off -c max_connections=300",
+                "start",
+            ]
         )
         _wait_for_port("127.0.0.1", self.port, timeout)
         exists = self._run(
-            [str(self._bin / "psql"), "-h", "127.0.0.1", "-p", str(self.port), "-U", self.user, "-tAc",
-             f"SELECT 1 FROM pg_database WHERE datname = '{self.database}'", "postgres"]
+            [
+                str(self._bin / "psql"),
+                "-h",
+                "127.0.0.1",
+                "-p",
+                str(self.port),
+                "-U",
+                self.user,
+                "-tAc",
+                f"SELECT 1 FROM pg_database WHERE datname = '{self.database}'",
+                "postgres",
+            ]
         ).stdout.strip()
         if exists != b"1":
-            self._run([str(self._bin / "createdb"), "-h", "127.0.0.1", "-p", str(self.port),
-                       "-U", self.user, self.database])
+            self._run(
+                [
+                    str(self._bin / "createdb"),
+                    "-h",
+                    "127.0.0.1",
+                    "-p",
+                    str(self.port),
+                    "-U",
+                    self.user,
+                    self.database,
+                ]
+            )
         log.info("embedded PostgreSQL on 127.0.0.1:%s (data %s)", self.port, self.data_dir)
         return self
 
     def stop(self) -> None:
         if self._bin is None or not (self.data_dir / "postmaster.pid").exists():
             return
-        self._run([str(self._bin / "pg_ctl"), "-D", str(self.data_dir), "-m", "fast", "-w", "stop"], check=False)
+        self._run(
+            [str(self._bin / "pg_ctl"), "-D", str(self.data_dir), "-m", "fast", "-w", "stop"], check=False
+        )
         log.info("embedded PostgreSQL stopped")
 
 
@@ -182,9 +219,26 @@ class EmbeddedValkey:
         if not self.port:
             self.port = free_port()
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        args = [str(binary), "--bind", "127.0.0.1", "--port", str(self.port), "--dir", str(self.data_dir),
-                "--protected-mode", "yes", "--daemonize", "no", "--logfile", str(self.data_dir / "valkey.log")]
-        args += ["--appendonly", "yes", "--save", "60 1000"] if self.persist else ["--appendonly", "no", "--save", ""]
+        args = [
+            str(binary),
+            "--bind",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--dir",
+            str(self.data_dir),
+            "--protected-mode",
+            "yes",
+            "--daemonize",
+            "no",
+            "--logfile",
+            str(self.data_dir / "valkey.log"),
+        ]
+        args += (
+            ["--appendonly", "yes", "--save", "60 1000"]
+            if self.persist
+            else ["--appendonly", "no", "--save", ""]
+        )
         self._proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, start_new_session=True)
         _wait_for_port("127.0.0.1", self.port, timeout, self._proc)
         log.info("embedded Valkey on 127.0.0.1:%s (data %s)", self.port, self.data_dir)

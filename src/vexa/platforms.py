@@ -57,7 +57,9 @@ def meeting_url(
     elif plat is Platform.zoom:
         url = f"https://zoom.us/j/{native_id}" + (f"?{urlencode({'pwd': passcode})}" if passcode else "")
     else:
-        url = f"https://teams.live.com/meet/{native_id}" + (f"?{urlencode({'p': passcode})}" if passcode else "")
+        url = f"https://teams.live.com/meet/{native_id}" + (
+            f"?{urlencode({'p': passcode})}" if passcode else ""
+        )
     if base_url:
         base = urlsplit(base_url)
         parts = urlsplit(url)

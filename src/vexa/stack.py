@@ -98,7 +98,9 @@ class Stack:
         if s.has_redis():
             redis_url = s.redis_url()
         else:
-            self.valkey = EmbeddedValkey(self.home / "valkey", port=_port_or_free(s.embedded_redis_port)).start()
+            self.valkey = EmbeddedValkey(
+                self.home / "valkey", port=_port_or_free(s.embedded_redis_port)
+            ).start()
             redis_url = self.valkey.url
         return db_url, redis_url
 
@@ -167,8 +169,13 @@ class Stack:
                 if proc.proc is not None and proc.proc.poll() is not None and not stop:
                     delay = min(30.0, backoff.get(name, 0.5) * 2)
                     backoff[name] = delay
-                    log.error("%s exited with %s; restarting in %.1fs (log %s)",
-                              name, proc.proc.returncode, delay, proc.log_path)
+                    log.error(
+                        "%s exited with %s; restarting in %.1fs (log %s)",
+                        name,
+                        proc.proc.returncode,
+                        delay,
+                        proc.log_path,
+                    )
                     time.sleep(delay)
                     try:
                         proc.stop()

@@ -22,7 +22,9 @@ class _Message(BaseModel):
     uid: str = Field(min_length=1, max_length=255, description="Session id (one WebSocket connection).")
     platform: str = Field(min_length=1, max_length=100)
     meeting_id: str = Field(min_length=1, max_length=255, description="The platform's native meeting id.")
-    token: str = Field(min_length=1, max_length=512, description="The user's API key; the collector verifies it.")
+    token: str = Field(
+        min_length=1, max_length=512, description="The user's API key; the collector verifies it."
+    )
 
 
 class Segment(BaseModel):

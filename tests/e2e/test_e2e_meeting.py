@@ -51,8 +51,12 @@ def simulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimulatorSer
         SimParticipant(name, synthesize(text, folder / f"{name}.wav", voice=voice))
         for (name, text), voice in zip(SCRIPT.items(), ["en-us", "en-us+m3"], strict=True)
     ]
-    config = SimConfig(participants=people, admit_after=1.0, leave_after_audio=4.0,
-                       unknown_meetings=frozenset({"nop-efou-ndx"}))
+    config = SimConfig(
+        participants=people,
+        admit_after=1.0,
+        leave_after_audio=4.0,
+        unknown_meetings=frozenset({"nop-efou-ndx"}),
+    )
     server = SimulatorServer(config, free_port())
     server.start()
     yield server
@@ -61,11 +65,20 @@ def simulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimulatorSer
 
 @pytest.fixture(scope="module")
 def stack(database_url: str, redis_url: str, simulator: SimulatorServer, tmp_path_factory) -> Iterator[Stack]:
-    ports = {k: str(free_port()) for k in (
-        "GATEWAY_PORT", "ADMIN_PORT", "BOT_MANAGER_PORT", "COLLECTOR_PORT",
-        "TRANSCRIPTION_PORT", "TRANSCRIPTION_HEALTH_PORT")}
-    settings = StackSettings(DATABASE_URL=database_url, REDIS_URL=redis_url,
-                             ADMIN_API_TOKEN="e2e-admin-token", **ports)
+    ports = {
+        k: str(free_port())
+        for k in (
+            "GATEWAY_PORT",
+            "ADMIN_PORT",
+            "BOT_MANAGER_PORT",
+            "COLLECTOR_PORT",
+            "TRANSCRIPTION_PORT",
+            "TRANSCRIPTION_HEALTH_PORT",
+        )
+    }
+    settings = StackSettings(
+        DATABASE_URL=database_url, REDIS_URL=redis_url, ADMIN_API_TOKEN="e2e-admin-token", **ports
+    )
     home = tmp_path_factory.mktemp("vexa-home")
     running = Stack(
         settings=settings,
@@ -87,21 +100,27 @@ def stack(database_url: str, redis_url: str, simulator: SimulatorServer, tmp_pat
 def api_key(stack: Stack) -> str:
     admin = {"X-Admin-API-Key": stack.admin_token}
     with httpx.Client(base_url=stack.gateway_url, timeout=30) as c:
-        user = c.post("/admin/users", json={"email": "e2e@example.com", "max_concurrent_bots": 5}, headers=admin)
+        user = c.post(
+            "/admin/users", json={"email": "e2e@example.com", "max_concurrent_bots": 5}, headers=admin
+        )
         assert user.status_code in (200, 201), user.text
         token = c.post(f"/admin/users/{user.json()['id']}/tokens", headers=admin)
         assert token.status_code == 201, token.text
         return token.json()["token"]
 
 
-async def _statuses_until_done(gateway: str, key: str, native_id: str, started: asyncio.Event,
-                               timeout: float) -> list[dict]:
+async def _statuses_until_done(
+    gateway: str, key: str, native_id: str, started: asyncio.Event, timeout: float
+) -> list[dict]:
     """Every meeting.status event for the meeting until it completes or fails."""
     seen: list[dict] = []
     ws_url = gateway.replace("http://", "ws://") + "/ws"
     async with websockets.connect(ws_url, additional_headers={"X-API-Key": key}) as ws:
-        await ws.send(json.dumps({"action": "subscribe", "meetings": [
-            {"platform": "google_meet", "native_id": native_id}]}))
+        await ws.send(
+            json.dumps(
+                {"action": "subscribe", "meetings": [{"platform": "google_meet", "native_id": native_id}]}
+            )
+        )
         started.set()
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -116,14 +135,22 @@ async def _statuses_until_done(gateway: str, key: str, native_id: str, started: 
     return seen
 
 
-async def test_bot_joins_simulated_meeting_and_transcript_arrives(stack: Stack, api_key: str,
-                                                                  simulator: SimulatorServer):
+async def test_bot_joins_simulated_meeting_and_transcript_arrives(
+    stack: Stack, api_key: str, simulator: SimulatorServer
+):
     native = "abc-defg-hij"
     headers = {"X-API-Key": api_key}
     async with httpx.AsyncClient(base_url=stack.gateway_url, headers=headers, timeout=30) as c:
         # The WebSocket subscription needs the meeting row, so create the bot first, then follow it.
-        created = await c.post("/bots", json={"platform": "google_meet", "native_meeting_id": native,
-                                              "bot_name": "Vexa E2E", "language": "en"})
+        created = await c.post(
+            "/bots",
+            json={
+                "platform": "google_meet",
+                "native_meeting_id": native,
+                "bot_name": "Vexa E2E",
+                "language": "en",
+            },
+        )
         assert created.status_code == 201, created.text
         assert created.json()["status"] == "requested"
         ready = asyncio.Event()
@@ -162,8 +189,9 @@ async def test_bot_joins_simulated_meeting_and_transcript_arrives(stack: Stack, 
         assert "en" in done["data"].get("languages", [])
 
 
-async def test_delete_bot_makes_it_leave_and_duplicates_are_refused(stack: Stack, api_key: str,
-                                                                     simulator: SimulatorServer):
+async def test_delete_bot_makes_it_leave_and_duplicates_are_refused(
+    stack: Stack, api_key: str, simulator: SimulatorServer
+):
     native = "xyz-abcd-efg"
     async with httpx.AsyncClient(base_url=stack.gateway_url, headers={"X-API-Key": api_key}, timeout=30) as c:
         body = {"platform": "google_meet", "native_meeting_id": native}
@@ -173,8 +201,9 @@ async def test_delete_bot_makes_it_leave_and_duplicates_are_refused(stack: Stack
 
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
-            meeting = next(m for m in (await c.get("/meetings")).json()["meetings"]
-                           if m["native_meeting_id"] == native)
+            meeting = next(
+                m for m in (await c.get("/meetings")).json()["meetings"] if m["native_meeting_id"] == native
+            )
             if meeting["status"] == "active":
                 break
             await asyncio.sleep(0.5)
@@ -184,8 +213,9 @@ async def test_delete_bot_makes_it_leave_and_duplicates_are_refused(stack: Stack
         assert stopped.status_code == 202, stopped.text
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
-            meeting = next(m for m in (await c.get("/meetings")).json()["meetings"]
-                           if m["native_meeting_id"] == native)
+            meeting = next(
+                m for m in (await c.get("/meetings")).json()["meetings"] if m["native_meeting_id"] == native
+            )
             if meeting["status"] in ("completed", "failed"):
                 break
             await asyncio.sleep(0.5)
@@ -202,7 +232,9 @@ async def test_delete_bot_makes_it_leave_and_duplicates_are_refused(stack: Stack
 async def test_host_removes_bot(stack: Stack, api_key: str, simulator: SimulatorServer):
     native = "rem-ovet-est"
     async with httpx.AsyncClient(base_url=stack.gateway_url, headers={"X-API-Key": api_key}, timeout=30) as c:
-        assert (await c.post("/bots", json={"platform": "google_meet", "native_meeting_id": native})).status_code == 201
+        assert (
+            await c.post("/bots", json={"platform": "google_meet", "native_meeting_id": native})
+        ).status_code == 201
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline and not (simulator.state(native) or {}).get("admitted"):
             await asyncio.sleep(0.5)
@@ -211,8 +243,9 @@ async def test_host_removes_bot(stack: Stack, api_key: str, simulator: Simulator
             assert (await host.post("/_sim/remove-bot", params={"meeting": native})).status_code == 200
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
-            meeting = next(m for m in (await c.get("/meetings")).json()["meetings"]
-                           if m["native_meeting_id"] == native)
+            meeting = next(
+                m for m in (await c.get("/meetings")).json()["meetings"] if m["native_meeting_id"] == native
+            )
             if meeting["status"] in ("completed", "failed"):
                 break
             await asyncio.sleep(0.5)
@@ -223,7 +256,9 @@ async def _wait_meeting(c: httpx.AsyncClient, native: str, statuses: tuple[str, 
     deadline = time.monotonic() + timeout
     meeting: dict = {}
     while time.monotonic() < deadline:
-        meeting = next(m for m in (await c.get("/meetings")).json()["meetings"] if m["native_meeting_id"] == native)
+        meeting = next(
+            m for m in (await c.get("/meetings")).json()["meetings"] if m["native_meeting_id"] == native
+        )
         if meeting["status"] in statuses:
             break
         await asyncio.sleep(0.5)
@@ -234,9 +269,12 @@ async def test_admission_never_granted(stack: Stack, api_key: str, simulator: Si
     native = "wai-tfor-eve"
     simulator.sim.config.admit_after = -1  # this host never admits anyone (restored below)
     try:
-        async with httpx.AsyncClient(base_url=stack.gateway_url, headers={"X-API-Key": api_key}, timeout=30) as c:
-            assert (await c.post("/bots", json={"platform": "google_meet",
-                                                "native_meeting_id": native})).status_code == 201
+        async with httpx.AsyncClient(
+            base_url=stack.gateway_url, headers={"X-API-Key": api_key}, timeout=30
+        ) as c:
+            assert (
+                await c.post("/bots", json={"platform": "google_meet", "native_meeting_id": native})
+            ).status_code == 201
             meeting = await _wait_meeting(c, native, ("completed", "failed"), 90)
     finally:
         simulator.sim.config.admit_after = 1.0
@@ -248,7 +286,9 @@ async def test_admission_never_granted(stack: Stack, api_key: str, simulator: Si
 async def test_meeting_that_does_not_exist(stack: Stack, api_key: str):
     native = "nop-efou-ndx"  # the simulator answers this one with the platform's not-found page
     async with httpx.AsyncClient(base_url=stack.gateway_url, headers={"X-API-Key": api_key}, timeout=30) as c:
-        assert (await c.post("/bots", json={"platform": "google_meet", "native_meeting_id": native})).status_code == 201
+        assert (
+            await c.post("/bots", json={"platform": "google_meet", "native_meeting_id": native})
+        ).status_code == 201
         meeting = await _wait_meeting(c, native, ("completed", "failed"), 90)
     assert meeting["status"] == "failed", meeting
     assert meeting["data"].get("completion_reason") == "meeting_not_found"
@@ -260,10 +300,12 @@ async def test_transcription_down_at_start_then_restarted(stack: Stack, api_key:
     transcription = stack.services["transcription"]
     transcription.stop()
     try:
-        async with httpx.AsyncClient(base_url=stack.gateway_url, headers={"X-API-Key": api_key},
-                                     timeout=30) as c:
-            assert (await c.post("/bots", json={"platform": "google_meet",
-                                                "native_meeting_id": native})).status_code == 201
+        async with httpx.AsyncClient(
+            base_url=stack.gateway_url, headers={"X-API-Key": api_key}, timeout=30
+        ) as c:
+            assert (
+                await c.post("/bots", json={"platform": "google_meet", "native_meeting_id": native})
+            ).status_code == 201
             meeting = await _wait_meeting(c, native, ("active", "completed", "failed"), 60)
             assert meeting["status"] == "active", meeting
             await asyncio.sleep(4)  # the first participant is speaking into a dead socket now
@@ -276,8 +318,12 @@ async def test_transcription_down_at_start_then_restarted(stack: Stack, api_key:
                 segments = (await c.get(f"/transcripts/google_meet/{native}")).json()["segments"]
                 by_speaker = {}
                 for seg in segments:
-                    by_speaker[seg["speaker"]] = (by_speaker.get(seg["speaker"], "") + " " + seg["text"]).strip()
-                if set(by_speaker) == {"Alice", "Bob"} and all(s.get("completed") is not False for s in segments):
+                    by_speaker[seg["speaker"]] = (
+                        by_speaker.get(seg["speaker"], "") + " " + seg["text"]
+                    ).strip()
+                if set(by_speaker) == {"Alice", "Bob"} and all(
+                    s.get("completed") is not False for s in segments
+                ):
                     break
                 await asyncio.sleep(1)
     finally:

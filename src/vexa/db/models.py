@@ -22,6 +22,8 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     func,
+)
+from sqlalchemy import (
     text as sql,
 )
 from sqlalchemy.dialects.postgresql import JSONB
@@ -77,7 +79,9 @@ class APIToken(Base):
     token_hash: Mapped[str] = mapped_column(String(64), unique=True, nullable=False)
     # First characters of the plaintext, so a user can tell tokens apart without the secret.
     token_prefix: Mapped[str] = mapped_column(String(16), nullable=False, server_default=sql("''"))
-    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), nullable=False, index=True)
+    user_id: Mapped[int] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), nullable=False, index=True
+    )
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     last_used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     revoked: Mapped[bool] = mapped_column(Boolean, nullable=False, server_default=sql("false"))

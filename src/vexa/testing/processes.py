@@ -51,7 +51,17 @@ class ServiceProcess:
             self._log_file = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
             out = self._log_file
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "vexa", "serve", self.service, "--host", self.host, "--port", str(self.port)],
+            [
+                sys.executable,
+                "-m",
+                "vexa",
+                "serve",
+                self.service,
+                "--host",
+                self.host,
+                "--port",
+                str(self.port),
+            ],
             env=self.env,
             stdout=out,
             stderr=subprocess.STDOUT,
