@@ -16,10 +16,6 @@ from typing import Any
 
 from vexa.bots.settings import BotManagerSettings
 
-CALLBACK_TOKEN_HASH_KEY = "callback_token_hash"
-# Keys in meeting.data that are ours alone and never shown to users, webhooks or events.
-INTERNAL_DATA_KEYS = frozenset({CALLBACK_TOKEN_HASH_KEY})
-
 
 def new_callback_token() -> tuple[str, str]:
     """(plaintext for the bot, hash for the database)."""

@@ -23,8 +23,6 @@ from sqlalchemy.exc import IntegrityError
 
 from vexa.auth import AuthenticatedUser
 from vexa.bots.bot_config import (
-    CALLBACK_TOKEN_HASH_KEY,
-    INTERNAL_DATA_KEYS,
     bot_config_json,
     build_bot_config,
     callback_token_matches,
@@ -44,6 +42,8 @@ from vexa.bots.webhooks import WebhookDispatcher
 from vexa.db import Database
 from vexa.db.models import Meeting, MeetingStatus, User
 from vexa.events import publish_event
+from vexa.meetings import CALLBACK_TOKEN_HASH_KEY
+from vexa.meetings import meeting_response as shared_meeting_response
 from vexa.platforms import meeting_url
 from vexa.schemas import BotStatus, MeetingConfigUpdate, MeetingCreate, MeetingResponse
 
@@ -67,30 +67,7 @@ def command_channel(meeting_id: int) -> str:
 
 def meeting_response(meeting: Meeting, settings: BotManagerSettings) -> MeetingResponse:
     """The public shape; internal keys (the callback token hash) are left out."""
-    data = {k: v for k, v in (meeting.data or {}).items() if k not in INTERNAL_DATA_KEYS}
-    url = None
-    if meeting.platform_specific_id:
-        with contextlib.suppress(ValueError):
-            url = meeting_url(
-                meeting.platform,
-                meeting.platform_specific_id,
-                data.get("passcode"),
-                base_url=settings.meeting_base_url,
-            )
-    return MeetingResponse(
-        id=meeting.id,
-        user_id=meeting.user_id,
-        platform=meeting.platform,
-        native_meeting_id=meeting.platform_specific_id,
-        constructed_meeting_url=url,
-        status=meeting.status,
-        bot_container_id=meeting.bot_container_id,
-        start_time=meeting.start_time,
-        end_time=meeting.end_time,
-        data=data,
-        created_at=meeting.created_at,
-        updated_at=meeting.updated_at,
-    )
+    return shared_meeting_response(meeting, settings.meeting_base_url)
 
 
 class BotManager:

@@ -3,21 +3,20 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from typing import Any
 
-from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, status
+from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
 from pydantic import BaseModel
 from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from vexa.auth import AuthenticatedUser, require_user
-from vexa.bots.bot_config import INTERNAL_DATA_KEYS
 from vexa.collector.meetings import session_starts
 from vexa.collector.segments import MeetingLock, absolute, decode, drop_meeting, read_raw, segment_field
 from vexa.db.models import TERMINAL_STATUSES, Meeting, MeetingSession, Transcription
-from vexa.platforms import Platform, meeting_url, native_id_problem
+from vexa.meetings import meeting_response, public_data, valid_native_id
+from vexa.platforms import Platform
 from vexa.schemas import (
     ErrorResponse,
     MeetingListResponse,
@@ -35,43 +34,6 @@ router = APIRouter(dependencies=[Depends(require_user)])
 
 class MessageResponse(BaseModel):
     message: str
-
-
-def _native_id(
-    platform: Platform,
-    native_meeting_id: str = Path(max_length=255, description="The platform's own meeting id"),
-) -> str:
-    problem = native_id_problem(platform, native_meeting_id)
-    if problem:
-        raise HTTPException(
-            status.HTTP_422_UNPROCESSABLE_CONTENT,
-            detail=[{"loc": ["path", "native_meeting_id"], "msg": problem, "type": "value_error"}],
-        )
-    return native_meeting_id
-
-
-def meeting_response(meeting: Meeting, base_url: str | None) -> MeetingResponse:
-    data = {k: v for k, v in (meeting.data or {}).items() if k not in INTERNAL_DATA_KEYS}
-    url = None
-    if meeting.platform_specific_id:
-        with contextlib.suppress(ValueError):
-            url = meeting_url(
-                meeting.platform, meeting.platform_specific_id, data.get("passcode"), base_url=base_url
-            )
-    return MeetingResponse(
-        id=meeting.id,
-        user_id=meeting.user_id,
-        platform=meeting.platform,  # type: ignore[arg-type]
-        native_meeting_id=meeting.platform_specific_id,
-        constructed_meeting_url=url,
-        status=meeting.status,
-        bot_container_id=meeting.bot_container_id,
-        start_time=meeting.start_time,
-        end_time=meeting.end_time,
-        data=data,
-        created_at=meeting.created_at,
-        updated_at=meeting.updated_at,
-    )
 
 
 async def _find_meeting(
@@ -119,7 +81,7 @@ async def list_meetings(
 async def get_transcript(
     request: Request,
     platform: Platform,
-    native_id: str = Depends(_native_id),
+    native_id: str = Depends(valid_native_id),
     meeting_id: int | None = Query(None, ge=1, le=2**31 - 1, description="A specific meeting's database id"),
     user: AuthenticatedUser = Depends(require_user),
 ) -> TranscriptionResponse:
@@ -152,7 +114,7 @@ async def get_transcript(
         status=meeting.status,
         start_time=meeting.start_time,
         end_time=meeting.end_time,
-        data={k: v for k, v in (meeting.data or {}).items() if k not in INTERNAL_DATA_KEYS},
+        data=public_data(meeting),
         segments=segments,
     )
 
@@ -167,7 +129,7 @@ async def update_meeting(
     body: MeetingUpdate,
     request: Request,
     platform: Platform,
-    native_id: str = Depends(_native_id),
+    native_id: str = Depends(valid_native_id),
     user: AuthenticatedUser = Depends(require_user),
 ) -> MeetingResponse:
     changes = body.data.model_dump(exclude_unset=True)
@@ -190,7 +152,7 @@ async def update_meeting(
 async def delete_meeting(
     request: Request,
     platform: Platform,
-    native_id: str = Depends(_native_id),
+    native_id: str = Depends(valid_native_id),
     user: AuthenticatedUser = Depends(require_user),
 ) -> MessageResponse:
     state = request.app.state

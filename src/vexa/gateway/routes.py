@@ -15,7 +15,8 @@ from pydantic import BaseModel
 
 from vexa.admin.security import admin_key_header
 from vexa.auth import require_user
-from vexa.platforms import Platform, native_id_problem
+from vexa.meetings import valid_native_id
+from vexa.platforms import Platform
 from vexa.schemas import (
     BotStatusResponse,
     ErrorResponse,
@@ -75,17 +76,8 @@ async def require_admin_key(key: str | None = Security(admin_key_header)) -> Non
         )
 
 
-def meeting_ref(
-    platform: Platform,
-    native_meeting_id: str = Path(max_length=255, description="The platform's own meeting id"),
-) -> str:
+def meeting_ref(platform: Platform, native_meeting_id: str = Depends(valid_native_id)) -> str:
     """Reject malformed ids here with the format in words; returns the canonical downstream path part."""
-    problem = native_id_problem(platform, native_meeting_id)
-    if problem:
-        raise HTTPException(
-            status.HTTP_422_UNPROCESSABLE_CONTENT,
-            detail=[{"loc": ["path", "native_meeting_id"], "msg": problem, "type": "value_error"}],
-        )
     return f"{platform.value}/{native_meeting_id}"
 
 
