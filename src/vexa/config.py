@@ -90,7 +90,9 @@ class RedisSettings(ServiceSettings):
 
 
 class DataSettings(DatabaseSettings, RedisSettings):
-    """For services that need both stores."""
+    """For services that need both stores (and so check API keys)."""
+
+    auth_cache_ttl_s: float = Field(30.0, ge=0, alias="AUTH_CACHE_TTL_S")
 
 
 def to_asyncpg_url(url: str) -> str:

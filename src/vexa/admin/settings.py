@@ -15,7 +15,6 @@ class AdminSettings(DataSettings):
         alias="ADMIN_API_TOKEN",
         description="Value every /admin/* request must send as X-Admin-API-Key.",
     )
-    auth_cache_ttl_s: float = Field(30.0, alias="AUTH_CACHE_TTL_S")
 
     def require_admin_token(self) -> str:
         """The token, or a RuntimeError that tells the operator what to set."""

@@ -8,7 +8,6 @@ per-meeting ``X-Bot-Token`` instead.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -17,15 +16,13 @@ from typing import Any, Literal
 from fastapi import Depends, FastAPI, Header, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
-from redis.asyncio import Redis
 
-from vexa.auth import AuthenticatedUser, TokenVerifier, api_key_header, require_user
+from vexa.auth import AuthenticatedUser, api_key_header, require_user
 from vexa.bots.lifecycle import CompletionReason, IllegalTransition
 from vexa.bots.manager import BotManager, ServiceError, meeting_response
 from vexa.bots.orchestrators import Orchestrator, create_orchestrator
 from vexa.bots.settings import BotManagerSettings
 from vexa.bots.webhooks import WebhookDispatcher
-from vexa.db import Database
 from vexa.platforms import Platform
 from vexa.schemas import (
     BotStatusResponse,
@@ -34,6 +31,7 @@ from vexa.schemas import (
     MeetingCreate,
     MeetingResponse,
 )
+from vexa.service import DataServices, data_services
 
 log = logging.getLogger("vexa.bots.app")
 
@@ -69,6 +67,34 @@ def _manager(request: Request) -> BotManager:
     return request.app.state.manager
 
 
+@asynccontextmanager
+async def _bot_manager(
+    app: FastAPI, settings: BotManagerSettings, stores: DataServices, orchestrator: Orchestrator | None
+) -> AsyncIterator[BotManager]:
+    """The manager, its webhook worker and its watcher; on shutdown every bot is stopped."""
+    webhooks = WebhookDispatcher(
+        stores.redis,
+        secret=settings.webhook_secret,
+        max_attempts=settings.webhook_max_attempts,
+        retry_base_s=settings.webhook_retry_base_s,
+        timeout_s=settings.webhook_timeout_s,
+    )
+    orch = orchestrator or create_orchestrator(settings)
+    manager = BotManager(settings, stores.db, stores.redis, orch, webhooks)
+    app.state.settings = settings
+    app.state.manager = manager
+    # Strong references: the event loop keeps only weak ones to tasks.
+    app.state.webhook_worker = asyncio.create_task(webhooks.run(), name="webhook-worker")
+    manager.spawn(manager.reconcile_forever(), name="bot-reconciler")
+    log.info("bot-manager ready (orchestrator=%s)", orch.kind)
+    try:
+        yield manager
+    finally:
+        await manager.close()  # the reconciler and pending hard stops
+        await manager.shutdown_bots()
+        await webhooks.close()
+
+
 def create_app(
     settings: BotManagerSettings | None = None, *, orchestrator: Orchestrator | None = None
 ) -> FastAPI:
@@ -77,36 +103,8 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        db = Database(settings.async_database_url(), pool_size=settings.db_pool_size)
-        redis = Redis.from_url(settings.redis_url(), decode_responses=True)
-        verifier = TokenVerifier(db.sessionmaker)
-        await verifier.start_revocation_listener(redis)
-        webhooks = WebhookDispatcher(
-            redis,
-            secret=settings.webhook_secret,
-            max_attempts=settings.webhook_max_attempts,
-            retry_base_s=settings.webhook_retry_base_s,
-            timeout_s=settings.webhook_timeout_s,
-        )
-        orch = orchestrator or create_orchestrator(settings)
-        manager = BotManager(settings, db, redis, orch, webhooks)
-        app.state.settings = settings
-        app.state.token_verifier = verifier
-        app.state.manager = manager
-        # Strong references: the event loop keeps only weak ones to tasks.
-        app.state.webhook_worker = asyncio.create_task(webhooks.run(), name="webhook-worker")
-        manager.spawn(manager.reconcile_forever(), name="bot-reconciler")
-        log.info("bot-manager ready (orchestrator=%s)", orch.kind)
-        try:
+        async with data_services(settings, app) as stores, _bot_manager(app, settings, stores, orchestrator):
             yield
-        finally:
-            await manager.close()  # the reconciler and pending hard stops
-            await manager.shutdown_bots()
-            await webhooks.close()
-            await verifier.stop()
-            with contextlib.suppress(Exception):
-                await redis.aclose()
-            await db.dispose()
 
     app = FastAPI(
         title="Vexa bot-manager",

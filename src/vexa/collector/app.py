@@ -22,6 +22,7 @@ from vexa.collector.meetings import MeetingDirectory
 from vexa.collector.persistence import Persister
 from vexa.collector.settings import CollectorSettings
 from vexa.db import Database
+from vexa.service import add_error_handler, data_services
 
 log = logging.getLogger(__name__)
 
@@ -101,31 +102,21 @@ class Collector:
 def create_app(settings: CollectorSettings | None = None, *, run_workers: bool = True) -> FastAPI:
     """``run_workers=False`` serves the API only (tests that drive the workers themselves)."""
     settings = settings or CollectorSettings()
-    db_url, redis_url = (
-        settings.async_database_url(),
-        settings.redis_url(),
-    )  # fail fast, with the config's message
+    settings.async_database_url(), settings.redis_url()  # fail fast, with the config's message
     TranscriptionFilter.from_config(settings.filter_config_path)  # a broken filter_config.py fails startup
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        db = Database(db_url, pool_size=settings.db_pool_size)
-        redis = Redis.from_url(redis_url, decode_responses=True, encoding_errors="replace")
-        verifier = TokenVerifier(db.sessionmaker, cache_ttl_s=settings.auth_cache_ttl_s)
-        await verifier.start_revocation_listener(redis)
-        collector = Collector(settings, db, redis, verifier)
-        app.state.db, app.state.redis, app.state.token_verifier = db, redis, verifier
-        app.state.collector, app.state.directory = collector, collector.directory
-        if run_workers:
-            await collector.start()
-        log.info("transcription-collector ready")
-        try:
-            yield
-        finally:
-            await collector.stop()
-            await verifier.stop()
-            await redis.aclose()
-            await db.dispose()
+        async with data_services(settings, app, encoding_errors="replace") as stores:
+            collector = Collector(settings, stores.db, stores.redis, stores.verifier)
+            app.state.collector, app.state.directory = collector, collector.directory
+            if run_workers:
+                await collector.start()
+            log.info("transcription-collector ready")
+            try:
+                yield
+            finally:
+                await collector.stop()
 
     app = FastAPI(
         title="Vexa transcription collector",
@@ -135,10 +126,7 @@ def create_app(settings: CollectorSettings | None = None, *, run_workers: bool =
     )
     app.state.settings = settings
 
-    @app.exception_handler(Exception)
-    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
-        log.exception("unhandled error on %s %s", request.method, request.url.path)
-        return JSONResponse({"detail": "Internal error in transcription-collector"}, status_code=500)
+    add_error_handler(app, "transcription-collector")
 
     @app.get("/health", tags=["health"])
     async def health(request: Request) -> JSONResponse:

@@ -48,7 +48,6 @@ class CollectorSettings(DataSettings):
     filter_config_path: str | None = Field(None, alias="FILTER_CONFIG_PATH")
     dead_letter_stream_raw: str | None = Field(None, alias="DEAD_LETTER_STREAM")
 
-    auth_cache_ttl_s: float = Field(30.0, ge=0, alias="AUTH_CACHE_TTL_S")
     meeting_cache_ttl_s: float = Field(
         5.0,
         ge=0,

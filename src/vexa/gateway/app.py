@@ -11,12 +11,11 @@ from fastapi.responses import JSONResponse
 from redis.asyncio import Redis
 from sqlalchemy.exc import DBAPIError, OperationalError
 
-from vexa.auth import TokenVerifier
-from vexa.db import Database
 from vexa.gateway import routes, ws
 from vexa.gateway.hub import EventHub
 from vexa.gateway.proxy import Forwarder
 from vexa.gateway.settings import GatewaySettings
+from vexa.service import add_error_handler, data_services
 
 log = logging.getLogger(__name__)
 
@@ -32,41 +31,35 @@ Live events: connect a WebSocket to `/ws` (key in `X-API-Key` or `?api_key=`) an
 
 def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     settings = settings or GatewaySettings()
-    db_url, redis_url = settings.async_database_url(), settings.redis_url()  # fail fast with a clear message
+    redis_url = settings.redis_url()
+    settings.async_database_url()  # fail fast with a clear message
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        db = Database(db_url, pool_size=settings.db_pool_size)
-        redis = Redis.from_url(redis_url, decode_responses=False, socket_keepalive=True)
         # The hub's own named connection, so operators (and tests) can find it in CLIENT LIST.
         hub_redis = Redis.from_url(redis_url, socket_keepalive=True, client_name=HUB_CLIENT_NAME)
-        verifier = TokenVerifier(db.sessionmaker, cache_ttl_s=settings.auth_cache_ttl_s)
-        await verifier.start_revocation_listener(redis)
-        hub: EventHub | None = None
-        hub = EventHub(hub_redis, on_slow=lambda watcher: ws._drop_slow(hub, watcher))  # type: ignore[arg-type]
-        await hub.start()
-        forwarder = Forwarder(
-            connect_timeout_s=settings.connect_timeout_s,
-            request_timeout_s=settings.request_timeout_s,
-            max_connections=settings.max_connections,
-        )
-        app.state.db, app.state.redis, app.state.token_verifier = db, redis, verifier
-        app.state.hub, app.state.forwarder = hub, forwarder
-        log.info(
-            "api-gateway ready: admin=%s bot-manager=%s collector=%s",
-            settings.admin_api_url,
-            settings.bot_manager_url,
-            settings.transcription_collector_url,
-        )
-        try:
-            yield
-        finally:
-            await forwarder.aclose()
-            await hub.stop()
-            await verifier.stop()
-            await redis.aclose()
-            await hub_redis.aclose()
-            await db.dispose()
+        async with data_services(settings, app, decode_responses=False, socket_keepalive=True):
+            hub: EventHub | None = None
+            hub = EventHub(hub_redis, on_slow=lambda watcher: ws._drop_slow(hub, watcher))  # type: ignore[arg-type]
+            await hub.start()
+            forwarder = Forwarder(
+                connect_timeout_s=settings.connect_timeout_s,
+                request_timeout_s=settings.request_timeout_s,
+                max_connections=settings.max_connections,
+            )
+            app.state.hub, app.state.forwarder = hub, forwarder
+            log.info(
+                "api-gateway ready: admin=%s bot-manager=%s collector=%s",
+                settings.admin_api_url,
+                settings.bot_manager_url,
+                settings.transcription_collector_url,
+            )
+            try:
+                yield
+            finally:
+                await forwarder.aclose()
+                await hub.stop()
+                await hub_redis.aclose()
 
     app = FastAPI(title="Vexa API", version="1.0", description=DESCRIPTION, lifespan=lifespan)
     app.state.settings = settings
@@ -78,10 +71,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         log.warning("database unavailable on %s %s: %s", request.method, request.url.path, type(exc).__name__)
         return JSONResponse({"detail": "Database unavailable; try again shortly"}, status_code=503)
 
-    @app.exception_handler(Exception)
-    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
-        log.exception("unhandled error on %s %s", request.method, request.url.path)
-        return JSONResponse({"detail": "Internal error in api-gateway"}, status_code=500)
+    add_error_handler(app, "api-gateway")
 
     @app.get("/health", tags=["health"])
     async def health(request: Request) -> dict[str, object]:

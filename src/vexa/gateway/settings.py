@@ -30,4 +30,3 @@ class GatewaySettings(DataSettings):
     ws_max_meetings: int = Field(
         100, alias="WS_MAX_MEETINGS_PER_CONNECTION", description="Subscriptions one WebSocket may hold."
     )
-    auth_cache_ttl_s: float = Field(30.0, alias="AUTH_CACHE_TTL_S")

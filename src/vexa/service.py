@@ -1,0 +1,86 @@
+"""Plumbing every HTTP service shares: its stores, its error handler, its uvicorn run.
+
+Kept in one place so that a service's ``app.py`` shows only what is particular
+to it (its routes and workers), and so every service fails the same way: a
+missing setting is one clear line on stderr and exit code 2, never a traceback;
+an unexpected error is a JSON 500 with no stack trace, logged once.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager, suppress
+from dataclasses import dataclass
+from typing import Any
+
+import uvicorn
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+from redis.asyncio import Redis
+
+from vexa.auth import TokenVerifier
+from vexa.config import DataSettings
+from vexa.db import Database
+from vexa.logs import setup_logging
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class DataServices:
+    """A service's PostgreSQL engine, Redis client and API-key verifier."""
+
+    db: Database
+    redis: Redis
+    verifier: TokenVerifier
+
+
+@asynccontextmanager
+async def data_services(
+    settings: DataSettings, app: FastAPI | None = None, **redis_options: Any
+) -> AsyncIterator[DataServices]:
+    """Open the stores (revocation listener included) and close them in reverse order.
+
+    With ``app``, they are also published on ``app.state`` as ``db``, ``redis`` and
+    ``token_verifier`` (what ``vexa.auth.require_user`` looks for).
+    """
+    db = Database(settings.async_database_url(), pool_size=settings.db_pool_size)
+    redis = Redis.from_url(settings.redis_url(), **{"decode_responses": True, **redis_options})
+    verifier = TokenVerifier(db.sessionmaker, cache_ttl_s=settings.auth_cache_ttl_s)
+    try:
+        await verifier.start_revocation_listener(redis)
+        if app is not None:
+            app.state.db, app.state.redis, app.state.token_verifier = db, redis, verifier
+        yield DataServices(db, redis, verifier)
+    finally:
+        await verifier.stop()
+        with suppress(Exception):
+            await redis.aclose()
+        await db.dispose()
+
+
+def add_error_handler(app: FastAPI, service: str) -> None:
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        return JSONResponse({"detail": f"Internal error in {service}"}, status_code=500)
+
+
+def serve(
+    service: str,
+    settings: Any,
+    create_app: Callable[[Any], FastAPI],
+    host: str,
+    port: int,
+    **uvicorn_options: Any,
+) -> None:
+    """Build the app and run it until SIGTERM; configuration errors exit 2 with one line."""
+    setup_logging(service, settings.log_level)
+    try:
+        app = create_app(settings)
+    except RuntimeError as exc:
+        print(f"{service}: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+    uvicorn.run(app, host=host, port=port, log_config=None, access_log=False, **uvicorn_options)
