@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import re
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,6 +19,7 @@ from vexa.embedded import free_port
 from vexa.stack import Stack, StackSettings
 from vexa.testing.simulator import SimConfig, SimParticipant, SimulatorServer
 from vexa.testing.speech import synthesize
+from vexa.transcription.wer import wer
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser, pytest.mark.model, pytest.mark.timeout(600)]
 
@@ -28,20 +28,6 @@ SCRIPT = {
     "Bob": "Thank you Alice. I will send the hiring plan to the whole team tomorrow morning.",
 }
 WER_BOUND = 0.35  # tiny.en on espeak-ng speech measured ~0.10 offline; streaming + capture add some
-
-
-def _words(text: str) -> list[str]:
-    return re.sub(r"[^a-z0-9' ]+", " ", text.lower()).split()
-
-
-def wer(reference: str, hypothesis: str) -> float:
-    ref, hyp = _words(reference), _words(hypothesis)
-    d = list(range(len(hyp) + 1))
-    for i, r in enumerate(ref, 1):
-        prev, d[0] = d[0], i
-        for j, h in enumerate(hyp, 1):
-            prev, d[j] = d[j], min(d[j] + 1, d[j - 1] + 1, prev + (r != h))
-    return d[len(hyp)] / max(1, len(ref))
 
 
 @pytest.fixture(scope="module")
@@ -135,6 +121,36 @@ async def _statuses_until_done(
     return seen
 
 
+async def _wait_meeting(c: httpx.AsyncClient, native: str, statuses: tuple[str, ...], timeout: float) -> dict:
+    deadline = time.monotonic() + timeout
+    meeting: dict = {}
+    while time.monotonic() < deadline:
+        meeting = next(
+            m for m in (await c.get("/meetings")).json()["meetings"] if m["native_meeting_id"] == native
+        )
+        if meeting["status"] in statuses:
+            break
+        await asyncio.sleep(0.5)
+    return meeting
+
+
+async def _final_text_by_speaker(c: httpx.AsyncClient, native: str, timeout: float) -> dict[str, str]:
+    """Each speaker's words once every segment is final (immutable a few seconds after it stops changing)."""
+    deadline = time.monotonic() + timeout
+    by_speaker: dict[str, str] = {}
+    while time.monotonic() < deadline:
+        transcript = (await c.get(f"/transcripts/google_meet/{native}")).json()
+        segments = transcript["segments"]
+        by_speaker = {}
+        for seg in segments:
+            assert seg["absolute_start_time"] is not None
+            by_speaker[seg["speaker"]] = (by_speaker.get(seg["speaker"], "") + " " + seg["text"]).strip()
+        if segments and all(seg.get("completed") is not False for seg in segments):
+            break
+        await asyncio.sleep(1)
+    return by_speaker
+
+
 async def test_bot_joins_simulated_meeting_and_transcript_arrives(
     stack: Stack, api_key: str, simulator: SimulatorServer
 ):
@@ -165,23 +181,11 @@ async def test_bot_joins_simulated_meeting_and_transcript_arrives(
         assert state is not None and state["admitted"] and state["bot_name"] == "Vexa E2E"
         assert state["bot_mic_muted"] and state["bot_camera_off"]
 
-        # Segments become immutable a few seconds after they stop changing.
-        deadline = time.monotonic() + 60
-        segments: list[dict] = []
-        while time.monotonic() < deadline:
-            transcript = (await c.get(f"/transcripts/google_meet/{native}")).json()
-            segments = transcript["segments"]
-            if segments and all(s.get("completed") is not False for s in segments):
-                break
-            await asyncio.sleep(1)
-        assert transcript["status"] == "completed"
-        by_speaker: dict[str, str] = {}
-        for seg in segments:
-            by_speaker[seg["speaker"]] = (by_speaker.get(seg["speaker"], "") + " " + seg["text"]).strip()
-            assert seg["absolute_start_time"] is not None
+        by_speaker = await _final_text_by_speaker(c, native, 60)
         assert set(by_speaker) == {"Alice", "Bob"}, by_speaker
         for name, text in SCRIPT.items():
             assert wer(text, by_speaker[name]) < WER_BOUND, (name, by_speaker[name])
+        assert (await c.get(f"/transcripts/google_meet/{native}")).json()["status"] == "completed"
 
         meetings = (await c.get("/meetings")).json()["meetings"]
         done = next(m for m in meetings if m["native_meeting_id"] == native)
@@ -199,26 +203,12 @@ async def test_delete_bot_makes_it_leave_and_duplicates_are_refused(
         codes = sorted(a.status_code for a in answers)
         assert codes == [201, 409, 409, 409], [a.text for a in answers]
 
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            meeting = next(
-                m for m in (await c.get("/meetings")).json()["meetings"] if m["native_meeting_id"] == native
-            )
-            if meeting["status"] == "active":
-                break
-            await asyncio.sleep(0.5)
+        meeting = await _wait_meeting(c, native, ("active", "completed", "failed"), 60)
         assert meeting["status"] == "active", meeting
 
         stopped = await c.delete(f"/bots/google_meet/{native}")
         assert stopped.status_code == 202, stopped.text
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            meeting = next(
-                m for m in (await c.get("/meetings")).json()["meetings"] if m["native_meeting_id"] == native
-            )
-            if meeting["status"] in ("completed", "failed"):
-                break
-            await asyncio.sleep(0.5)
+        meeting = await _wait_meeting(c, native, ("completed", "failed"), 60)
         assert meeting["status"] == "completed", meeting
         assert meeting["data"].get("completion_reason") == "stopped"
         assert simulator.state(native)["bot_left"]
@@ -241,28 +231,8 @@ async def test_host_removes_bot(stack: Stack, api_key: str, simulator: Simulator
         await asyncio.sleep(2)
         async with httpx.AsyncClient(base_url=simulator.base_url) as host:
             assert (await host.post("/_sim/remove-bot", params={"meeting": native})).status_code == 200
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            meeting = next(
-                m for m in (await c.get("/meetings")).json()["meetings"] if m["native_meeting_id"] == native
-            )
-            if meeting["status"] in ("completed", "failed"):
-                break
-            await asyncio.sleep(0.5)
+        meeting = await _wait_meeting(c, native, ("completed", "failed"), 60)
         assert meeting["data"].get("completion_reason") == "evicted", meeting
-
-
-async def _wait_meeting(c: httpx.AsyncClient, native: str, statuses: tuple[str, ...], timeout: float) -> dict:
-    deadline = time.monotonic() + timeout
-    meeting: dict = {}
-    while time.monotonic() < deadline:
-        meeting = next(
-            m for m in (await c.get("/meetings")).json()["meetings"] if m["native_meeting_id"] == native
-        )
-        if meeting["status"] in statuses:
-            break
-        await asyncio.sleep(0.5)
-    return meeting
 
 
 async def test_admission_never_granted(stack: Stack, api_key: str, simulator: SimulatorServer):
@@ -312,20 +282,7 @@ async def test_transcription_down_at_start_then_restarted(stack: Stack, api_key:
             await asyncio.to_thread(transcription.start, 120)
             meeting = await _wait_meeting(c, native, ("completed", "failed"), 120)
             assert meeting["status"] == "completed", meeting
-            deadline = time.monotonic() + 60
-            by_speaker: dict[str, str] = {}
-            while time.monotonic() < deadline:
-                segments = (await c.get(f"/transcripts/google_meet/{native}")).json()["segments"]
-                by_speaker = {}
-                for seg in segments:
-                    by_speaker[seg["speaker"]] = (
-                        by_speaker.get(seg["speaker"], "") + " " + seg["text"]
-                    ).strip()
-                if set(by_speaker) == {"Alice", "Bob"} and all(
-                    s.get("completed") is not False for s in segments
-                ):
-                    break
-                await asyncio.sleep(1)
+            by_speaker = await _final_text_by_speaker(c, native, 60)
     finally:
         if transcription.proc is None or transcription.proc.poll() is not None:
             transcription.start(120)
