@@ -88,8 +88,17 @@ class SessionResult:
 
 async def stream_session(url: str, clip: Clip, uid: str, result: SessionResult) -> None:
     async with connect(url, open_timeout=30, max_size=2**22) as ws:
-        await ws.send(json.dumps({"uid": uid, "language": "en", "platform": "google_meet",
-                                  "meeting_id": f"bench-{uid[:8]}", "token": "bench-token"}))
+        await ws.send(
+            json.dumps(
+                {
+                    "uid": uid,
+                    "language": "en",
+                    "platform": "google_meet",
+                    "meeting_id": f"bench-{uid[:8]}",
+                    "token": "bench-token",
+                }
+            )
+        )
         ready = json.loads(await ws.recv())
         if ready.get("message") != "SERVER_READY":
             raise RuntimeError(f"not ready: {ready}")
@@ -118,8 +127,9 @@ async def stream_session(url: str, clip: Clip, uid: str, result: SessionResult) 
         result.finished_wall = time.time()
 
 
-async def watch_stream(redis: Redis, arrivals: dict[str, list[tuple[float, TranscriptionMessage]]],
-                       stop: asyncio.Event) -> None:
+async def watch_stream(
+    redis: Redis, arrivals: dict[str, list[tuple[float, TranscriptionMessage]]], stop: asyncio.Event
+) -> None:
     last = "$"
     while not stop.is_set():
         got = await redis.xread({STREAM: last}, block=200, count=500)
@@ -132,8 +142,9 @@ async def watch_stream(redis: Redis, arrivals: dict[str, list[tuple[float, Trans
                     arrivals.setdefault(msg.uid, []).append((now, msg))
 
 
-def commit_latencies(clip: Clip, result: SessionResult,
-                     arrivals: list[tuple[float, TranscriptionMessage]]) -> list[float]:
+def commit_latencies(
+    clip: Clip, result: SessionResult, arrivals: list[tuple[float, TranscriptionMessage]]
+) -> list[float]:
     """Per utterance: first arrival of a completed segment that ends near the utterance's end."""
     out = []
     for k, end_s in enumerate(clip.utterance_ends):
@@ -159,7 +170,7 @@ def pct(values: list[float], q: float) -> float:
     if not values:
         return float("nan")
     values = sorted(values)
-    return values[min(len(values) - 1, int(round(q * (len(values) - 1))))]
+    return values[min(len(values) - 1, round(q * (len(values) - 1)))]
 
 
 def offline_reference(model: str, clip: Clip) -> tuple[str, float]:
@@ -218,18 +229,30 @@ async def main_async(args: argparse.Namespace) -> None:
     audio_s = len(clip.audio) / SR
     print(f"clip: {audio_s:.1f}s, {len(SENTENCES)} utterances; model {args.model}; cpus {os.cpu_count()}")
     offline_text, offline_rtf = await asyncio.to_thread(offline_reference, args.model, clip)
-    print(f"offline faster-whisper (beam 5, 1 thread): {offline_rtf:.1f}x real time, "
-          f"WER vs reference {wer(clip.text, offline_text):.3f}")
+    print(
+        f"offline faster-whisper (beam 5, 1 thread): {offline_rtf:.1f}x real time, "
+        f"WER vs reference {wer(clip.text, offline_text):.3f}"
+    )
     with tempfile.TemporaryDirectory(prefix="vexa-bench-") as tmp:
         valkey = EmbeddedValkey(Path(tmp) / "valkey", persist=False).start()
         hport = free_port()
-        env = {"REDIS_URL": valkey.url, "WHISPER_MODEL": args.model, "HEALTH_PORT": str(hport),
-               "WL_MAX_CLIENTS": "64", "LOG_LEVEL": "WARNING", "MIN_CHUNK_S": str(args.min_chunk)}
+        env = {
+            "REDIS_URL": valkey.url,
+            "WHISPER_MODEL": args.model,
+            "HEALTH_PORT": str(hport),
+            "WL_MAX_CLIENTS": "64",
+            "LOG_LEVEL": "WARNING",
+            "MIN_CHUNK_S": str(args.min_chunk),
+        }
         if args.workers:
             env["INFERENCE_WORKERS"] = str(args.workers)
-        service = ServiceProcess("transcription", free_port(), env,
-                                 health_url=f"http://127.0.0.1:{hport}/health",
-                                 log_path=Path(tmp) / "transcription.log")
+        service = ServiceProcess(
+            "transcription",
+            free_port(),
+            env,
+            health_url=f"http://127.0.0.1:{hport}/health",
+            log_path=Path(tmp) / "transcription.log",
+        )
         service.start(timeout=120)
         redis = Redis.from_url(valkey.url, decode_responses=True)
         try:
@@ -243,18 +266,28 @@ async def main_async(args: argparse.Namespace) -> None:
                     stream_text = texts[0]
                     print(f"streaming text: {stream_text}")
                     print(f"offline text:   {offline_text}")
-                    print(f"streaming WER vs offline transcript: {wer(offline_text, stream_text):.3f}; "
-                          f"vs reference: {wer(clip.text, stream_text):.3f}")
-                    print(f"streaming service RTF: {1 / max(row['service_cpu_s_per_audio_s'], 1e-9):.1f}x "
-                          "real time (audio s per CPU s, drafts included)")
+                    print(
+                        f"streaming WER vs offline transcript: {wer(offline_text, stream_text):.3f}; "
+                        f"vs reference: {wer(clip.text, stream_text):.3f}"
+                    )
+                    print(
+                        f"streaming service RTF: {1 / max(row['service_cpu_s_per_audio_s'], 1e-9):.1f}x "
+                        "real time (audio s per CPU s, drafts included)"
+                    )
                 rows.append(row)
                 print(json.dumps(row))
                 if row["latency_p95_s"] > args.max_latency or row["flush_after_end_s"] > args.max_latency * 2:
                     break
-            ok = [r["sessions"] for r in rows if r["latency_p95_s"] <= args.max_latency
-                  and r["utterances_committed"].split("/")[0] == r["utterances_committed"].split("/")[1]]
-            print(f"sustained real-time sessions (p95 commit latency <= {args.max_latency}s, all committed): "
-                  f"{max(ok) if ok else 0}")
+            ok = [
+                r["sessions"]
+                for r in rows
+                if r["latency_p95_s"] <= args.max_latency
+                and r["utterances_committed"].split("/")[0] == r["utterances_committed"].split("/")[1]
+            ]
+            print(
+                f"sustained real-time sessions (p95 commit latency <= {args.max_latency}s, all committed): "
+                f"{max(ok) if ok else 0}"
+            )
             print(f"health after: {health(hport)}")
         finally:
             await redis.aclose()
@@ -263,7 +296,9 @@ async def main_async(args: argparse.Namespace) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--model", default="tiny.en")
     parser.add_argument("--levels", default="1,2,4,6,8")
     parser.add_argument("--max-latency", type=float, default=3.0)

@@ -147,3 +147,41 @@ async def test_revocation_listener_survives_a_dropped_connection(db, redis, redi
     finally:
         await verifier.stop()
         await listener_redis.aclose()
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"email": "a@example.com", "data": {"note": "nul\x00inside"}},
+        {"email": "a@example.com", "data": {"\ud9c2": 1}},
+        {"email": "a@example.com", "name": "x\x00"},
+    ],
+)
+def test_text_postgres_cannot_store_is_refused_at_validation(body):
+    from vexa.schemas import UserCreate
+
+    with pytest.raises(ValidationError):
+        UserCreate(**body)
+
+
+async def test_admin_lookup_by_unstorable_email_is_404(db, redis_url, database_url):
+    import httpx
+
+    from vexa.admin.app import create_app
+    from vexa.admin.settings import AdminSettings
+
+    settings = AdminSettings(DATABASE_URL=database_url, REDIS_URL=redis_url, ADMIN_API_TOKEN="t" * 20)
+    app = create_app(settings)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://admin") as client:
+            answer = await client.get(
+                "/admin/users/email/a%00b@example.com", headers={"X-Admin-API-Key": "t" * 20}
+            )
+            assert answer.status_code == 404, answer.text
+            created = await client.post(
+                "/admin/users",
+                json={"email": "c@example.com", "data": {"k": "\u0000"}},
+                headers={"X-Admin-API-Key": "t" * 20},
+            )
+            assert created.status_code == 422 and "NUL" in created.text

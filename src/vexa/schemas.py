@@ -17,6 +17,40 @@ Task = Literal["transcribe", "translate"]
 LANGUAGE_PATTERN = r"^[a-z]{2,3}(-[A-Za-z]{2,4})?$"
 
 
+def storable_problem(value: Any, where: str = "") -> str | None:
+    """Why PostgreSQL could not store ``value`` (text and jsonb refuse NUL and lone surrogates)."""
+    if isinstance(value, str):
+        if "\x00" in value:
+            return f"{where or 'value'}: NUL characters are not allowed"
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return f"{where or 'value'}: not valid Unicode text"
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            problem = storable_problem(key, f"{where}.key") or storable_problem(item, f"{where}.{key}")
+            if problem:
+                return problem
+    elif isinstance(value, list | tuple):
+        for i, item in enumerate(value):
+            problem = storable_problem(item, f"{where}[{i}]")
+            if problem:
+                return problem
+    return None
+
+
+class StorableInput(BaseModel):
+    """Request bodies whose text ends up in PostgreSQL: refused with 422, never a 500 at insert time."""
+
+    @model_validator(mode="after")
+    def _storable(self) -> StorableInput:
+        for name in type(self).model_fields:
+            problem = storable_problem(getattr(self, name), name)
+            if problem:
+                raise ValueError(problem)
+        return self
+
+
 class ErrorResponse(BaseModel):
     detail: Any = Field(description="What went wrong, in words (or a list of validation problems).")
 
@@ -24,7 +58,7 @@ class ErrorResponse(BaseModel):
 # --- users and tokens (admin-api) ---------------------------------------------------------------
 
 
-class UserCreate(BaseModel):
+class UserCreate(StorableInput):
     model_config = ConfigDict(extra="forbid")
 
     email: EmailStr
@@ -34,7 +68,7 @@ class UserCreate(BaseModel):
     data: dict[str, Any] | None = None
 
 
-class UserUpdate(BaseModel):
+class UserUpdate(StorableInput):
     model_config = ConfigDict(extra="forbid")
 
     email: EmailStr | None = None
@@ -82,7 +116,7 @@ class UserDetailResponse(UserResponse):
     api_tokens: list[TokenInfo] = Field(default_factory=list)
 
 
-class WebhookUpdate(BaseModel):
+class WebhookUpdate(StorableInput):
     model_config = ConfigDict(extra="forbid")
 
     webhook_url: AnyHttpUrl
@@ -91,7 +125,7 @@ class WebhookUpdate(BaseModel):
 # --- meetings and bots (bot-manager, collector) -----------------------------------------------
 
 
-class MeetingCreate(BaseModel):
+class MeetingCreate(StorableInput):
     """POST /bots."""
 
     model_config = ConfigDict(extra="ignore")
@@ -112,7 +146,7 @@ class MeetingCreate(BaseModel):
         return self
 
 
-class MeetingConfigUpdate(BaseModel):
+class MeetingConfigUpdate(StorableInput):
     """PUT /bots/{platform}/{native_meeting_id}/config."""
 
     model_config = ConfigDict(extra="forbid")
@@ -142,7 +176,7 @@ class MeetingListResponse(BaseModel):
     meetings: list[MeetingResponse]
 
 
-class MeetingDataUpdate(BaseModel):
+class MeetingDataUpdate(StorableInput):
     model_config = ConfigDict(extra="forbid")
 
     name: str | None = Field(None, max_length=500)
@@ -151,7 +185,7 @@ class MeetingDataUpdate(BaseModel):
     notes: str | None = Field(None, max_length=100_000)
 
 
-class MeetingUpdate(BaseModel):
+class MeetingUpdate(StorableInput):
     model_config = ConfigDict(extra="forbid")
 
     data: MeetingDataUpdate

@@ -15,8 +15,16 @@ def load(name: str) -> dict:
 
 def test_compose_has_the_stack_with_documented_ports() -> None:
     services = load("docker-compose.yml")["services"]
-    expected = {"postgres", "redis", "migrate", "api-gateway", "admin-api", "bot-manager",
-                "transcription-collector", "traefik"}
+    expected = {
+        "postgres",
+        "redis",
+        "migrate",
+        "api-gateway",
+        "admin-api",
+        "bot-manager",
+        "transcription-collector",
+        "traefik",
+    }
     assert expected <= set(services)
     assert services["postgres"]["ports"] == ["127.0.0.1:5438:5432"]
     assert services["api-gateway"]["ports"] == ["8056:8000"]
@@ -31,8 +39,12 @@ def test_compose_has_the_stack_with_documented_ports() -> None:
 def test_transcription_replicas_pin_one_gpu_each_and_share_only_redis() -> None:
     services = load("docker-compose.yml")["services"]
     replicas = {k: v for k, v in services.items() if k.startswith("transcription-") and k[-1].isdigit()}
-    assert set(replicas) == {"transcription-cpu-0", "transcription-cpu-1", "transcription-gpu-0",
-                             "transcription-gpu-1"}
+    assert set(replicas) == {
+        "transcription-cpu-0",
+        "transcription-cpu-1",
+        "transcription-gpu-0",
+        "transcription-gpu-1",
+    }
     for name, svc in replicas.items():
         index = name[-1]
         assert svc["command"] == ["vexa", "serve", "transcription", "--host", "0.0.0.0", "--port", "9090"]

@@ -25,7 +25,9 @@ def test_existing_folder_is_used_as_is(tmp_path: Path) -> None:
 def test_unavailable_model_says_how_to_provide_one(spec: str) -> None:
     with pytest.raises(ModelUnavailable) as exc:
         resolve_model(spec, allow_download=False)
-    assert "vexa models install" in str(exc.value) and "WHISPER_MODEL=/path/to/ctranslate2-model" in str(exc.value)
+    assert "vexa models install" in str(exc.value) and "WHISPER_MODEL=/path/to/ctranslate2-model" in str(
+        exc.value
+    )
 
 
 def test_hub_names_pass_through_only_when_downloads_are_allowed() -> None:
@@ -44,7 +46,12 @@ def test_install_base_assembles_verifies_and_is_idempotent(tmp_path: Path) -> No
     model_bin = target / "model.bin"
     digest = hashlib.sha256(model_bin.read_bytes()).hexdigest()
     assert digest == BASE_SHA256
-    assert {p.name for p in target.iterdir()} >= {"model.bin", "config.json", "tokenizer.json", "vocabulary.txt"}
+    assert {p.name for p in target.iterdir()} >= {
+        "model.bin",
+        "config.json",
+        "tokenizer.json",
+        "vocabulary.txt",
+    }
     mtime = model_bin.stat().st_mtime_ns
     assert install_model("base", target) == target
     assert model_bin.stat().st_mtime_ns == mtime  # second run does not rebuild

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from redis.asyncio import Redis
+
 from conftest import (
     TEXT_A,
     TEXT_B,
@@ -22,8 +24,6 @@ from conftest import (
     start_service,
     stream_audio,
 )
-from redis.asyncio import Redis
-
 from vexa.streams import (
     SessionEndMessage,
     SessionStartMessage,
@@ -59,10 +59,7 @@ async def stream_entries(redis: Redis, stream: str, uid: str, *, until_end: bool
         found = []
         for _id, fields in await redis.xrange(stream):
             raw = fields["payload"]
-            if stream == STREAM:
-                msg = parse_payload(raw)
-            else:
-                msg = SpeakerEvent.model_validate_json(raw)
+            msg = parse_payload(raw) if stream == STREAM else SpeakerEvent.model_validate_json(raw)
             if msg.uid == uid:
                 found.append(msg)
         if not until_end or (found and isinstance(found[-1], SessionEndMessage)):
@@ -126,7 +123,9 @@ async def test_meeting_session_streams_drafts_commits_and_publishes(service: Ser
     assert (await service.wait_idle())["active_sessions"] == 0
 
 
-async def test_plain_whisperlive_session_is_answered_but_not_published(service: Service, redis: Redis) -> None:
+async def test_plain_whisperlive_session_is_answered_but_not_published(
+    service: Service, redis: Redis
+) -> None:
     uid = "plain-" + uuid.uuid4().hex[:8]
     ws, first = await open_session(service.ws_url, {"uid": uid, "language": "en", "send_last_n_segments": 5})
     assert first["message"] == "SERVER_READY"
@@ -228,13 +227,17 @@ async def test_max_connection_time_disconnects(service: Service) -> None:
 
 def test_missing_model_exits_with_instructions(redis_url: str, tmp_session_dir: Path) -> None:
     with pytest.raises(RuntimeError, match="exited"):
-        start_service(redis_url, tmp_session_dir, "nomodel", WHISPER_MODEL=str(tmp_session_dir / "no-such-model"))
+        start_service(
+            redis_url, tmp_session_dir, "nomodel", WHISPER_MODEL=str(tmp_session_dir / "no-such-model")
+        )
     log = (tmp_session_dir / "transcription-nomodel.log").read_text()
     assert "vexa models install" in log and "WHISPER_MODEL=/path/to/ctranslate2-model" in log
 
 
 async def test_meeting_context_required_when_configured(redis_url: str, tmp_session_dir: Path) -> None:
-    svc = await asyncio.to_thread(start_service, redis_url, tmp_session_dir, "strict", REQUIRE_MEETING_CONTEXT="true")
+    svc = await asyncio.to_thread(
+        start_service, redis_url, tmp_session_dir, "strict", REQUIRE_MEETING_CONTEXT="true"
+    )
     try:
         ws, reply = await open_session(svc.ws_url, {"uid": "no-context"})
         assert reply["status"] == "ERROR" and "meeting context" in reply["message"]

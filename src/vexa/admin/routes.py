@@ -20,6 +20,7 @@ from vexa.schemas import (
     UserDetailResponse,
     UserResponse,
     UserUpdate,
+    storable_problem,
 )
 
 log = logging.getLogger(__name__)
@@ -86,6 +87,8 @@ async def list_users(
     "/users/email/{email}", response_model=UserResponse, responses=NOT_FOUND, summary="Find a user by email"
 )
 async def get_user_by_email(request: Request, email: str = Path(max_length=255)) -> UserResponse:
+    if storable_problem(email):  # no stored email can contain it, and PostgreSQL would refuse the query
+        raise HTTPException(status.HTTP_404_NOT_FOUND, detail="User not found")
     async with _sessions(request) as session:
         user = await store.get_user_by_email(session, email)
     if user is None:

@@ -54,6 +54,7 @@ class DecodeOutcome:
     seconds: float
     skipped: bool = False  # VAD heard no speech newer than the previous decode: Whisper not run
 
+
 NEW_SPEECH_TOLERANCE_S = 0.2  # VAD pads speech ends; less than this past the last decode is not new
 
 
@@ -68,12 +69,14 @@ class WhisperEngine:
         compute_type: str = "int8",
         cpu_threads: int = 1,
         workers: int = 1,
+        allow_download: bool = False,
     ) -> None:
         self.model_path = model_path
         self.device = device
         self.compute_type = compute_type
         self.cpu_threads = cpu_threads
         self.workers = workers
+        self.allow_download = allow_download
         self.model = None
         self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="whisper")
         self.busy = 0
@@ -93,7 +96,7 @@ class WhisperEngine:
             compute_type=self.compute_type,
             cpu_threads=self.cpu_threads,
             num_workers=self.workers,
-            local_files_only=True,
+            local_files_only=not self.allow_download,
         )
         get_vad_model()
         log.info(

@@ -25,6 +25,7 @@ def build_engine(settings: TranscriptionSettings) -> WhisperEngine:
         compute_type=settings.resolved_compute_type(),
         cpu_threads=settings.cpu_threads,
         workers=settings.inference_workers,
+        allow_download=settings.allow_model_download,
     )
     engine.load()
     return engine

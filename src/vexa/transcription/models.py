@@ -111,5 +111,6 @@ def resolve_model(spec: str, allow_download: bool = False) -> str:
     if allow_download:
         return spec
     raise ModelUnavailable(
-        f"WHISPER_MODEL={spec} is neither a folder nor a bundled model, and ALLOW_MODEL_DOWNLOAD is off. {HOW_TO}"
+        f"WHISPER_MODEL={spec} is neither a folder nor a bundled model, "
+        f"and ALLOW_MODEL_DOWNLOAD is off. {HOW_TO}"
     )

@@ -87,7 +87,9 @@ class ProtocolError(ValueError):
 
 def parse_config(raw: str | bytes) -> SessionConfig:
     if isinstance(raw, bytes):
-        raise ProtocolError("the first message must be a JSON text message with the session config, not audio")
+        raise ProtocolError(
+            "the first message must be a JSON text message with the session config, not audio"
+        )
     try:
         data = json.loads(raw)
     except json.JSONDecodeError as exc:

@@ -65,7 +65,9 @@ class StreamPublisher:
                 raise
             except Exception as exc:
                 if self.healthy:
-                    log.warning("Redis XADD failed (%s); buffering %d message(s) and retrying", exc, self.backlog)
+                    log.warning(
+                        "Redis XADD failed (%s); buffering %d message(s) and retrying", exc, self.backlog
+                    )
                 self.healthy = False
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 5.0)
@@ -77,16 +79,16 @@ class StreamPublisher:
                 log.info("Redis reachable again; %d message(s) still buffered", self.backlog)
             self.healthy, backoff = True, 0.2
 
-    async def flush(self, timeout: float) -> bool:
-        """Wait until the queue is empty (True) or ``timeout`` passes."""
+    async def flush(self, within_s: float) -> bool:
+        """Wait until the queue is empty (True) or ``within_s`` passes (polls: shutdown only)."""
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        while self._queue and loop.time() < deadline:
+        deadline = loop.time() + within_s
+        while self._queue and loop.time() < deadline:  # noqa: ASYNC110
             await asyncio.sleep(0.05)
         return not self._queue
 
-    async def close(self, timeout: float = 5.0) -> None:
-        if not await self.flush(timeout):
+    async def close(self, within_s: float = 5.0) -> None:
+        if not await self.flush(within_s):
             log.error("shutting down with %d unpublished stream message(s)", self.backlog)
         if self._task is not None:
             self._task.cancel()

@@ -65,7 +65,9 @@ class TranscriptionServer:
         self.port = self._ws_server.sockets[0].getsockname()[1]
         self._health_server = await asyncio.start_server(self._health, s.health_host or host, s.health_port)
         self.health_port = self._health_server.sockets[0].getsockname()[1]
-        log.info("transcription listening on ws://%s:%s (health :%s/health)", host, self.port, self.health_port)
+        log.info(
+            "transcription listening on ws://%s:%s (health :%s/health)", host, self.port, self.health_port
+        )
 
     async def stop(self, grace_s: float = 15.0) -> None:
         """Stop accepting, let sessions flush their tails, drain the publisher."""
@@ -108,7 +110,9 @@ class TranscriptionServer:
             return
         if len(self.sessions) >= self.settings.max_clients:
             minutes = self._wait_minutes()
-            log.info("server full (%d sessions): %s must wait ~%.1f min", len(self.sessions), config.uid, minutes)
+            log.info(
+                "server full (%d sessions): %s must wait ~%.1f min", len(self.sessions), config.uid, minutes
+            )
             await reject(ws, config.uid, wait(config.uid, minutes))
             return
         session = Session(self, ws, config)
@@ -124,8 +128,12 @@ class TranscriptionServer:
             session.publishing,
         )
         if config.model and config.model not in (self.settings.whisper_model, self.engine.model_path):
-            log.info("session %s asked for model %r; using the loaded %s", config.uid, config.model,
-                     self.settings.whisper_model)
+            log.info(
+                "session %s asked for model %r; using the loaded %s",
+                config.uid,
+                config.model,
+                self.settings.whisper_model,
+            )
         try:
             await session.run()
         except Exception:
@@ -140,9 +148,6 @@ class TranscriptionServer:
             return "this server requires meeting context: platform, meeting_id and token"
         if config.has_meeting_context and self.publisher is None:
             return "this server has no Redis configured, so it cannot publish meeting transcripts"
-        if any((config.platform, config.meeting_id, config.token)) and not config.has_meeting_context:
-            if self.settings.require_meeting_context:
-                return "meeting context needs all of platform, meeting_id and token"
         return None
 
     def _wait_minutes(self) -> float:
@@ -163,7 +168,7 @@ class TranscriptionServer:
     def health(self) -> tuple[int, dict[str, object]]:
         active = len(self.sessions)
         capacity = self.settings.max_clients
-        status = "ok" if self.engine.loaded and active < capacity else ("full" if self.engine.loaded else "loading")
+        status = "loading" if not self.engine.loaded else "ok" if active < capacity else "full"
         body: dict[str, object] = {
             "status": status,
             "model": self.settings.whisper_model,
@@ -214,4 +219,3 @@ def _uid_of(raw: str | bytes) -> str | None:
         uid = json.loads(raw).get("uid")
         return uid if isinstance(uid, str) else None
     return None
-

@@ -58,7 +58,9 @@ class Session:
             vad_threshold=vad.threshold if vad else s.vad_threshold,
             min_silence_ms=min_silence,
             speech_pad_ms=pad,
-            no_speech_thresh=config.no_speech_thresh if config.no_speech_thresh is not None else s.no_speech_thresh,
+            no_speech_thresh=s.no_speech_thresh
+            if config.no_speech_thresh is None
+            else config.no_speech_thresh,
             hotwords=config.hotwords,
             beam_size=s.beam_size,
         )
@@ -135,8 +137,7 @@ class Session:
     def _add_audio(self, data: bytes) -> str | None:
         if len(data) % 4:
             return (
-                f"binary frames must be float32 mono 16 kHz PCM; got {len(data)} bytes, "
-                "not a multiple of 4"
+                f"binary frames must be float32 mono 16 kHz PCM; got {len(data)} bytes, not a multiple of 4"
             )
         samples = np.frombuffer(data, dtype="<f4")
         if len(samples) == 0:
@@ -269,9 +270,8 @@ class Session:
 
     def _publish_start(self) -> None:
         if self.publishing and self.start_wall is not None:
-            self.server.publish_segments(
-                self._context(SessionStartMessage, start_timestamp=datetime.fromtimestamp(self.start_wall, UTC))
-            )
+            started = datetime.fromtimestamp(self.start_wall, UTC)
+            self.server.publish_segments(self._context(SessionStartMessage, start_timestamp=started))
 
     def _ensure_started(self) -> None:
         if self.start_wall is None:

@@ -24,7 +24,7 @@ import numpy as np
 
 SAMPLE_RATE = 16000
 _NORM = re.compile(r"[^\w']+", re.UNICODE)
-SENTENCE_END = (".", "?", "!", "。", "？", "！")
+SENTENCE_END = (".", "?", "!", "\u3002", "\uff1f", "\uff01")  # also CJK full stop, ? and !
 
 
 @dataclass(frozen=True, slots=True)
@@ -321,7 +321,7 @@ class StreamingTranscriber:
         self._trim_to(target)
 
     def _trim_to(self, time: float) -> None:
-        drop = int(round((time - self.offset) * SAMPLE_RATE))
+        drop = round((time - self.offset) * SAMPLE_RATE)
         if drop <= 0:
             return
         drop = min(drop, len(self.audio))
