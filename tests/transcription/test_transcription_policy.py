@@ -130,6 +130,17 @@ def test_end_of_stream_commits_the_tail() -> None:
     assert all(s.completed for s in t.completed)
 
 
+def test_pause_after_skipped_decode_commits_the_previous_hypothesis() -> None:
+    """When VAD hears nothing new the engine skips Whisper; the pause still commits the words."""
+    t = StreamingTranscriber(language="en", min_chunk_s=1.0, end_silence_s=0.5)
+    _drive(t, 1.0, words("see you"), speech_until=1.0)
+    t.add_audio(np.zeros(SAMPLE_RATE, np.float32))
+    job = t.make_job()
+    assert job is not None and job.decoded_until == 1.0  # tells the engine what Whisper already heard
+    changes, _ = t.apply(job, [(0.0, 1.0)], None, skipped=True)
+    assert [(s.text, s.completed) for s in changes] == [("see you", True)]
+
+
 def test_language_detected_once_from_first_speech() -> None:
     t = StreamingTranscriber(language=None, min_chunk_s=1.0)
     _, detected = _drive(t, 1.0, words("bonjour"), speech_until=1.0)
