@@ -25,6 +25,7 @@ from vexa.config import to_asyncpg_url
 from vexa.db import Database
 from vexa.db.migrate import upgrade
 from vexa.embedded import EmbeddedPostgres, EmbeddedValkey, free_port
+from vexa.testing.processes import ServiceProcess
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -103,6 +104,17 @@ def service_env(database_url: str, redis_url: str) -> dict[str, str]:
         "ADMIN_API_TOKEN": "test-admin-token-0123456789",
         "LOG_LEVEL": "INFO",
     }
+
+
+@pytest.fixture(scope="session")
+def admin_service(service_env: dict[str, str], tmp_session_dir: Path) -> Iterator[ServiceProcess]:
+    """admin-api as a real process, shared by every test that needs one."""
+    proc = ServiceProcess("admin", free_port(), service_env, log_path=tmp_session_dir / "logs" / "admin.log")
+    proc.start()
+    try:
+        yield proc
+    finally:
+        proc.stop()
 
 
 @pytest_asyncio.fixture

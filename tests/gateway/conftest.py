@@ -13,20 +13,13 @@ from pathlib import Path
 import pytest
 from gateway_helpers import ClosedPort, HungServiceStandIn, start_gateway  # type: ignore[import-not-found]
 
-from vexa.embedded import free_port
 from vexa.testing.processes import ServiceProcess
 
 
 @pytest.fixture(scope="session")
-def admin_api(service_env: dict[str, str], tmp_session_dir: Path) -> Iterator[ServiceProcess]:
-    proc = ServiceProcess(
-        "admin", free_port(), service_env, log_path=tmp_session_dir / "logs" / "gw-admin.log"
-    )
-    proc.start()
-    try:
-        yield proc
-    finally:
-        proc.stop()
+def admin_api(admin_service: ServiceProcess) -> ServiceProcess:
+    """The gateway's admin-api: the same process the admin tests use."""
+    return admin_service
 
 
 @pytest.fixture(scope="session")

@@ -7,11 +7,13 @@ import logging
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, Response, status
 from fastapi.responses import JSONResponse
 from redis.asyncio import Redis
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from vexa.admin import store
 from vexa.admin.audit import audit
 from vexa.admin.security import require_admin
 from vexa.auth import TokenVerifier, publish_revocation
+from vexa.db.models import User
 from vexa.schemas import (
     ErrorResponse,
     TokenInfo,
@@ -41,6 +43,13 @@ ACTOR = "admin-key"
 
 def _sessions(request: Request):
     return request.app.state.db.sessionmaker()
+
+
+async def _user_or_404(session: AsyncSession, user_id: int) -> User:
+    user = await store.get_user(session, user_id)
+    if user is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, detail="User not found")
+    return user
 
 
 async def _revoke_everywhere(request: Request, hashes: list[str]) -> None:
@@ -124,9 +133,7 @@ async def update_user(
 ) -> UserResponse:
     changes = body.model_dump(exclude_unset=True)
     async with _sessions(request) as session:
-        user = await store.get_user(session, user_id)
-        if user is None:
-            raise HTTPException(status.HTTP_404_NOT_FOUND, detail="User not found")
+        user = await _user_or_404(session, user_id)
         try:
             user = await store.update_user(session, user, changes)
         except store.EmailTaken:
@@ -146,9 +153,7 @@ async def update_user(
 )
 async def delete_user(request: Request, user_id: int = Path(ge=1, le=2**31 - 1)) -> Response:
     async with _sessions(request) as session:
-        user = await store.get_user(session, user_id)
-        if user is None:
-            raise HTTPException(status.HTTP_404_NOT_FOUND, detail="User not found")
+        user = await _user_or_404(session, user_id)
         hashes = await store.delete_user(session, user)
     await _revoke_everywhere(request, hashes)
     audit("user.delete", ACTOR, user_id=user_id, tokens_revoked=len(hashes))
@@ -164,8 +169,7 @@ async def delete_user(request: Request, user_id: int = Path(ge=1, le=2**31 - 1))
 )
 async def create_token(request: Request, user_id: int = Path(ge=1, le=2**31 - 1)) -> TokenResponse:
     async with _sessions(request) as session:
-        if await store.get_user(session, user_id) is None:
-            raise HTTPException(status.HTTP_404_NOT_FOUND, detail="User not found")
+        await _user_or_404(session, user_id)
         issued = await store.issue_token(session, user_id)
     audit("token.create", ACTOR, user_id=user_id, token_id=issued.row.id)
     return TokenResponse(
@@ -178,8 +182,7 @@ async def create_token(request: Request, user_id: int = Path(ge=1, le=2**31 - 1)
 )
 async def list_tokens(request: Request, user_id: int = Path(ge=1, le=2**31 - 1)) -> list[TokenInfo]:
     async with _sessions(request) as session:
-        if await store.get_user(session, user_id) is None:
-            raise HTTPException(status.HTTP_404_NOT_FOUND, detail="User not found")
+        await _user_or_404(session, user_id)
         rows = await store.list_tokens(session, user_id)
     return [TokenInfo.model_validate(r) for r in rows]
 
