@@ -61,6 +61,8 @@ class RecordingTranscriptionServer:
         self._server: Server | None = None
         self.close_after_samples: int | None = None
         """When set, the next session is closed (cleanly) once it has received this many samples."""
+        self.close_speaker: str | None = None
+        """When set, only a session of this participant (config ``speaker``) is closed that way."""
 
     @property
     def url(self) -> str:
@@ -93,7 +95,8 @@ class RecordingTranscriptionServer:
                         continue
                     session.chunks.append(message)
                     limit = self.close_after_samples
-                    if limit is not None and session.samples >= limit:
+                    targeted = self.close_speaker is None or session.speaker == self.close_speaker
+                    if limit is not None and targeted and session.samples >= limit:
                         self.close_after_samples = None
                         await ws.close(1012, "service restart (stand-in)")
                 else:
