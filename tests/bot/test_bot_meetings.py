@@ -56,6 +56,7 @@ async def test_bot_joins_transcribes_each_participant_and_leaves_when_meeting_en
     if platform == "teams":
         # Also: the transcription service restarts mid-meeting (after 3 s of Alice's session).
         transcription_standin.close_after_samples = 3 * 16000
+        transcription_standin.close_speaker = "Alice"
     config = bot_config(platform, sim, transcription_standin.url, callbacks.url)
     bot = Bot(config, BotSettings())
     code = await asyncio.wait_for(bot.run(), 90)
