@@ -15,7 +15,7 @@ from vexa.auth import AuthenticatedUser, require_user
 from vexa.collector.meetings import session_starts
 from vexa.collector.segments import MeetingLock, absolute, decode, drop_meeting, read_raw, segment_field
 from vexa.db.models import TERMINAL_STATUSES, Meeting, MeetingSession, Transcription
-from vexa.meetings import meeting_response, public_data, valid_native_id
+from vexa.meetings import meeting_response, valid_native_id
 from vexa.platforms import Platform
 from vexa.schemas import (
     ErrorResponse,
@@ -104,17 +104,20 @@ async def get_transcript(
     for field, stored in live.items():
         merged[field] = stored.to_public(starts.get(stored.session_uid))  # the newer draft wins
     segments = sorted(merged.values(), key=_sort_key)
+    view = meeting_response(meeting, state.settings.meeting_base_url)
     return TranscriptionResponse(
-        id=meeting.id,
-        platform=meeting.platform,  # type: ignore[arg-type]
-        native_meeting_id=meeting.platform_specific_id,
-        constructed_meeting_url=meeting_response(
-            meeting, state.settings.meeting_base_url
-        ).constructed_meeting_url,
-        status=meeting.status,
-        start_time=meeting.start_time,
-        end_time=meeting.end_time,
-        data=public_data(meeting),
+        **view.model_dump(
+            include={
+                "id",
+                "platform",
+                "native_meeting_id",
+                "constructed_meeting_url",
+                "status",
+                "start_time",
+                "end_time",
+                "data",
+            }
+        ),
         segments=segments,
     )
 
