@@ -1,21 +1,28 @@
-"""Streaming transcription figures on this machine (real service, real model, real Redis).
+"""Streaming transcription on real speech, side by side with upstream WhisperLive, in one run.
 
-Starts an embedded Valkey and `vexa serve transcription` as a child process, then:
+Both servers get the same model folder, the same audio, the same pacing (real time,
+100 ms frames) and the same client (``vexa.testing.streaming_eval``), one after the
+other so they never share the CPU. The audio is real human speech arranged as a
+meeting brings it (``vexa.testing.real_speech``: LibriVox read speech and spoken
+card names from Debian's pocketsphinx-testdata, pauses of 0.2-3 s, a sentence that
+resumes mid-way), in three scenarios:
 
-1. offline reference: faster-whisper's own ``transcribe`` of the whole clip (same model,
-   same compute type, beam 5, VAD filter) — its real-time factor and the text;
-2. one streaming session in real time: WER of the committed transcript vs the reference
-   text and vs the offline transcript, commit latency (end of an utterance's audio sent
-   -> its ``completed`` segment on the Redis stream), p50/p95, and the service's RTF
-   (decode seconds / audio seconds, from the process CPU time);
-3. concurrency: N sessions streaming the clip in real time at once, for rising N, until
-   the p95 commit latency exceeds ``--max-latency`` or a session falls behind.
+- ``silence``: the stream ends in 3 s of silence, then END_OF_AUDIO;
+- ``stop``: the client stops sending right after the last word and waits 4 s;
+- ``noise``: like ``silence`` with background noise at 20 dB SNR.
 
-    .venv/bin/python bench/transcription.py --model tiny.en
-    .venv/bin/python bench/transcription.py --model base --levels 1,2,3,4
+Printed per system (median over ``--runs``): WER against the reference text, the
+same for offline faster-whisper (beam 5, VAD filter) on the same audio and model,
+utterance end -> committed and -> first shown latencies, last words committed after
+the client stopped sending, words lost at segment boundaries, and CPU per stream
+(the server process's CPU seconds per second of audio = share of one core). Then
+our service alone: N concurrently speaking streams for rising N until the commit
+latency or the real-time pace breaks, and the CPU of 50 open silent sessions.
 
-The clip is espeak-ng speech (sentences with 0.8-1.4 s pauses), harder than human speech
-for Whisper; the machine may be shared, so treat figures as lower bounds.
+    .venv/bin/python bench/transcription.py --model tiny.en --runs 3
+    .venv/bin/python bench/transcription.py --model base --runs 2 --levels 1,2,3
+
+The peer is installed on first use into .venv-peers/whisperlive (bench/peers/setup_whisperlive.sh).
 """
 
 from __future__ import annotations
@@ -25,6 +32,7 @@ import asyncio
 import json
 import os
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -32,138 +40,158 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import httpx
 import numpy as np
 import psutil
-from redis.asyncio import Redis
 from websockets.asyncio.client import connect
 
-from vexa.embedded import EmbeddedValkey, free_port
-from vexa.streams import TranscriptionMessage, parse_payload
+from vexa.embedded import free_port
 from vexa.testing.processes import ServiceProcess
-from vexa.testing.speech import read_wav, resample, synthesize
+from vexa.testing.real_speech import Meeting, meeting
+from vexa.testing.streaming_eval import StreamRun, boundary_deletions, stream_meeting
 from vexa.transcription.models import resolve_model
 from vexa.transcription.wer import wer
 
-SR = 16000
-SENTENCES = [
-    "Good morning everyone, let us start with the budget review.",
-    "Spending in the third quarter was slightly above the plan.",
-    "Most of the difference came from the new servers we bought in August.",
-    "Next month we will focus on reliability and the onboarding flow.",
-    "Please send your questions to the finance team before Friday.",
-    "Thanks, that is all from me today.",
-]
-PAUSES = [0.8, 1.2, 1.0, 1.4, 0.9, 0.8]
-STREAM = "transcription_segments"
+ROOT = Path(__file__).resolve().parent.parent
+SCENARIOS = ("silence", "stop", "noise")
 
 
 @dataclass
-class Clip:
-    audio: np.ndarray
-    utterance_ends: list[float]  # seconds into the clip where each sentence's audio ends
-    text: str
+class Figures:
+    wer: list[float] = field(default_factory=list)
+    wer_offline: list[float] = field(default_factory=list)
+    commit: list[float] = field(default_factory=list)
+    shown: list[float] = field(default_factory=list)
+    missing_commits: int = 0
+    stop_commit: list[float] = field(default_factory=list)
+    boundary_lost: list[int] = field(default_factory=list)
+    cpu: list[float] = field(default_factory=list)
+    texts: list[str] = field(default_factory=list)
 
 
-def make_clip() -> Clip:
-    parts, ends, t = [np.zeros(int(0.5 * SR), np.float32)], [], 0.5
-    for sentence, pause in zip(SENTENCES, PAUSES, strict=True):
-        data, rate = read_wav(synthesize(sentence))
-        speech = resample(data, rate, SR)
-        parts += [speech, np.zeros(int(pause * SR), np.float32)]
-        t += len(speech) / SR
-        ends.append(t)
-        t += pause
-    return Clip(np.concatenate(parts), ends, " ".join(SENTENCES))
+def scenario(name: str) -> Meeting:
+    return meeting(snr_db=20.0 if name == "noise" else None)
 
 
-@dataclass
-class SessionResult:
-    uid: str
-    sent_end_wall: dict[int, float] = field(default_factory=dict)  # utterance -> wall time sent
-    start_wall: float = 0.0
-    closed_wall: float = 0.0
-    finished_wall: float = 0.0
+def offline(model: str, audio: np.ndarray, language: str | None) -> str:
+    from faster_whisper import WhisperModel
+
+    wm = WhisperModel(resolve_model(model), device="cpu", compute_type="int8", cpu_threads=1)
+    segments, _ = wm.transcribe(audio, language=language, beam_size=5, vad_filter=True)
+    return " ".join(s.text.strip() for s in segments)
 
 
-async def stream_session(url: str, clip: Clip, uid: str, result: SessionResult) -> None:
-    async with connect(url, open_timeout=30, max_size=2**22) as ws:
-        await ws.send(
-            json.dumps(
-                {
-                    "uid": uid,
-                    "language": "en",
-                    "platform": "google_meet",
-                    "meeting_id": f"bench-{uid[:8]}",
-                    "token": "bench-token",
-                }
-            )
-        )
-        ready = json.loads(await ws.recv())
-        if ready.get("message") != "SERVER_READY":
-            raise RuntimeError(f"not ready: {ready}")
+class Server:
+    """A WhisperLive-protocol server process and the process whose CPU it spends."""
 
-        async def drain() -> None:
-            async for _ in ws:
+    def __init__(self, name: str, url: str, pid: int, stop) -> None:  # type: ignore[no-untyped-def]
+        self.name, self.url, self.pid, self._stop = name, url, pid, stop
+
+    def cpu_s(self) -> float:
+        proc = psutil.Process(self.pid)
+        total = sum(proc.cpu_times()[:2])
+        for child in proc.children(recursive=True):
+            try:
+                total += sum(child.cpu_times()[:2])
+            except psutil.Error:
                 pass
+        return total
 
-        reader = asyncio.create_task(drain())
-        step = int(0.1 * SR)
-        start = time.monotonic()
-        result.start_wall = time.time()
-        pending = list(enumerate(clip.utterance_ends))
-        for i in range(0, len(clip.audio), step):
-            await ws.send(clip.audio[i : i + step].tobytes())
-            sent_s = (i + step) / SR
-            while pending and pending[0][1] <= sent_s:
-                k, _ = pending.pop(0)
-                result.sent_end_wall[k] = time.time()
-            delay = start + sent_s - time.monotonic()
-            if delay > 0:
-                await asyncio.sleep(delay)
-        result.closed_wall = time.time()
-        await ws.send(b"END_OF_AUDIO")
-        await asyncio.wait_for(reader, 120)
-        result.finished_wall = time.time()
+    def stop(self) -> None:
+        self._stop()
 
 
-async def watch_stream(
-    redis: Redis, arrivals: dict[str, list[tuple[float, TranscriptionMessage]]], stop: asyncio.Event
-) -> None:
-    last = "$"
-    while not stop.is_set():
-        got = await redis.xread({STREAM: last}, block=200, count=500)
-        now = time.time()
-        for _name, entries in got:
-            for entry_id, fields in entries:
-                last = entry_id
-                msg = parse_payload(fields["payload"])
-                if isinstance(msg, TranscriptionMessage):
-                    arrivals.setdefault(msg.uid, []).append((now, msg))
+def start_ours(model: str, tmp: Path) -> Server:
+    hport = free_port()
+    svc = ServiceProcess(
+        "transcription",
+        free_port(),
+        {"WHISPER_MODEL": model, "HEALTH_PORT": str(hport), "WL_MAX_CLIENTS": "128", "LOG_LEVEL": "WARNING"},
+        health_url=f"http://127.0.0.1:{hport}/health",
+        log_path=tmp / "vexa-transcription.log",
+    )
+    svc.start(timeout=120)
+    assert svc.proc is not None
+    return Server("vexa", f"ws://127.0.0.1:{svc.port}/ws", svc.proc.pid, svc.stop)
 
 
-def commit_latencies(
-    clip: Clip, result: SessionResult, arrivals: list[tuple[float, TranscriptionMessage]]
-) -> list[float]:
-    """Per utterance: first arrival of a completed segment that ends near the utterance's end."""
-    out = []
-    for k, end_s in enumerate(clip.utterance_ends):
-        sent = result.sent_end_wall.get(k)
-        if sent is None:
-            continue
-        for wall, msg in arrivals:
-            if any(s.completed and s.text and abs(s.end - end_s) < 1.0 for s in msg.segments):
-                out.append(wall - sent)
-                break
-    return out
+def start_whisperlive(model: str, tmp: Path) -> Server:
+    python = (
+        subprocess.run(
+            ["bash", str(ROOT / "bench/peers/setup_whisperlive.sh")],
+            check=True,
+            capture_output=True,
+            text=True,
+        )
+        .stdout.strip()
+        .splitlines()[-1]
+    )
+    port = free_port()
+    log = open(tmp / "whisperlive.log", "wb")  # noqa: SIM115 - closed with the process
+    proc = subprocess.Popen(
+        [
+            str(ROOT / python),
+            str(ROOT / "bench/peers/whisperlive_server.py"),
+            str(port),
+            resolve_model(model),
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        cwd=tmp,
+        env={**os.environ, "HF_HUB_OFFLINE": "1"},
+    )
+    url = f"ws://127.0.0.1:{port}"
+    asyncio.run(_wait_ws(url, proc))
+
+    def stop() -> None:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
+
+    return Server("whisperlive", url, proc.pid, stop)
 
 
-def final_text(arrivals: list[tuple[float, TranscriptionMessage]]) -> str:
-    latest: dict[float, tuple[str, bool]] = {}
-    for _, msg in arrivals:
-        for s in msg.segments:
-            latest[round(s.start, 3)] = (s.text, s.completed)
-    return " ".join(text for _, (text, done) in sorted(latest.items()) if done and text)
+async def _wait_ws(url: str, proc: subprocess.Popen) -> None:  # type: ignore[type-arg]
+    for _ in range(600):
+        if proc.poll() is not None:
+            raise RuntimeError(f"WhisperLive exited with {proc.returncode}")
+        try:
+            async with connect(url, open_timeout=2):
+                return
+        except OSError:
+            await asyncio.sleep(0.2)
+    raise RuntimeError("WhisperLive did not start listening within 120 s")
+
+
+def config(server: Server, language: str | None) -> dict[str, object]:
+    base: dict[str, object] = {"uid": str(uuid.uuid4()), "language": language, "task": "transcribe"}
+    if server.name == "whisperlive":
+        # What WhisperLive's own client sends by default.
+        base |= {"model": "custom", "use_vad": True, "send_last_n_segments": 10, "no_speech_thresh": 0.45}
+    return base
+
+
+async def measure(server: Server, name: str, audio: Meeting, language: str | None, fig: Figures) -> None:
+    cpu0 = server.cpu_s()
+    stop = name == "stop"
+    run: StreamRun = await stream_meeting(
+        server.url, audio, config(server, language), stop_after_speech=stop, hold_s=4.0
+    )
+    sent_s = audio.utterances[-1][1] if stop else audio.seconds
+    fig.cpu.append((server.cpu_s() - cpu0) / sent_s)  # CPU seconds per second of audio
+    text = run.committed_text()
+    fig.texts.append(text)
+    fig.wer.append(wer(audio.text, text))
+    commits = run.latencies(completed=True)
+    fig.missing_commits += sum(1 for x in commits if x is None)
+    fig.commit += [x for x in commits if x is not None]
+    fig.shown += [x for x in run.latencies(completed=False) if x is not None]
+    fig.boundary_lost.append(len(boundary_deletions(audio.text, run.committed_segments())))
+    if name == "stop" and commits:
+        last = commits[-1]
+        fig.stop_commit.append(float("inf") if last is None else last)
 
 
 def pct(values: list[float], q: float) -> float:
@@ -173,126 +201,74 @@ def pct(values: list[float], q: float) -> float:
     return values[min(len(values) - 1, round(q * (len(values) - 1)))]
 
 
-def offline_reference(model: str, clip: Clip) -> tuple[str, float]:
-    from faster_whisper import WhisperModel
-
-    wm = WhisperModel(resolve_model(model), device="cpu", compute_type="int8", cpu_threads=1)
-    started = time.monotonic()
-    segments, _ = wm.transcribe(clip.audio, language="en", beam_size=5, vad_filter=True)
-    text = " ".join(s.text.strip() for s in segments)
-    return text, (len(clip.audio) / SR) / (time.monotonic() - started)
-
-
-def health(port: int) -> dict[str, object]:
-    return httpx.get(f"http://127.0.0.1:{port}/health", timeout=5).json()
-
-
-async def run_level(
-    url: str, redis: Redis, clip: Clip, n: int, proc: psutil.Process, health_port: int
-) -> dict[str, object]:
-    arrivals: dict[str, list[tuple[float, TranscriptionMessage]]] = {}
-    stop = asyncio.Event()
-    watcher = asyncio.create_task(watch_stream(redis, arrivals, stop))
-    await asyncio.sleep(0.3)
-    results = [SessionResult(uid=str(uuid.uuid4())) for _ in range(n)]
-    cpu0 = proc.cpu_times()
-    h0 = health(health_port)
-    await asyncio.gather(*(stream_session(url, clip, r.uid, r) for r in results))
-    cpu1 = proc.cpu_times()
-    h1 = health(health_port)
-    await asyncio.sleep(1.0)
-    stop.set()
-    await watcher
-    lat = [x for r in results for x in commit_latencies(clip, r, arrivals.get(r.uid, []))]
-    expected = n * len(clip.utterance_ends)
-    texts = [final_text(arrivals.get(r.uid, [])) for r in results]
-    audio_s = n * len(clip.audio) / SR
-    cpu_s = (cpu1.user + cpu1.system) - (cpu0.user + cpu0.system)
+def summary(fig: Figures) -> dict[str, float]:
     return {
-        "sessions": n,
-        "latency_p50_s": round(pct(lat, 0.5), 2),
-        "latency_p95_s": round(pct(lat, 0.95), 2),
-        "latency_max_s": round(max(lat), 2) if lat else None,
-        "utterances_committed": f"{len(lat)}/{expected}",
-        "flush_after_end_s": round(max(r.finished_wall - r.closed_wall for r in results), 2),
-        "service_cpu_s_per_audio_s": round(cpu_s / audio_s, 3),
-        "decode_s_per_audio_s": round((h1["decode_seconds"] - h0["decode_seconds"]) / audio_s, 3),
-        "whisper_decodes": h1["decodes"] - h0["decodes"],
-        "decodes_skipped": h1["decodes_skipped"] - h0["decodes_skipped"],
-        "wer_vs_reference": round(statistics.mean(wer(clip.text, t) for t in texts), 3),
-        "texts": texts,
+        "wer": statistics.median(fig.wer),
+        "wer_offline": statistics.median(fig.wer_offline) if fig.wer_offline else float("nan"),
+        "commit_p50": pct(fig.commit, 0.5),
+        "commit_p95": pct(fig.commit, 0.95),
+        "shown_p50": pct(fig.shown, 0.5),
+        "stop_commit": statistics.median(fig.stop_commit) if fig.stop_commit else float("nan"),
+        "uncommitted": fig.missing_commits,
+        "boundary_lost": sum(fig.boundary_lost),
+        "cpu_per_stream": statistics.median(fig.cpu),
     }
 
 
-async def main_async(args: argparse.Namespace) -> None:
-    clip = make_clip()
-    audio_s = len(clip.audio) / SR
-    print(f"clip: {audio_s:.1f}s, {len(SENTENCES)} utterances; model {args.model}; cpus {os.cpu_count()}")
-    offline_text, offline_rtf = await asyncio.to_thread(offline_reference, args.model, clip)
-    print(
-        f"offline faster-whisper (beam 5, 1 thread): {offline_rtf:.1f}x real time, "
-        f"WER vs reference {wer(clip.text, offline_text):.3f}"
-    )
-    with tempfile.TemporaryDirectory(prefix="vexa-bench-") as tmp:
-        valkey = EmbeddedValkey(Path(tmp) / "valkey", persist=False).start()
-        hport = free_port()
-        env = {
-            "REDIS_URL": valkey.url,
-            "WHISPER_MODEL": args.model,
-            "HEALTH_PORT": str(hport),
-            "WL_MAX_CLIENTS": "64",
-            "LOG_LEVEL": "WARNING",
-            "MIN_CHUNK_S": str(args.min_chunk),
-        }
-        if args.workers:
-            env["INFERENCE_WORKERS"] = str(args.workers)
-        service = ServiceProcess(
-            "transcription",
-            free_port(),
-            env,
-            health_url=f"http://127.0.0.1:{hport}/health",
-            log_path=Path(tmp) / "transcription.log",
+async def concurrency(server: Server, levels: list[int], language: str | None) -> list[dict[str, object]]:
+    """N concurrent speaking streams until p95 commit > 2 s, a commit is missing or pace is lost."""
+    rows = []
+    audio = scenario("silence")
+    for n in levels:
+        cpu0 = server.cpu_s()
+        started = time.monotonic()
+        runs = await asyncio.gather(
+            *(stream_meeting(server.url, audio, config(server, language)) for _ in range(n))
         )
-        service.start(timeout=120)
-        redis = Redis.from_url(valkey.url, decode_responses=True)
-        try:
-            proc = psutil.Process(service.proc.pid)  # type: ignore[union-attr]
-            url = f"ws://127.0.0.1:{service.port}/ws"
-            rows = []
-            for n in [int(x) for x in args.levels.split(",")]:
-                row = await run_level(url, redis, clip, n, proc, hport)
-                texts = row.pop("texts")
-                if n == 1:
-                    stream_text = texts[0]
-                    print(f"streaming text: {stream_text}")
-                    print(f"offline text:   {offline_text}")
-                    print(
-                        f"streaming WER vs offline transcript: {wer(offline_text, stream_text):.3f}; "
-                        f"vs reference: {wer(clip.text, stream_text):.3f}"
-                    )
-                    print(
-                        f"streaming service RTF: {1 / max(row['service_cpu_s_per_audio_s'], 1e-9):.1f}x "
-                        "real time (audio s per CPU s, drafts included)"
-                    )
-                rows.append(row)
-                print(json.dumps(row))
-                if row["latency_p95_s"] > args.max_latency or row["flush_after_end_s"] > args.max_latency * 2:
-                    break
-            ok = [
-                r["sessions"]
-                for r in rows
-                if r["latency_p95_s"] <= args.max_latency
-                and r["utterances_committed"].split("/")[0] == r["utterances_committed"].split("/")[1]
-            ]
-            print(
-                f"sustained real-time sessions (p95 commit latency <= {args.max_latency}s, all committed): "
-                f"{max(ok) if ok else 0}"
-            )
-            print(f"health after: {health(hport)}")
-        finally:
-            await redis.aclose()
-            service.stop()
-            valkey.stop()
+        wall = time.monotonic() - started
+        commits = [x for r in runs for x in r.latencies(completed=True)]
+        done = [x for x in commits if x is not None]
+        row = {
+            "streams": n,
+            "commit_p50_s": round(pct(done, 0.5), 2),
+            "commit_p95_s": round(pct(done, 0.95), 2),
+            "uncommitted": len(commits) - len(done),
+            "wer_median": round(statistics.median(wer(audio.text, r.committed_text()) for r in runs), 3),
+            "cpu_cores": round((server.cpu_s() - cpu0) / wall, 2),
+        }
+        row["keeps_up"] = bool(row["uncommitted"] == 0 and row["commit_p95_s"] <= 2.0)
+        rows.append(row)
+        print(json.dumps(row), flush=True)
+        if not row["keeps_up"]:
+            break
+    return rows
+
+
+async def silent_sessions(server: Server, n: int, seconds: float) -> float:
+    """Share of one core that ``n`` open sessions sending digital silence cost together."""
+    frame = np.zeros(1600, dtype="<f4").tobytes()
+
+    async def one() -> None:
+        async with connect(server.url, open_timeout=30, ping_interval=None) as ws:
+            await ws.send(json.dumps({"uid": str(uuid.uuid4()), "language": "en"}))
+            await ws.recv()
+            start = time.monotonic()
+            for i in range(int(seconds * 10)):
+                await ws.send(frame)
+                delay = start + (i + 1) * 0.1 - time.monotonic()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+            await ws.send(b"END_OF_AUDIO")
+
+    cpu0, t0 = server.cpu_s(), time.monotonic()
+    await asyncio.gather(*(one() for _ in range(n)))
+    return (server.cpu_s() - cpu0) / (time.monotonic() - t0)
+
+
+def ratio(a: float, b: float) -> str:
+    if not (b and np.isfinite(a) and np.isfinite(b)):
+        return "-"
+    return f"{a / b:.2f}x"
 
 
 def main() -> None:
@@ -300,13 +276,72 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--model", default="tiny.en")
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--scenarios", default=",".join(SCENARIOS))
     parser.add_argument("--levels", default="1,2,4,6,8")
-    parser.add_argument("--max-latency", type=float, default=3.0)
-    parser.add_argument("--min-chunk", type=float, default=1.0)
-    parser.add_argument("--workers", type=int, default=0, help="INFERENCE_WORKERS (default: service default)")
+    parser.add_argument("--silent", type=int, default=50)
+    parser.add_argument("--no-peer", action="store_true")
     args = parser.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    asyncio.run(main_async(args))
+    language = "en"
+    names = [s for s in args.scenarios.split(",") if s]
+    print(f"model {args.model}; {os.cpu_count()} CPUs; runs {args.runs}; scenarios {names}", flush=True)
+    audios = {name: scenario(name) for name in names}
+    offline_wer = {name: wer(a.text, offline(args.model, a.audio, language)) for name, a in audios.items()}
+    print("offline faster-whisper WER:", {k: round(v, 3) for k, v in offline_wer.items()}, flush=True)
+    with tempfile.TemporaryDirectory(prefix="vexa-bench-") as d:
+        tmp = Path(d)
+        servers = [start_ours(args.model, tmp)]
+        if not args.no_peer:
+            servers.append(start_whisperlive(args.model, tmp))
+        try:
+            figs = {s.name: Figures() for s in servers}
+            for r in range(args.runs):
+                for name in names:
+                    for server in servers:
+                        asyncio.run(measure(server, name, audios[name], language, figs[server.name]))
+                        figs[server.name].wer_offline.append(offline_wer[name])
+                        print(
+                            f"run {r + 1} {name:8s} {server.name:12s} WER {figs[server.name].wer[-1]:.3f} "
+                            f"cpu {figs[server.name].cpu[-1]:.2f}",
+                            flush=True,
+                        )
+            table = {name: summary(fig) for name, fig in figs.items()}
+            print_table(table)
+            print("\nour committed text (last run):", figs["vexa"].texts[-1])
+            if "whisperlive" in figs:
+                print("whisperlive committed text (last run):", figs["whisperlive"].texts[-1])
+            print("\nconcurrent speaking streams (ours):", flush=True)
+            asyncio.run(concurrency(servers[0], [int(x) for x in args.levels.split(",")], language))
+            share = asyncio.run(silent_sessions(servers[0], args.silent, 20.0))
+            print(f"{args.silent} open silent sessions: {share * 100:.1f}% of one core together")
+        finally:
+            for s in servers:
+                s.stop()
+
+
+def print_table(table: dict[str, dict[str, float]]) -> None:
+    ours = table["vexa"]
+    peer = table.get("whisperlive")
+    rows = [
+        ("WER vs reference (median)", "wer", "{:.3f}"),
+        ("offline faster-whisper WER, same audio", "wer_offline", "{:.3f}"),
+        ("utterance end -> committed, p50 s", "commit_p50", "{:.2f}"),
+        ("utterance end -> committed, p95 s", "commit_p95", "{:.2f}"),
+        ("utterance end -> first shown, p50 s", "shown_p50", "{:.2f}"),
+        ("client stops sending -> last words committed, s", "stop_commit", "{:.2f}"),
+        ("utterances never committed", "uncommitted", "{:.0f}"),
+        ("words lost at segment boundaries (all runs)", "boundary_lost", "{:.0f}"),
+        ("CPU per stream, share of one core", "cpu_per_stream", "{:.2f}"),
+    ]
+    print("\n| figure | vexa | WhisperLive 0.10.0 | vexa / WhisperLive |")
+    print("|---|---|---|---|")
+    for label, key, fmt in rows:
+        a = ours[key]
+        b = peer[key] if peer else float("nan")
+        theirs, r = (fmt.format(b), ratio(a, b)) if peer else ("-", "-")
+        print(f"| {label} | {fmt.format(a)} | {theirs} | {r} |")
+    print(f"\nvexa WER / offline WER: {ratio(ours['wer'], ours['wer_offline'])}")
 
 
 if __name__ == "__main__":

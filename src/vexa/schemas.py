@@ -7,14 +7,15 @@ parse our responses unchanged; our additions are extra optional fields only.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import AnyHttpUrl, BaseModel, ConfigDict, EmailStr, Field, model_validator
+from pydantic import AnyHttpUrl, BaseModel, ConfigDict, EmailStr, Field, field_validator, model_validator
 
 from vexa.platforms import Platform, native_id_problem, passcode_problem
 
 Task = Literal["transcribe", "translate"]
 LANGUAGE_PATTERN = r"^[a-z]{2,3}(-[A-Za-z]{2,4})?$"
+MAX_VOCABULARY_CHARS = 900  # joined with ", " it must fit the transcription session's hotwords (1,000)
 
 
 def storable_problem(value: Any, where: str = "") -> str | None:
@@ -137,6 +138,27 @@ class MeetingCreate(StorableInput):
     task: Task | None = None
     passcode: str | None = Field(None, max_length=128)
     meeting_url: str | None = Field(None, max_length=2048, description="Informational; the URL is rebuilt.")
+    custom_vocabulary: list[Annotated[str, Field(min_length=1, max_length=100)]] | None = Field(
+        None,
+        max_length=100,
+        description=(
+            "Names and terms the meeting will use (participants, products, jargon): transcription is "
+            "biased towards these spellings. At most 100 entries and 900 characters in all."
+        ),
+        examples=[["Zyrtalix", "Siobhan", "Kubernetes"]],
+    )
+
+    @field_validator("custom_vocabulary")
+    @classmethod
+    def _vocabulary_fits(cls, value: list[str] | None) -> list[str] | None:
+        if value is None:
+            return None
+        words = [" ".join(w.split()) for w in value if w.strip()]
+        if len(", ".join(words)) > MAX_VOCABULARY_CHARS:
+            raise ValueError(
+                f"custom_vocabulary is too long: at most {MAX_VOCABULARY_CHARS} characters in all"
+            )
+        return words or None
 
     @model_validator(mode="after")
     def _check_ids(self) -> MeetingCreate:

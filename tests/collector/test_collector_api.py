@@ -109,8 +109,8 @@ async def test_health(harness):
 
 def test_filter_defaults():
     f = TranscriptionFilter()
-    assert not f.keep("Thanks for watching!")[0]
     assert not f.keep("[Music]")[0]
+    assert not f.keep("♪ ♪")[0]
     assert not f.keep("Subtitles by the Amara.org community")[0]
     assert not f.keep("uh")[0]
     assert f.keep("Let's review the numbers.") == (True, "")

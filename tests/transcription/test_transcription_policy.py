@@ -1,155 +1,242 @@
-"""The streaming policy (LocalAgreement-2 + VAD pauses) with scripted decodes: no model needed."""
+"""The streaming policy with scripted speech and scripted decodes: no model needed.
+
+The script is a list of words with times. VAD scores are 1 inside the script's
+speech and 0 outside; the "decoder" returns exactly the script's words whose
+middle falls inside the decoded audio. So any word missing from, repeated in or
+added to the output is the policy's doing.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 import numpy as np
 
-from vexa.transcription.streaming import (
-    SAMPLE_RATE,
-    DecodeResult,
-    HypothesisBuffer,
-    StreamingTranscriber,
-    Word,
-)
+from vexa.transcription.engine import _repeats
+from vexa.transcription.language import LanguageTracker
+from vexa.transcription.streaming import SAMPLE_RATE, DecodeJob, DecodeResult, StreamingTranscriber, Word
+from vexa.transcription.vad import FRAME, SpeechTracker, score_block
 from vexa.transcription.wer import normalize, wer
 
-
-def words(spec: str, start: float = 0.0, step: float = 0.5) -> list[Word]:
-    return [Word(start + i * step, start + i * step + 0.4, " " + w) for i, w in enumerate(spec.split())]
+CHUNK = 1600  # 100 ms, as the bot sends
 
 
-def test_local_agreement_commits_only_the_common_prefix() -> None:
-    buf = HypothesisBuffer()
-    buf.insert(words("the quick brown"))
-    assert buf.flush() == []  # one hypothesis alone commits nothing
-    buf.insert(words("the quick brow fox"))
-    committed = buf.flush()
-    assert [w.key for w in committed] == ["the", "quick"]
-    assert [w.key for w in buf.pending] == ["brow", "fox"]
-    buf.insert(words("the quick brown fox jumps"))
-    # "brown" != "brow": the revision means nothing more is agreed on yet
-    assert buf.flush() == []
-    buf.insert(words("the quick brown fox jumps over"))
-    assert [w.key for w in buf.flush()] == ["brown", "fox", "jumps"]
+def script(*utterances: tuple[float, str], word_s: float = 0.4, gap_s: float = 0.1) -> list[Word]:
+    """Words of each (start, text) utterance, ``word_s`` long with ``gap_s`` between."""
+    words = []
+    for start, text in utterances:
+        t = start
+        for w in text.split():
+            words.append(Word(t, t + word_s, " " + w))
+            t += word_s + gap_s
+    return words
 
 
-def test_agreement_ignores_case_and_punctuation() -> None:
-    buf = HypothesisBuffer()
-    buf.insert([Word(0, 0.4, " Hello,"), Word(0.5, 0.9, " world")])
-    buf.flush()
-    buf.insert([Word(0, 0.4, " hello"), Word(0.5, 0.9, " world.")])
-    assert [w.text for w in buf.flush()] == [" hello", " world."]
+@dataclass
+class Driver:
+    words: list[Word]
+    t: StreamingTranscriber = field(default_factory=lambda: StreamingTranscriber(language="en"))
+    decode_chunks: int = 0  # how many chunks of audio arrive while a decode runs
+    emitted: list = field(default_factory=list)
+    jobs: list[DecodeJob] = field(default_factory=list)
+    in_flight: tuple[DecodeJob, int] | None = None
+
+    def speech_at(self, time: float) -> float:
+        return 1.0 if any(w.start - 0.05 <= time <= w.end + 0.05 for w in self.words) else 0.0
+
+    def decode(self, job: DecodeJob) -> DecodeResult:
+        inside = [w for w in self.words if job.offset <= (w.start + w.end) / 2 <= job.end]
+        return DecodeResult(inside, "en", 1.0)
+
+    def feed(self, seconds: float, *, send: bool = True, idle: bool = False) -> None:
+        for _ in range(round(seconds * SAMPLE_RATE / CHUNK)):
+            if send:
+                self.t.add_audio(np.zeros(CHUNK, np.float32))
+                work = self.t.vad_work()
+                if work is not None:
+                    _, frames = work
+                    first = self.t.vad.scored
+                    probs = [self.speech_at((first + i + 0.5) * FRAME / SAMPLE_RATE) for i in range(frames)]
+                    self.t.add_speech_scores(np.array(probs, np.float32), frames)
+            self.step(idle=idle)
+
+    def step(self, *, idle: bool = False, end: bool = False) -> None:
+        if self.in_flight is not None:
+            job, left = self.in_flight
+            if left > 0 and not end:
+                self.in_flight = (job, left - 1)
+                return
+            self.in_flight = None
+            self.emitted += self.t.apply(job, self.decode(job))
+        while True:
+            changes, job = self.t.poll(idle=idle, end=end)
+            self.emitted += changes
+            if job is None:
+                return
+            self.jobs.append(job)
+            if self.decode_chunks and not end:
+                self.in_flight = (job, self.decode_chunks)
+                return
+            self.emitted += self.t.apply(job, self.decode(job))
+
+    def end(self) -> None:
+        for _ in range(20):
+            self.step(end=True)
+        self.emitted += self.t.finish()
+
+    def committed(self) -> list[str]:
+        return [s.text for s in self.t.completed if s.text]
 
 
-def test_no_word_repeated_at_the_commit_boundary() -> None:
-    buf = HypothesisBuffer()
-    buf.insert(words("one two three"))
-    buf.flush()
-    buf.insert(words("one two three"))
-    assert [w.key for w in buf.flush()] == ["one", "two", "three"]
-    # The re-decode re-hears "three" with a start just after the commit point, then new words.
-    again = [Word(1.05, 1.4, " three"), Word(1.5, 1.9, " four"), Word(2.0, 2.4, " five")]
-    buf.insert(again)
-    assert [w.key for w in buf.new] == ["four", "five"]
+MEETING = script(
+    (0.5, "and mister john dashwood had then leisure"),
+    (4.6, "to consider how much there might be"),  # resumes after a 0.6 s pause
+    (8.7, "he was not an ill disposed young man"),
+    (13.4, "ten of clubs"),  # after a 0.7 s pause
+    (15.3, "five five"),  # after a 0.3 s pause: same utterance as "ten of clubs"
+    (19.0, "unless to be rather cold hearted"),
+)
+TEXT = " ".join(w.text.strip() for w in MEETING)
 
 
-def _drive(t: StreamingTranscriber, seconds: float, hyp: list[Word], speech_until: float | None):
-    t.add_audio(np.zeros(int(seconds * SAMPLE_RATE), np.float32))
-    job = t.make_job()
-    assert job is not None
-    rel_end = len(job.audio) / SAMPLE_RATE
-    speech = [] if speech_until is None else [(0.0, min(rel_end, speech_until - job.offset))]
-    return t.apply(job, speech, DecodeResult(hyp, "en", 0.99))
+def test_every_word_committed_once_in_order_with_uneven_pauses() -> None:
+    d = Driver(MEETING)
+    d.feed(24.0)
+    d.end()
+    assert " ".join(d.committed()) == TEXT
+    assert all(s.completed for s in d.t.completed)
 
 
-def test_draft_then_commit_on_pause_with_stable_start() -> None:
-    t = StreamingTranscriber(language="en", min_chunk_s=1.0, end_silence_s=0.5)
-    changes, _ = _drive(t, 1.0, words("please send"), speech_until=1.0)
-    assert [(s.text, s.completed) for s in changes] == [("please send", False)]
-    start = changes[0].start
-    changes, _ = _drive(t, 1.0, words("please send the report"), speech_until=2.0)
-    assert changes[-1].text == "please send the report" and not changes[-1].completed
-    # Speech ended at 2.0 s; at 3.0 s the pause is 1 s: everything commits and the segment closes.
-    changes, _ = _drive(t, 1.0, words("please send the report"), speech_until=2.0)
-    assert [(s.text, s.completed, s.start) for s in changes] == [("please send the report", True, start)]
-    assert t.transcript() == "please send the report"
-    # The committed audio left the buffer: decode cost stays bounded.
-    assert t.offset >= 1.9 and len(t.audio) / SAMPLE_RATE < 1.2
+def test_commit_lands_at_the_pause_not_later() -> None:
+    d = Driver(script((0.5, "please send the report")))
+    speech_end = d.words[-1].end
+    d.feed(speech_end + 0.45)
+    assert d.committed() == []  # the pause is not long enough yet
+    d.feed(0.2)
+    assert d.committed() == ["please send the report"]
+    # Only audio after the commit stays buffered: cost does not grow with the meeting.
+    assert d.t.offset >= speech_end - d.t.pre_roll_s and len(d.t.audio) / SAMPLE_RATE < 1.0
 
 
-def test_silence_costs_no_growth_and_yields_nothing() -> None:
-    t = StreamingTranscriber(language="en", min_chunk_s=1.0)
-    for _ in range(30):
-        changes, _ = _drive(t, 1.0, [], speech_until=None)
-        assert changes == []
-    assert len(t.audio) / SAMPLE_RATE <= 1.0
-    assert t.completed == []
+def test_draft_then_completed_segment_keep_one_start() -> None:
+    d = Driver(script((0.5, "please send the quarterly report to finance")))
+    d.feed(5.0)
+    drafts = [s for s in d.emitted if not s.completed]
+    done = [s for s in d.emitted if s.completed]
+    assert drafts and len(done) == 1
+    assert {s.start for s in drafts} == {done[0].start}
+    assert done[0].text == "please send the quarterly report to finance"
 
 
-def test_words_outside_speech_are_dropped_as_hallucinations() -> None:
-    t = StreamingTranscriber(language="en", min_chunk_s=1.0)
-    t.add_audio(np.zeros(3 * SAMPLE_RATE, np.float32))
-    job = t.make_job()
-    assert job is not None
-    hyp = [Word(0.2, 0.6, " hello"), Word(2.2, 2.8, " Thank"), Word(2.8, 2.95, " you.")]
-    t.apply(job, [(0.0, 1.0)], DecodeResult(hyp, "en", 1.0))
-    t.finish()
-    assert t.transcript() == "hello"
+def test_pause_that_passed_during_a_slow_decode_still_ends_the_utterance() -> None:
+    # Each decode takes 1.5 s of audio time: pauses go by while the service is busy.
+    d = Driver(MEETING, decode_chunks=15)
+    d.feed(24.0)
+    d.end()
+    assert " ".join(d.committed()) == TEXT
+    assert len(d.committed()) >= 4  # utterances were not merged just because decoding was slow
 
 
-def test_long_speech_without_pause_keeps_buffer_bounded_and_loses_nothing() -> None:
-    t = StreamingTranscriber(language="en", min_chunk_s=1.0, max_buffer_s=8.0, max_segment_s=6.0)
-    spoken = [f"w{i}" for i in range(60)]  # two words per second, no pause at all
-    for second in range(1, 31):
-        t.add_audio(np.zeros(SAMPLE_RATE, np.float32))
-        job = t.make_job()
-        assert job is not None
-        lo = job.offset
-        hyp = [
-            Word(i * 0.5, i * 0.5 + 0.4, f" {w}")
-            for i, w in enumerate(spoken)
-            if lo - 0.05 <= i * 0.5 and i * 0.5 + 0.4 <= second
-        ]
-        t.apply(job, [(0.0, len(job.audio) / SAMPLE_RATE)], DecodeResult(hyp, "en", 1.0))
-        assert len(t.audio) / SAMPLE_RATE <= 8.0 + 1.0
-    t.finish()
-    assert t.transcript().split() == spoken
-    assert all(s.completed for s in t.completed)
-    assert all(s.end - s.start <= 8.0 for s in t.completed)
+def test_client_that_stops_sending_gets_its_words_committed() -> None:
+    d = Driver(script((0.5, "we will ship it on friday")))
+    d.feed(d.words[-1].end + 0.05)  # the stream simply stops right after the last word
+    assert d.committed() == []
+    d.feed(0.1, send=False, idle=True)  # the session's clock notices no audio arrived
+    assert d.committed() == ["we will ship it on friday"]
 
 
-def test_end_of_stream_commits_the_tail() -> None:
-    t = StreamingTranscriber(language="en", min_chunk_s=1.0)
-    _drive(t, 1.0, words("good morning"), speech_until=1.0)
-    t.add_audio(np.zeros(SAMPLE_RATE // 2, np.float32))
-    job = t.make_job(final=True)
-    assert job is not None and job.final
-    changes, _ = t.apply(job, [(0.0, 1.5)], DecodeResult(words("good morning everyone"), "en", 1.0))
-    changes += t.finish()
-    assert t.transcript() == "good morning everyone"
-    assert all(s.completed for s in t.completed)
+def test_end_of_stream_mid_word_commits_everything() -> None:
+    d = Driver(script((0.5, "the numbers look good")))
+    d.feed(2.0)  # "good" (2.0-2.4 s) never arrives
+    d.end()
+    assert d.committed() == ["the numbers look"]
+    assert not d.t.audio.size
 
 
-def test_pause_after_skipped_decode_commits_the_previous_hypothesis() -> None:
-    """When VAD hears nothing new the engine skips Whisper; the pause still commits the words."""
-    t = StreamingTranscriber(language="en", min_chunk_s=1.0, end_silence_s=0.5)
-    _drive(t, 1.0, words("see you"), speech_until=1.0)
-    t.add_audio(np.zeros(SAMPLE_RATE, np.float32))
-    job = t.make_job()
-    assert job is not None and job.decoded_until == 1.0  # tells the engine what Whisper already heard
-    changes, _ = t.apply(job, [(0.0, 1.0)], None, skipped=True)
-    assert [(s.text, s.completed) for s in changes] == [("see you", True)]
+def test_long_speech_without_pause_is_committed_in_parts_without_loss() -> None:
+    text = " ".join(f"w{i}" for i in range(90))  # 45 s of speech, no pause at all
+    d = Driver(script((0.5, text)))
+    sizes = []
+    for _ in range(470):
+        d.feed(0.1)
+        sizes.append(len(d.t.audio) / SAMPLE_RATE)
+    d.end()
+    assert " ".join(d.committed()) == text
+    assert max(sizes) < d.t.max_utterance_s + 10
 
 
-def test_language_detected_once_from_first_speech() -> None:
-    t = StreamingTranscriber(language=None, min_chunk_s=1.0)
-    _, detected = _drive(t, 1.0, words("bonjour"), speech_until=1.0)
-    assert detected and t.language == "en"  # the scripted decode said "en"
-    _, detected = _drive(t, 1.0, words("bonjour"), speech_until=2.0)
-    assert not detected
+def test_words_where_vad_heard_nothing_are_dropped() -> None:
+    @dataclass
+    class Hallucinating(Driver):
+        def decode(self, job: DecodeJob) -> DecodeResult:
+            made_up = Word(job.end - 0.05, job.end, " Thanks for watching")
+            real = super().decode(job).words
+            return DecodeResult(
+                real + ([made_up] if job.end - real[-1].end > 1.0 else []) if real else [made_up]
+            )
+
+    d = Hallucinating(script((0.5, "hello team"), (5.0, "second point")))
+    d.feed(9.0)
+    d.end()
+    assert d.committed() == ["hello team", "second point"]
+
+
+def test_silence_only_costs_no_decodes_and_no_memory() -> None:
+    d = Driver([])
+    d.feed(30.0)
+    assert d.jobs == [] and d.t.completed == []
+    assert len(d.t.audio) / SAMPLE_RATE <= d.t.pre_roll_s + 0.2
+
+
+def test_speech_tracker_hysteresis_and_splits() -> None:
+    v = SpeechTracker()
+    probs = [0.0] * 10 + [0.9] * 20 + [0.4] * 3 + [0.9] * 5 + [0.0] * 20 + [0.8] * 10
+    v.add_scores(np.array(probs, np.float32), len(probs))
+    f = FRAME / SAMPLE_RATE
+    # 0.4 sits between the thresholds: speech continues; a 20-frame pause splits.
+    assert [(round(s / f), round(e / f)) for s, e in v.intervals] == [(10, 38), (58, 68)]
+    assert round(v.silence_s() / f) == 0
+
+
+def test_digital_silence_never_reaches_the_model() -> None:
+    calls: list[int] = []
+
+    def scorer(audio: np.ndarray) -> np.ndarray:
+        calls.append(len(audio) // FRAME)
+        return np.full(len(audio) // FRAME, 0.9, np.float32)
+
+    quiet = np.zeros(FRAME * 8, np.float32)
+    assert not score_block(quiet, scorer).any() and calls == []
+    loud = quiet.copy()
+    loud[FRAME * 5 :] = 0.1
+    probs = score_block(loud, scorer)
+    assert list(probs[:5]) == [0.0] * 5 and all(probs[5:] > 0.5)
+    assert calls == [4]  # from one frame before the first loud one (its context) to the end
+
+
+def test_language_pooled_over_utterances_and_switches_on_strong_evidence() -> None:
+    tracker = LanguageTracker()
+    # Short first utterance: Whisper's guess is wrong (the meeting is German).
+    first = tracker.choose({"th": 0.45, "de": 0.35, "en": 0.2}, 1.0)
+    assert first.language == "th" and not first.confident
+    second = tracker.choose({"de": 0.88, "th": 0.02, "en": 0.1}, 4.0)
+    assert second.language == "de" and second.confident
+    assert tracker.choose({"th": 0.6, "de": 0.3, "en": 0.1}, 1.0).language == "de"  # weak: pooled wins
+    switched = tracker.choose({"en": 0.95, "de": 0.05}, 3.0)
+    assert switched.language == "en"  # a long, sure utterance in another language is followed
+    assert tracker.current().language == "de"
+    given = LanguageTracker("fr")
+    assert given.choose({"de": 0.99}, 10.0).language == "fr"  # the client's language always wins
+
+
+def test_repetition_loops_are_recognised() -> None:
+    assert _repeats(["5.", "5.", "5."])
+    assert _repeats([" 10", " of", " clubs"] * 3)
+    assert not _repeats([" five", " five"])
+    assert not _repeats(["the", "cat", "sat", "on", "the", "mat", "and", "the", "dog"])
 
 
 def test_wer_normalises_case_punctuation_and_digits() -> None:
-    assert normalize("At 5 p.m., Bob's TEAM-room!") == ["at", "five", "p", "m", "bob's", "team", "room"]
-    assert wer("meet at five thirty", "Meet at 5 thirty.") == 0.0
-    assert wer("a b c d", "a x c") == 0.5
+    assert normalize("Hello, World! 5 p.m.") == ["hello", "world", "five", "p", "m"]
+    assert wer("five apples", "5 Apples.") == 0.0
+    assert wer("a b c d", "a c d") == 0.25

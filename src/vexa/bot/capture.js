@@ -12,7 +12,7 @@
   if (window.__vexaInstalled) return;
   window.__vexaInstalled = true;
 
-  const FRAME = 4000; // samples per message (250 ms at 16 kHz)
+  const FRAME = 1600; // samples per message (100 ms at 16 kHz: a pause reaches the server quickly)
   const WORKLET = `
     class VexaTap extends AudioWorkletProcessor {
       constructor() { super(); this.buf = new Float32Array(${FRAME}); this.n = 0; }

@@ -61,6 +61,8 @@ class AudioRouter:
             "token": config.token,
             "meeting_id": config.native_meeting_id,
             "use_vad": True,
+            # WhisperLive's field for words to favour; ours biases faster-whisper's decoding with it.
+            "hotwords": ", ".join(config.custom_vocabulary) or None,
         }
         self.streams: dict[str, TranscriptionStream] = {}
         self.tasks: list[asyncio.Task[None]] = []

@@ -27,6 +27,7 @@ class BotConfig(BaseModel):
     bot_name: str = "Vexa Bot"
     language: str | None = None
     task: str | None = "transcribe"
+    custom_vocabulary: list[str] = Field(default_factory=list)
     token: str = Field(repr=False)
     transcription_url: str
     callback_url: str | None = None

@@ -46,6 +46,7 @@ def build_bot_config(
     bot_name: str | None = None,
     language: str | None = None,
     task: str | None = None,
+    custom_vocabulary: list[str] | None = None,
 ) -> dict[str, Any]:
     """The exact ``BOT_CONFIG`` object; ``token`` is the caller's API key (never log this dict)."""
     return {
@@ -56,6 +57,7 @@ def build_bot_config(
         "bot_name": bot_name or settings.default_bot_name,
         "language": language,
         "task": task or "transcribe",
+        "custom_vocabulary": custom_vocabulary or [],
         "token": user_token,
         "transcription_url": settings.whisper_live_url,
         "callback_url": settings.resolved_callback_url(),

@@ -122,6 +122,8 @@ class BotManager:
             "task": req.task or "transcribe",
             CALLBACK_TOKEN_HASH_KEY: callback_hash,
         }
+        if req.custom_vocabulary:
+            data["custom_vocabulary"] = req.custom_vocabulary
         if req.passcode:
             data["passcode"] = req.passcode
         now = datetime.now(UTC)
@@ -190,6 +192,7 @@ class BotManager:
             bot_name=data["bot_name"],
             language=req.language,
             task=data["task"],
+            custom_vocabulary=req.custom_vocabulary,
         )
         spec = BotSpec(meeting.id, user.user_id, platform, native, bot_config_json(config))
         try:

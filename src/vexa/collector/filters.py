@@ -1,10 +1,14 @@
-"""Drop what Whisper invents in silence before it reaches the permanent transcript.
+"""Drop what is not speech before it reaches the permanent transcript.
 
-Whisper, fed silence or noise, tends to emit the captions it saw most in
-training ("Thank you for watching", "Subtitles by the Amara.org community")
-or filler. Those are only removed at persistence time, so a live viewer may
-briefly see them while the segment is still mutable. Operators add their own
-rules in a ``filter_config.py`` (path in ``FILTER_CONFIG_PATH``) that may define:
+Hallucinations are stopped where the evidence is: the transcription service
+drops words Silero VAD did not hear and segments Whisper itself marks as
+unlikely speech (no-speech probability with a low average log-probability).
+So this filter no longer drops common phrases — "Thanks." or "Thank you." alone
+is what people say at the end of a meeting, and dropping it lost real speech.
+By default it only removes what is never spoken: caption credits ("Subtitles
+by the Amara.org community"), sound markers ("[Music]", "♪"), punctuation, and
+segments of fillers alone ("um uh"). Operators add their own rules in a
+``filter_config.py`` (path in ``FILTER_CONFIG_PATH``) that may define:
 
 - ``ADDITIONAL_FILTER_PATTERNS``: regexes (case-insensitive, ``fullmatch`` on the stripped text)
 - ``STOPWORDS`` / ``CUSTOM_STOPWORDS``: words that do not count as real words
@@ -27,13 +31,8 @@ DEFAULT_MIN_REAL_WORDS = 1
 
 # Each is matched against the whole (stripped) segment text, case-insensitively.
 DEFAULT_HALLUCINATION_PATTERNS: tuple[str, ...] = (
-    r"(thank you|thanks) (so much |very much )?for watching[.!]*"
-    r"( and (don't forget to )?(please )?subscribe[.!]*)?",
-    r"please (like and )?subscribe( to (my|our|the) channel)?[.!]*",
-    r"(subtitles|captions|transcription|transcript|subtitle) (by|from|provided by) .*",
+    r"(subtitles|captions|subtitle) (by|from|provided by) .*",
     r".*amara\.org.*",
-    r"(thank you|thanks)[.!]*",
-    r"(see you|bye)( next time| in the next (video|one))[.!]*",
     r"\[?(music|applause|laughter|silence|blank_audio|inaudible)\]?[.!]*",
     r"\((music|applause|laughter|silence|inaudible)\)[.!]*",
     r"[♪♫\s.]+",

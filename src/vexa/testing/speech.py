@@ -107,3 +107,23 @@ def windowed_match(
             continue
         scores.append(best_alignment(ref, segment)[1])
     return scores
+
+
+def write_wav(path: Path, samples: np.ndarray, rate: int = 16000) -> Path:
+    """Float mono in [-1, 1] as a 16-bit PCM WAV."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(rate)
+        w.writeframes((np.clip(samples, -1, 1) * 32767).astype("<i2").tobytes())
+    return path
+
+
+def speak_sentences(sentences: list[str], path: Path, voice: str = "en-us", pause_s: float = 1.0) -> Path:
+    """One speaker saying ``sentences`` with ``pause_s`` between them, as a 16 kHz WAV."""
+    parts = []
+    for sentence in sentences:
+        data, rate = read_wav(synthesize(sentence, voice=voice))
+        parts += [resample(data, rate, 16000), np.zeros(int(pause_s * 16000), np.float32)]
+    return write_wav(path, np.concatenate(parts))

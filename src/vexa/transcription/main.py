@@ -26,6 +26,8 @@ def build_engine(settings: TranscriptionSettings) -> WhisperEngine:
         cpu_threads=settings.cpu_threads,
         workers=settings.inference_workers,
         allow_download=settings.allow_model_download,
+        min_window_s=settings.encoder_min_window_s,
+        final_min_window_s=settings.final_encoder_min_window_s,
     )
     engine.load()
     return engine
@@ -48,6 +50,7 @@ async def serve(host: str, port: int, settings: TranscriptionSettings | None = N
 def run(host: str = "127.0.0.1", port: int = 9090) -> None:
     settings = TranscriptionSettings()
     setup_logging("transcription", settings.log_level)
+    logging.getLogger("faster_whisper").setLevel(logging.WARNING)  # one INFO line per decode is noise
     try:
         asyncio.run(serve(host, port, settings))
     except ModelUnavailable as exc:

@@ -12,8 +12,10 @@ import contextlib
 import json
 import logging
 import time
+from concurrent.futures import ThreadPoolExecutor
 from http import HTTPStatus
 
+import numpy as np
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.http11 import Request, Response
 
@@ -21,8 +23,9 @@ from vexa.streams import SpeakerEvent
 from vexa.transcription.engine import WhisperEngine
 from vexa.transcription.protocol import ProtocolError, error, parse_config, wait
 from vexa.transcription.publisher import StreamPublisher
-from vexa.transcription.session import Session, reject
+from vexa.transcription.session import Session, SessionServices, reject
 from vexa.transcription.settings import TranscriptionSettings
+from vexa.transcription.vad import Scorer, score_block, silero_scorer
 
 log = logging.getLogger(__name__)
 
@@ -42,10 +45,35 @@ class TranscriptionServer:
         self.port: int | None = None
         self.health_port: int | None = None
         self._started = time.monotonic()
+        # VAD has its own thread so scoring speech never waits behind a Whisper decode.
+        self._vad_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="vad")
+        self._scorer: Scorer | None = None
+        self.speech_scoring_s = 0.0
+
+    async def score_speech(self, block: np.ndarray) -> np.ndarray:
+        if self._scorer is None:
+            self._scorer = silero_scorer()
+        loop = asyncio.get_running_loop()
+        started = time.perf_counter()
+        probs = await loop.run_in_executor(self._vad_executor, score_block, block, self._scorer)
+        self.speech_scoring_s += time.perf_counter() - started
+        return probs
+
+    def _services(self) -> SessionServices:
+        have_redis = self.publisher is not None
+        return SessionServices(
+            settings=self.settings,
+            decode=self.engine.decode,
+            score_speech=self.score_speech,
+            multilingual=self.engine.multilingual,
+            publish_segments=self.publish_segments if have_redis else None,
+            publish_speaker=self.publish_speaker if have_redis else None,
+        )
 
     # ---- startup / shutdown -----------------------------------------------------------
     async def start(self, host: str, port: int) -> None:
         s = self.settings
+        self._scorer = await asyncio.get_running_loop().run_in_executor(self._vad_executor, silero_scorer)
         if s.has_redis():
             self.publisher = StreamPublisher(
                 s.redis_url(), maxlen=s.redis_stream_maxlen, max_buffered=s.publish_buffer_max
@@ -80,6 +108,7 @@ class TranscriptionServer:
         if self.publisher is not None:
             await self.publisher.close()
         self.engine.shutdown()
+        self._vad_executor.shutdown(wait=False, cancel_futures=True)
 
     # ---- WebSocket ----------------------------------------------------------------------
     def _check_path(self, connection: ServerConnection, request: Request) -> Response | None:
@@ -115,7 +144,7 @@ class TranscriptionServer:
             )
             await reject(ws, config.uid, wait(config.uid, minutes))
             return
-        session = Session(self, ws, config)
+        session = Session(self._services(), ws, config)
         self.sessions[config.uid] = session
         self.total_sessions += 1
         log.info(
@@ -180,7 +209,8 @@ class TranscriptionServer:
             "total_sessions": self.total_sessions,
             "decodes_in_flight": self.engine.busy,
             "decodes": self.engine.decodes,
-            "decodes_skipped": self.engine.skipped,
+            "full_window_retries": self.engine.full_window_retries,
+            "speech_scoring_seconds": round(self.speech_scoring_s, 2),
             "decode_seconds": round(self.engine.decode_seconds, 2),
             "redis": None if self.publisher is None else self.publisher.healthy,
             "publish_backlog": 0 if self.publisher is None else self.publisher.backlog,

@@ -1,10 +1,14 @@
-"""One WebSocket connection: read audio and events, decode in the pool, answer and publish.
+"""One WebSocket connection: read audio and events, detect speech, decode, answer and publish.
 
-Reading and decoding are two tasks so a slow decode never stops the socket from
-draining (the bot confirms audio with pings). Whatever ends the session — the
-client's ``END_OF_AUDIO``, a dropped connection, ``max_connection_time`` — the
-audio already received is decoded to the end and published, because the bot
-only re-sends audio the server did not confirm.
+Reading and deciding are two tasks so a slow decode never stops the socket from
+draining (the bot confirms audio with pings). The deciding task wakes on new
+audio, scores it with VAD (in a thread), asks the policy what to commit and what
+to decode, and also wakes on a clock: a client that simply stops sending (a
+muted participant, a throttled tab) gets its pending words committed after
+``IDLE_COMMIT_MS``, not when the connection ends. Whatever ends the session —
+``END_OF_AUDIO``, a dropped connection, ``max_connection_time`` — the audio
+already received is decoded to the end and published, because the bot only
+re-sends audio the server did not confirm.
 """
 
 from __future__ import annotations
@@ -14,8 +18,10 @@ import contextlib
 import json
 import logging
 import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 from pydantic import ValidationError
@@ -23,62 +29,68 @@ from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 
 from vexa.streams import Segment, SessionEndMessage, SessionStartMessage, SpeakerEvent, TranscriptionMessage
-from vexa.transcription.engine import DecodeOptions
-from vexa.transcription.protocol import (
-    END_OF_AUDIO,
-    ProtocolError,
-    SessionConfig,
-    SessionControl,
-    describe,
-    error,
-    ready,
-)
+from vexa.transcription.engine import DecodeOptions, DecodeOutcome
+from vexa.transcription.protocol import END_OF_AUDIO, SessionConfig, SessionControl, describe, error, ready
+from vexa.transcription.settings import TranscriptionSettings
 from vexa.transcription.streaming import SAMPLE_RATE, DecodeJob, OutSegment, StreamingTranscriber
-
-if TYPE_CHECKING:
-    from vexa.transcription.server import TranscriptionServer
+from vexa.transcription.vad import SILENT_PEAK, VadParams
 
 log = logging.getLogger(__name__)
 
 MAX_ABS_SAMPLE = 64.0  # float audio lives in [-1, 1]; far beyond means int16 bytes sent as float
 
 
+@dataclass(frozen=True, slots=True)
+class SessionServices:
+    """What a session may use of its server: decoding, speech scoring, publishing."""
+
+    settings: TranscriptionSettings
+    decode: Callable[[DecodeJob, DecodeOptions], Awaitable[DecodeOutcome]]
+    score_speech: Callable[[np.ndarray], Awaitable[np.ndarray]]
+    multilingual: bool
+    publish_segments: Callable[[Any], None] | None  # None: no Redis, nothing is published
+    publish_speaker: Callable[[SpeakerEvent], None] | None
+
+
 class Session:
-    def __init__(self, server: TranscriptionServer, ws: ServerConnection, config: SessionConfig) -> None:
-        s = server.settings
-        self.server = server
+    def __init__(self, services: SessionServices, ws: ServerConnection, config: SessionConfig) -> None:
+        s = services.settings
+        self.services = services
         self.ws = ws
         self.config = config
         self.uid = config.uid
         vad = config.vad_parameters
-        min_silence = (vad.min_silence_duration_ms if vad else None) or s.end_silence_ms
-        pad = min((vad.speech_pad_ms if vad and vad.speech_pad_ms is not None else 100), min_silence // 2)
+        end_silence_ms = (vad.min_silence_duration_ms if vad else None) or s.end_silence_ms
         self.options = DecodeOptions(
-            use_vad=config.use_vad,
-            vad_threshold=vad.threshold if vad else s.vad_threshold,
-            min_silence_ms=min_silence,
-            speech_pad_ms=pad,
             no_speech_thresh=s.no_speech_thresh
             if config.no_speech_thresh is None
             else config.no_speech_thresh,
             hotwords=config.hotwords,
             beam_size=s.beam_size,
+            final_beam_size=s.final_beam_size,
         )
         self.transcriber = StreamingTranscriber(
-            language=config.language if server.engine.multilingual else "en",
+            language=config.language if services.multilingual else "en",
             task=config.task,
             initial_prompt=config.initial_prompt,
             min_chunk_s=s.min_chunk_s,
-            max_buffer_s=s.max_buffer_s,
-            end_silence_s=(min_silence - pad) / 1000,
+            early_decode_s=s.early_decode_ms / 1000,
+            end_silence_s=end_silence_ms / 1000,
+            max_utterance_s=s.max_buffer_s,
+            vad=VadParams(threshold=vad.threshold if vad else s.vad_threshold),
+            detect_language=services.multilingual,
         )
+        self.use_vad = config.use_vad
+        self.idle_s = s.idle_commit_ms / 1000
         self.last_n = config.send_last_n_segments or s.send_last_n_segments
         limit = min(config.max_connection_time or s.max_connection_time, s.max_connection_time)
         self.opened = time.monotonic()
         self.deadline = self.opened + limit
-        self.publishing = server.publisher is not None and config.has_meeting_context
+        self.publishing = services.publish_segments is not None and config.has_meeting_context
         self.start_wall: float | None = None
-        self._audio = asyncio.Event()
+        self._wake = asyncio.Event()
+        self._last_audio = time.monotonic()
+        self._idle_handled = True
         self._ended = False
         self._client_gone = False
         self.end_reason = "open"
@@ -86,16 +98,17 @@ class Session:
     # ---- lifecycle --------------------------------------------------------------------
     async def run(self) -> None:
         await self._send(ready(self.uid))
-        decoder = asyncio.create_task(self._decode_loop(), name=f"decode-{self.uid}")
+        worker = asyncio.create_task(self._drive(), name=f"transcribe-{self.uid}")
         try:
             self.end_reason = await self._read_loop()
         finally:
             self._ended = True
-            self._audio.set()
+            self._wake.set()
             try:
-                await decoder
+                await worker
             except Exception:
                 log.exception("session %s: final decode failed", self.uid)
+                await self._emit(self.transcriber.finish())
             self._publish_end()
         if self.end_reason == "max_connection_time":
             await self._send(json.dumps({"uid": self.uid, "message": "DISCONNECT"}))
@@ -153,57 +166,96 @@ class Session:
             self.start_wall = time.time() - len(samples) / SAMPLE_RATE
             self._publish_start()
         self.transcriber.add_audio(samples)
-        if self.transcriber.due():
-            self._audio.set()
+        self._last_audio = time.monotonic()
+        self._idle_handled = False
+        self._wake.set()
         return None
 
-    async def _decode_loop(self) -> None:
+    async def _drive(self) -> None:
+        """Score speech, commit and decode until the stream ends; then decode the rest."""
         t = self.transcriber
-        while not self._ended:
-            await self._audio.wait()
-            self._audio.clear()
-            if self._ended:
+        while True:
+            if not self._ended:
+                await self._wait_for_work()
+            self._wake.clear()
+            await self._score_speech()
+            ended = self._ended
+            idle = not ended and time.monotonic() - self._last_audio >= self.idle_s
+            if idle:
+                self._idle_handled = True
+            changes, job = t.poll(idle=idle, end=ended)
+            await self._emit(changes)
+            if job is not None:
+                await self._decode(job)
+                continue  # the result may allow a commit or call for the next decode at once
+            if ended:
                 break
-            if t.due():
-                job = t.make_job()
-                if job is not None:
-                    await self._decode(job)
-        job = t.make_job(final=True)
-        if job is not None:
-            await self._decode(job)
-        self._emit(t.finish())
+        await self._emit(t.finish())
+
+    async def _wait_for_work(self) -> None:
+        if self._idle_handled:
+            await self._wake.wait()
+            return
+        timeout = self._last_audio + self.idle_s - time.monotonic()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wake.wait(), max(0.0, timeout))
+
+    async def _score_speech(self) -> None:
+        t = self.transcriber
+        work = t.vad_work()
+        if work is None:
+            return
+        block, frames = work
+        if self.use_vad and float(np.abs(block).max()) < SILENT_PEAK:
+            probs = np.zeros(frames, dtype=np.float32)  # digital silence: no model, no thread hop
+        elif self.use_vad:
+            probs = await self.services.score_speech(block)
+        else:
+            probs = np.ones(frames, dtype=np.float32)  # the client asked for no VAD: all of it is speech
+        t.add_speech_scores(probs, frames)
 
     async def _decode(self, job: DecodeJob) -> None:
         try:
-            outcome = await self.server.engine.decode(job, self.options)
+            outcome = await self.services.decode(job, self.options)
         except Exception:
             log.exception("session %s: decode failed; skipping this chunk", self.uid)
+            self.transcriber.apply(job, None)
+            if job.final:
+                await self._emit(self.transcriber.finish())  # commit what the drafts heard rather than loop
             return
-        changes, detected = self.transcriber.apply(job, outcome.speech, outcome.result, outcome.skipped)
-        if detected:
-            await self._send(
-                json.dumps(
-                    {
-                        "uid": self.uid,
-                        "language": self.transcriber.language,
-                        "language_prob": self.transcriber.language_probability,
-                    }
-                )
-            )
-        self._emit(changes)
-        if changes and not self._client_gone:
-            payload = [self._segment_json(s) for s in self.transcriber.snapshot(self.last_n)]
-            await self._send(json.dumps({"uid": self.uid, "segments": payload}))
+        await self._emit(self.transcriber.apply(job, outcome.result))
+        await self._announce_language()
 
-    def _emit(self, changes: list[OutSegment]) -> None:
-        """Publish changed segments (the socket gets a full snapshot separately)."""
+    async def _announce_language(self) -> None:
+        """WhisperLive clients learn the detected language once, and again when it changes."""
+        t = self.transcriber
+        if t.languages.fixed or t.hyp is None or t.hyp.language in (None, t.announced_language):
+            return
+        current = t.languages.current()
+        if current is None or not current.confident:
+            return
+        t.announced_language = current.language
+        await self._send(
+            json.dumps(
+                {
+                    "uid": self.uid,
+                    "language": current.language,
+                    "language_prob": round(current.probability, 3),
+                }
+            )
+        )
+
+    async def _emit(self, changes: list[OutSegment]) -> None:
+        """Publish changed segments and send the client a fresh snapshot."""
         if not changes:
             return
-        if not self.publishing:
-            return
-        self._ensure_started()
-        segments = [Segment(**self._segment_json(s)) for s in changes]
-        self.server.publish_segments(self._context(TranscriptionMessage, segments=segments))
+        if self.publishing:
+            self._ensure_started()
+            segments = [Segment(**self._segment_json(s)) for s in changes]
+            self._publish(self._context(TranscriptionMessage, segments=segments))
+        if not self._client_gone:
+            payload = [self._segment_json(s) for s in self.transcriber.snapshot(self.last_n)]
+            await self._send(json.dumps({"uid": self.uid, "segments": payload}))
 
     def _segment_json(self, seg: OutSegment) -> dict[str, Any]:
         data = seg.as_dict()
@@ -227,8 +279,8 @@ class Session:
             except ValidationError as exc:
                 await self._warn(describe(exc).replace("session config", "session_control"))
                 return
-            if "language" in data:
-                self.transcriber.language = control.language
+            if "language" in data and self.services.multilingual:
+                self.transcriber.set_language(control.language)
             if control.task:
                 self.transcriber.task = control.task
             log.info("session %s reconfigured: language=%s task=%s", self.uid, control.language, control.task)
@@ -238,7 +290,7 @@ class Session:
             log.debug("session %s: ignored text message of type %r", self.uid, kind)
 
     async def _speaker_activity(self, data: dict[str, Any]) -> None:
-        if not self.publishing:
+        if not self.publishing or self.services.publish_speaker is None:
             return  # no meeting to attribute it to
         try:
             event = SpeakerEvent.model_validate(
@@ -253,7 +305,7 @@ class Session:
         except ValidationError as exc:
             await self._warn(describe(exc).replace("session config", "speaker_activity"))
             return
-        self.server.publish_speaker(event)
+        self.services.publish_speaker(event)
 
     async def _warn(self, message: str) -> None:
         await self._send(json.dumps({"uid": self.uid, "status": "WARNING", "message": message}))
@@ -268,10 +320,14 @@ class Session:
             **fields,
         )
 
+    def _publish(self, message: Any) -> None:
+        if self.services.publish_segments is not None:
+            self.services.publish_segments(message)
+
     def _publish_start(self) -> None:
         if self.publishing and self.start_wall is not None:
             started = datetime.fromtimestamp(self.start_wall, UTC)
-            self.server.publish_segments(self._context(SessionStartMessage, start_timestamp=started))
+            self._publish(self._context(SessionStartMessage, start_timestamp=started))
 
     def _ensure_started(self) -> None:
         if self.start_wall is None:
@@ -281,7 +337,7 @@ class Session:
     def _publish_end(self) -> None:
         if self.publishing:
             self._ensure_started()
-            self.server.publish_segments(self._context(SessionEndMessage, end_timestamp=datetime.now(UTC)))
+            self._publish(self._context(SessionEndMessage, end_timestamp=datetime.now(UTC)))
 
     async def _send(self, text: str) -> None:
         if self._client_gone:
@@ -298,7 +354,3 @@ async def reject(ws: ServerConnection, uid: str | None, text: str) -> None:
         await ws.send(text)
     with contextlib.suppress(Exception):
         await ws.close()
-
-
-def protocol_error(uid: str | None, exc: ProtocolError) -> str:
-    return error(uid, str(exc))

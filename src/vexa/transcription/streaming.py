@@ -1,30 +1,49 @@
-"""The streaming policy: when to re-decode, what to commit, what audio to forget.
+"""The streaming policy: when to decode, what to commit, what audio to forget.
 
-Whisper decodes whole windows, not streams. Following the idea of ufal's
-whisper_streaming (LocalAgreement-2), each session keeps a buffer of audio whose
-words are not final yet, re-decodes it at most every ``min_chunk_s`` and
-commits the longest prefix on which two consecutive decodes agree. Committed
-audio is cut off the buffer so a decode never costs more than one bounded
-window, however long the meeting. Silero VAD (run by the engine) adds two
-things: a pause after speech ends the utterance at once (everything pending is
-committed and the segment closes), and words Whisper produced where VAD heard no
-speech are dropped, which removes most hallucinations on silence and noise.
+Why utterances and not a sliding buffer: the first version re-decoded a rolling
+buffer and committed what two consecutive decodes agreed on (LocalAgreement,
+after ufal's whisper_streaming), cutting the buffer at commit points. On real
+speech with uneven pauses it lost words at those cuts ("He might even" gone
+from the start of a sentence): Whisper's word times near a buffer's edge are
+imprecise, so new words were taken for old ones, and a first word that only one
+hypothesis had never reached agreement. Here the unit is the utterance, as VAD
+hears it:
 
-This module is pure Python + numpy: the engine produces ``DecodeResult`` and
-speech intervals, :class:`StreamingTranscriber` decides, so the policy is
-unit-testable with scripted decodes.
+- while someone speaks, the utterance so far is decoded every ``min_chunk_s``
+  for drafts (shown, never committed);
+- as soon as VAD hears ``early_decode_s`` of silence, the whole utterance is
+  decoded once more, from its first sample;
+- when the silence reaches ``end_silence_s`` (or the client stops sending, or
+  the stream ends) the latest decode that heard all of the speech is committed
+  as it is — no agreement needed, nothing cut mid-speech.
+
+So a commit normally lands ``end_silence_s`` after the speech ended, and every
+word is decoded with its whole utterance as context. Only an utterance longer
+than ``max_utterance_s`` without a pause is committed in parts, by local
+agreement, at a gap between two agreed words, and the next part starts there.
+
+This module is pure Python + numpy: the engine decodes, the session runs VAD and
+the clock, :class:`StreamingTranscriber` decides, so the policy is unit-testable
+with scripted speech probabilities and decodes.
 """
 
 from __future__ import annotations
 
+import itertools
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
 
+from vexa.transcription.language import LanguageTracker, PendingRevisions
+from vexa.transcription.vad import SpeechTracker, VadParams
+
 SAMPLE_RATE = 16000
 _NORM = re.compile(r"[^\w']+", re.UNICODE)
 SENTENCE_END = (".", "?", "!", "\u3002", "\uff1f", "\uff01")  # also CJK full stop, ? and !
+WORD_SPEECH_PAD_S = 0.5  # a word this close to speech VAD heard counts as heard (soft onsets)
+RESERVOIR_S = 10.0  # past speech kept to detect the language on, until it is certain
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,17 +68,28 @@ class DecodeResult:
     language_probability: float | None = None
 
 
+LanguageChooser = Callable[[dict[str, float], float], tuple[str, float]]
+
+
 @dataclass(frozen=True, slots=True)
 class DecodeJob:
-    """What the engine needs for one decode of one session's buffer."""
+    """What the engine needs for one decode of one session's utterance."""
 
     audio: np.ndarray
-    offset: float
-    language: str | None
+    offset: float  # session time of audio[0]
+    since: float  # session time the utterance (part) starts: earlier words are context only
+    language: str | None  # None: detect (multilingual models)
     task: str
     prompt: str | None
-    final: bool
-    decoded_until: float | None = None  # seconds into ``audio`` the previous decode already heard
+    final: bool  # the speech has paused: decoded with the final beam, may be committed as is
+    speech_s: float = 0.0  # seconds of speech in ``audio`` (weight of its language evidence)
+    detect_audio: np.ndarray | None = None  # what to detect the language on, if not ``audio``
+    choose_language: LanguageChooser | None = None
+    revise: int | None = None  # index of a completed segment this decode replaces (language fixed)
+
+    @property
+    def end(self) -> float:
+        return self.offset + len(self.audio) / SAMPLE_RATE
 
 
 @dataclass(slots=True)
@@ -84,71 +114,23 @@ def join_words(words: list[Word]) -> str:
     return "".join(w.text for w in words).strip()
 
 
-class HypothesisBuffer:
-    """LocalAgreement-2: commit the longest common prefix of the last two hypotheses."""
-
-    def __init__(self) -> None:
-        self.committed_in_buffer: list[Word] = []  # committed words whose audio is still buffered
-        self.pending: list[Word] = []  # previous hypothesis, not yet committed
-        self.new: list[Word] = []
-        self.last_committed_time = 0.0
-
-    def insert(self, words: list[Word]) -> None:
-        """Take a fresh hypothesis, minus what is already committed."""
-        fresh = [w for w in words if w.start > self.last_committed_time - 0.1]
-        # A word straddling the commit point is re-recognised with slightly different
-        # times: drop the longest n-gram (n <= 5) that repeats the committed tail.
-        if fresh and self.committed_in_buffer and abs(fresh[0].start - self.last_committed_time) < 1.0:
-            tail = self.committed_in_buffer
-            for n in range(min(5, len(tail), len(fresh)), 0, -1):
-                if [w.key for w in tail[-n:]] == [w.key for w in fresh[:n]]:
-                    fresh = fresh[n:]
-                    break
-        self.new = fresh
-
-    def flush(self) -> list[Word]:
-        """Commit what the previous and the new hypothesis agree on."""
-        commit: list[Word] = []
-        while self.new and self.pending and self.new[0].key == self.pending[0].key:
-            word = self.new.pop(0)
-            self.pending.pop(0)
-            commit.append(word)
-        self.pending = self.new
-        self.new = []
-        self._committed(commit)
-        return commit
-
-    def commit_all(self, before: float | None = None) -> list[Word]:
-        """Commit every pending word (ending before ``before`` if given): a pause or the end."""
-        if before is None:
-            commit, self.pending = self.pending, []
-        else:
-            commit = [w for w in self.pending if w.end <= before]
-            self.pending = self.pending[len(commit) :]
-        self._committed(commit)
-        return commit
-
-    def _committed(self, words: list[Word]) -> None:
-        if words:
-            self.committed_in_buffer.extend(words)
-            self.last_committed_time = words[-1].end
-
-    def forget_before(self, time: float) -> None:
-        """Audio before ``time`` left the buffer: its words no longer need de-duplication."""
-        self.committed_in_buffer = [w for w in self.committed_in_buffer if w.end > time]
-
-    def reset(self) -> None:
-        self.pending, self.new, self.committed_in_buffer = [], [], []
+@dataclass(slots=True)
+class _Hypothesis:
+    words: list[Word]
+    end: float  # session time up to which the decode heard audio
+    language: str | None
+    final: bool = False  # decoded as a whole utterance (final beam and window): may be committed
 
 
 @dataclass
 class _OpenSegment:
-    words: list[Word] = field(default_factory=list)
+    words: list[Word] = field(default_factory=list)  # committed, segment not closed yet
     start: float | None = None  # fixed once shown, so consumers keyed on start see one segment
+    language: str | None = None
 
 
 class StreamingTranscriber:
-    """One session's streaming state: audio buffer, hypotheses, segments."""
+    """One session's streaming state: audio, speech, hypotheses, segments."""
 
     def __init__(
         self,
@@ -157,30 +139,44 @@ class StreamingTranscriber:
         task: str = "transcribe",
         initial_prompt: str | None = None,
         min_chunk_s: float = 1.0,
-        max_buffer_s: float = 20.0,
+        early_decode_s: float = 0.25,
         end_silence_s: float = 0.5,
+        max_utterance_s: float = 15.0,
         max_segment_s: float = 15.0,
         min_sentence_s: float = 3.0,
+        pre_roll_s: float = 0.8,
+        vad: VadParams | None = None,
+        detect_language: bool = False,
     ) -> None:
-        self.language = language
         self.task = task
         self.initial_prompt = initial_prompt
         self.min_chunk_s = min_chunk_s
-        self.max_buffer_s = max_buffer_s
+        self.early_decode_s = min(early_decode_s, end_silence_s)
         self.end_silence_s = end_silence_s
+        self.max_utterance_s = max_utterance_s
         self.max_segment_s = max_segment_s
         self.min_sentence_s = min_sentence_s
-        self.language_probability: float | None = None
+        self.pre_roll_s = pre_roll_s
+        self.detect_language = detect_language  # the model is multilingual
+        self.languages = LanguageTracker(language)
+        self.revisions = PendingRevisions()
+        self._revised: list[OutSegment] = []
+        self.vad = SpeechTracker(vad)
         self.audio = np.zeros(0, dtype=np.float32)
-        self.offset = 0.0  # session time of audio[0]
+        self.audio_start = 0  # session sample index of audio[0]
         self.received = 0  # samples received in total
-        self._decoded_upto = 0  # value of `received` at the last decode
-        self.hyp = HypothesisBuffer()
+        self.utterance_start: float | None = None  # session time the open utterance's audio starts
+        self.hyp: _Hypothesis | None = None  # latest decode of the open utterance
+        self.previous_draft: list[Word] = []  # for agreement inside long utterances
+        self.committed_tail: list[Word] = []  # last committed words, to drop their echo after a cut
         self.open = _OpenSegment()
         self.completed: list[OutSegment] = []
-        self.prompt_words: list[Word] = []  # committed words whose audio left the buffer
+        self.reservoir = np.zeros(0, dtype=np.float32)  # recent speech, for language detection
+        self.in_flight = False
+        self.last_job_end = 0.0
+        self.consumed = 0.0  # session time up to which audio is committed
         self.decodes = 0
-        self._heard_until: float | None = None  # session time up to which Whisper has decoded
+        self.announced_language: str | None = None
 
     # ---- input ----------------------------------------------------------------------
     def add_audio(self, samples: np.ndarray) -> None:
@@ -192,108 +188,280 @@ class StreamingTranscriber:
         """Session time of the end of the audio received so far."""
         return self.received / SAMPLE_RATE
 
-    def due(self) -> bool:
-        return (self.received - self._decoded_upto) / SAMPLE_RATE >= self.min_chunk_s
+    @property
+    def offset(self) -> float:
+        return self.audio_start / SAMPLE_RATE
 
-    def make_job(self, final: bool = False) -> DecodeJob | None:
-        """A decode of the current buffer, or None when there is nothing new to hear."""
-        if len(self.audio) == 0 or (self.received == self._decoded_upto and not final):
+    @property
+    def language(self) -> str | None:
+        current = self.languages.current()
+        return current.language if current else None
+
+    def set_language(self, language: str | None) -> None:
+        self.languages.set_fixed(language)
+
+    def vad_work(self) -> tuple[np.ndarray, int] | None:
+        """Frames VAD has not scored yet (see :class:`SpeechTracker`)."""
+        return self.vad.frames_to_score(self.audio, self.audio_start)
+
+    def add_speech_scores(self, probs: np.ndarray, frames: int) -> None:
+        self.vad.add_scores(probs, frames)
+
+    # ---- the decision -------------------------------------------------------------------
+    def poll(self, *, idle: bool = False, end: bool = False) -> tuple[list[OutSegment], DecodeJob | None]:
+        """Commit what can be committed, and say what to decode next (None: nothing now).
+
+        ``idle``: the client has stopped sending audio for a while (muted, throttled tab,
+        network pause) — treat it as the end of the utterance. ``end``: the stream ended.
+        """
+        before = self._draft_signature()
+        n_completed = len(self.completed)
+        job = self._step(idle=idle, end=end)
+        return self._changes(before, n_completed), job
+
+    def _step(self, *, idle: bool, end: bool) -> DecodeJob | None:
+        if self.utterance_start is None:
+            onset = next((s for s, _ in self.vad.intervals if s >= self.consumed - 1e-3), None)
+            if onset is None:
+                if end and self.open.start is not None:
+                    self._close_open(len(self.open.words))
+                self._trim_to(self.vad.scored_until - self.pre_roll_s)
+                return None
+            self.utterance_start = max(self.offset, self.consumed, onset - self.pre_roll_s)
+            self.last_job_end = self.utterance_start
+        if self.in_flight:
             return None
-        self._decoded_upto = self.received
+        revision = self.revisions.next_due(self.languages.current())
+        if revision is not None:
+            return self._revision_job(revision)
+        bound = self._utterance_end()
+        if bound is None and (end or idle):
+            bound = (self.vad.last_speech_end() or self.utterance_start, None)
+        speech_end, next_onset = (
+            bound if bound else (self.vad.last_speech_end() or self.utterance_start, None)
+        )
+        # A decode may be committed if it heard all of this utterance and nothing of the next.
+        limit = None if next_onset is None else next_onset - 0.05
+        hyp = self.hyp
+        usable = (
+            hyp is not None
+            and hyp.final
+            and hyp.end >= speech_end - 1e-6
+            and (limit is None or hyp.end <= limit + 1e-6)
+        )
+        if bound is not None and usable:
+            self._commit_utterance()
+            return self._step(idle=idle, end=end) if (end or next_onset is not None) else None
+        if bound is not None or self.vad.silence_s() >= self.early_decode_s:
+            if usable:
+                return None  # the decode that heard everything is in; wait for the pause to last
+            if limit is not None:
+                return self._job(final=True, upto=min(limit, speech_end + self.end_silence_s))
+            return self._job(final=True)
+        if self.duration - self.last_job_end >= self.min_chunk_s:
+            return self._job(final=False)
+        return None
+
+    def _utterance_end(self) -> tuple[float, float | None] | None:
+        """(speech end, next onset) once the open utterance is followed by a long enough pause.
+
+        Found in VAD's history, not only at the present moment: a pause that went by while
+        a decode was running still ends the utterance there.
+        """
+        assert self.utterance_start is not None
+        spans = [(s, e) for s, e in self.vad.intervals if e > self.utterance_start + 1e-3]
+        for (_, end), (nxt, _) in itertools.pairwise(spans):
+            if nxt - end >= self.end_silence_s:
+                return end, nxt
+        if spans and self.vad.silence_s() >= self.end_silence_s:
+            return spans[-1][1], None
+        return None
+
+    def _job(self, *, final: bool, upto: float | None = None) -> DecodeJob:
+        assert self.utterance_start is not None
+        start = round((self.utterance_start - self.offset) * SAMPLE_RATE)
+        stop = len(self.audio) if upto is None else round((upto - self.offset) * SAMPLE_RATE)
+        audio = self.audio[start:stop].copy()
+        offset = self.offset + start / SAMPLE_RATE
+        job_end = offset + len(audio) / SAMPLE_RATE
+        speech_s = sum(
+            min(e, job_end) - max(s, self.utterance_start)
+            for s, e in self.vad.speech_since(self.utterance_start)
+            if s < job_end
+        )
+        language, detect_audio, chooser = self.languages.fixed, None, None
+        if language is None and self.detect_language:
+            current = self.languages.current()
+            if final:
+                chooser = self._choose_language
+                if current is None or not current.confident:
+                    detect_audio = np.concatenate([self.reservoir, audio])
+            elif current is not None:
+                language = current.language  # drafts: the best guess so far, no detection pass
+        self.in_flight = True
+        self.last_job_end = job_end
         return DecodeJob(
-            audio=self.audio.copy(),
-            offset=self.offset,
-            language=self.language,
+            audio=audio,
+            offset=offset,
+            since=self.utterance_start,
+            language=language,
             task=self.task,
             prompt=self._prompt(),
             final=final,
-            decoded_until=None if self._heard_until is None else max(0.0, self._heard_until - self.offset),
+            speech_s=speech_s,
+            detect_audio=detect_audio,
+            choose_language=chooser,
         )
 
+    def _revision_job(self, revision) -> DecodeJob:  # type: ignore[no-untyped-def]
+        current = self.languages.current()
+        assert current is not None
+        self.in_flight = True
+        return DecodeJob(
+            audio=revision.audio,
+            offset=revision.offset,
+            since=revision.offset,
+            language=current.language,
+            task=self.task,
+            prompt=self._prompt(),
+            final=True,
+            revise=revision.index,
+        )
+
+    def _choose_language(self, probs: dict[str, float], speech_s: float) -> tuple[str, float]:
+        choice = self.languages.choose(probs, speech_s)
+        return choice.language, choice.probability
+
     def _prompt(self) -> str | None:
-        context = self.prompt_words + [w for w in self.open.words if w.end <= self.offset]
-        text = join_words(context[-60:])[-200:]
-        parts = [p for p in (self.initial_prompt, text) if p]
-        return " ".join(parts) or None
+        """Only what the client gave. Measured on real speech: the previous text as a prompt
+        made Whisper continue past the end of short utterances ("Thank you very much.",
+        "We'll see you next time.") far more often than it helped."""
+        return self.initial_prompt or None
 
     # ---- decode results -------------------------------------------------------------
-    def apply(
-        self,
-        job: DecodeJob,
-        speech: list[tuple[float, float]],
-        result: DecodeResult | None,
-        skipped: bool = False,
-    ) -> tuple[list[OutSegment], bool]:
-        """Fold one decode in; returns (segments that changed, language newly detected).
-
-        ``speech`` are VAD intervals in seconds relative to ``job.audio``. Audio that
-        arrived during the decode is kept: only the decoded part is trimmed. ``skipped``
-        means VAD found no speech Whisper has not heard already, so the previous
-        hypothesis stands (no decode was spent) and only the pause check runs.
-        """
-        self.decodes += 0 if skipped else 1
+    def apply(self, job: DecodeJob, result: DecodeResult | None) -> list[OutSegment]:
+        """Fold one decode in (None: it failed); returns the segments that changed."""
+        self.in_flight = False
+        if result is None:
+            return []
+        self.decodes += 1
         before = self._draft_signature()
         n_completed = len(self.completed)
-        detected = False
-        job_end = job.offset + len(job.audio) / SAMPLE_RATE
-        if result is not None and self.language is None and result.language and result.words:
-            self.language, self.language_probability = result.language, result.language_probability
-            detected = True
-        if not speech:
-            # Silence: whatever was pending ends here; keep a short tail in case a word starts.
-            self._close_utterance(self.hyp.commit_all())
-            self._trim_to(max(self.offset, job_end - 0.3) if not job.final else job_end)
-            return self._changes(before, n_completed), detected
-        if not skipped:
-            self._heard_until = job_end
-            words = _align_to_speech(result.words if result else [], speech, job.offset)
-            self.hyp.insert(words)
-            self._extend(self.hyp.flush())
-        last_speech_end = job.offset + speech[-1][1]
-        paused = job_end - last_speech_end >= self.end_silence_s - 0.05
-        if paused or job.final:
-            self._close_utterance(self.hyp.commit_all())
-            self._trim_to(last_speech_end if not job.final else job_end)
-        else:
-            self._split_sentences()
-            first_speech = job.offset + speech[0][0]
-            if first_speech - self.offset > 1.0 and not self.open.words and not self.hyp.pending:
-                self._trim_to(first_speech - 0.3)  # leading silence costs decode time for nothing
-            if job_end - self.offset > self.max_buffer_s:
-                self._force_trim(job_end)
-        return self._changes(before, n_completed), detected
+        if job.revise is not None:
+            old = self.completed[job.revise]
+            text = join_words(result.words) or old.text
+            self.completed[job.revise] = OutSegment(old.start, old.end, text, True, result.language)
+            return [self.completed[job.revise]]
+        if self.utterance_start is None or abs(job.since - self.utterance_start) > 1e-6:
+            return []  # the utterance was committed meanwhile (end of stream): a stale draft
+        words = self._fresh(_heard(result.words, self.vad.speech_since(job.since)))
+        self.hyp = _Hypothesis(words, job.end, result.language or self.language, job.final)
+        if not job.final:
+            self.previous_draft = words
+            if job.end - self.utterance_start > self.max_utterance_s:
+                self._commit_agreed(words, job.end)
+        return self._changes(before, n_completed)
+
+    def _fresh(self, words: list[Word]) -> list[Word]:
+        """Drop the echo of words committed just before this part of a long utterance began."""
+        tail = self.committed_tail
+        if not words or not tail or words[0].start - tail[-1].end > 1.0:
+            return words
+        for n in range(min(5, len(tail), len(words)), 0, -1):
+            if [w.key for w in tail[-n:]] == [w.key for w in words[:n]]:
+                return words[n:]
+        return words
+
+    # ---- committing -----------------------------------------------------------------
+    def _commit_utterance(self) -> None:
+        """The pause lasted: the latest full decode of the utterance is final."""
+        assert self.hyp is not None and self.utterance_start is not None
+        self.open.language = self.hyp.language
+        self._extend(self.hyp.words)
+        self._keep_for_language(self.utterance_start, self.hyp.end, self.hyp.language)
+        self._close_open(len(self.open.words))
+        end = self.consumed = self.hyp.end
+        self.hyp, self.previous_draft, self.utterance_start = None, [], None
+        self.committed_tail = []
+        self.vad.close_speech()
+        self._trim_to(end - self.pre_roll_s)
+
+    def _commit_agreed(self, words: list[Word], job_end: float) -> None:
+        """A long utterance without a pause: commit the agreed part up to a gap, start anew there."""
+        agreed = 0
+        for old, new in zip(self.previous_draft, words, strict=False):
+            if old.key != new.key:
+                break
+            agreed += 1
+        # Keep the last agreed word open unless a later one follows it, and stay clear of the
+        # buffer's end, where Whisper's words are still moving.
+        cut = agreed
+        while cut > 0 and (cut >= len(words) or words[cut - 1].end > job_end - 1.0):
+            cut -= 1
+        if cut == 0 and job_end - (self.utterance_start or 0.0) > self.max_utterance_s + 8.0:
+            # No agreement for far too long: commit the older half of the newest decode.
+            cut = sum(1 for w in words if w.end <= job_end - self.max_utterance_s / 2)
+            cut = min(cut, max(0, len(words) - 1))
+        if cut == 0:
+            return
+        done, rest = words[:cut], words[cut:]
+        boundary = (done[-1].end + rest[0].start) / 2 if rest else done[-1].end
+        self.open.language = self.hyp.language if self.hyp else self.open.language
+        self._extend(done)
+        self.committed_tail = done[-5:]
+        self.consumed = boundary
+        self.utterance_start = max(self.offset, boundary)
+        self.hyp = _Hypothesis(rest, job_end, self.hyp.language if self.hyp else None)
+        self.previous_draft = rest
+        self._trim_to(self.utterance_start)
+        self._split_sentences()
+
+    def _keep_for_language(self, start: float, end: float, language: str | None) -> None:
+        """While the language is uncertain: pool speech to detect on, keep the utterance to revise."""
+        if not self.detect_language or self.languages.fixed:
+            return
+        current = self.languages.current()
+        if current is not None and current.confident:
+            self.reservoir = np.zeros(0, dtype=np.float32)
+            return
+        a = round((start - self.offset) * SAMPLE_RATE)
+        b = round((end - self.offset) * SAMPLE_RATE)
+        audio = self.audio[max(0, a) : max(0, b)].copy()
+        self.reservoir = np.concatenate([self.reservoir, audio])[-int(RESERVOIR_S * SAMPLE_RATE) :]
+        if self.open.words and language:
+            # _close_open appends this utterance's segment next: remember its index.
+            self.revisions.remember(len(self.completed), audio, len(audio) / SAMPLE_RATE, start, language)
 
     def finish(self) -> list[OutSegment]:
-        """End of stream: commit and complete whatever is still open."""
+        """End of stream after the last decode (or when decoding failed): commit whatever is open."""
         before = self._draft_signature()
         n_completed = len(self.completed)
-        self._close_utterance(self.hyp.commit_all())
-        if self.open.start is not None and not self.open.words:
-            self._close_open(0)
+        if self.hyp is not None:
+            self.open.language = self.hyp.language
+            self._extend(self.hyp.words)
+            self.hyp = None
+        self.utterance_start = None
+        if self.open.words or self.open.start is not None:
+            self._close_open(len(self.open.words))
         self.audio = np.zeros(0, dtype=np.float32)
         return self._changes(before, n_completed)
 
     def _extend(self, words: list[Word]) -> None:
         self.open.words.extend(words)
 
-    def _close_utterance(self, tail: list[Word]) -> None:
-        self._extend(tail)
-        self._close_open(len(self.open.words))
-
     def _close_open(self, upto: int) -> None:
         """Complete the open segment with its first ``upto`` committed words."""
         words, rest = self.open.words[:upto], self.open.words[upto:]
+        language = self.open.language or self.language
         if words:
             start = self.open.start if self.open.start is not None else words[0].start
             self.completed.append(
-                OutSegment(start, max(start, words[-1].end), join_words(words), True, self.language)
+                OutSegment(start, max(start, words[-1].end), join_words(words), True, language)
             )
-            self.prompt_words.extend(words)
-            self.prompt_words = self.prompt_words[-100:]
-            self.open = _OpenSegment(words=rest, start=None)
-        elif self.open.start is not None and not rest and not self.hyp.pending:
-            # A draft was shown and then revised to nothing: close it empty so it is not left dangling.
-            self.completed.append(OutSegment(self.open.start, self.open.start, "", True, self.language))
+            self.open = _OpenSegment(words=rest, language=self.open.language)
+        elif self.open.start is not None and not rest:
+            # A draft was shown and then heard as nothing: close it empty so it is not left dangling.
+            self.completed.append(OutSegment(self.open.start, self.open.start, "", True, language))
             self.open = _OpenSegment()
 
     def _split_sentences(self) -> None:
@@ -311,50 +479,39 @@ class StreamingTranscriber:
         if cut:
             self._close_open(cut)
 
-    def _force_trim(self, job_end: float) -> None:
-        """Keep a decode window bounded during speech without pauses."""
-        target = self.hyp.last_committed_time
-        if target - self.offset < 2.0:
-            # Nothing recent agreed on: commit what the hypothesis has for the older part.
-            self._extend(self.hyp.commit_all(before=job_end - self.max_buffer_s / 2))
-            target = max(self.hyp.last_committed_time, job_end - self.max_buffer_s)
-        self._trim_to(target)
-
     def _trim_to(self, time: float) -> None:
-        drop = round((time - self.offset) * SAMPLE_RATE)
+        """Forget audio before ``time`` (never audio VAD has not scored, nor the open utterance)."""
+        limit = self.vad.scored_until
+        if self.utterance_start is not None:
+            limit = min(limit, self.utterance_start)
+        drop = round((min(time, limit) - self.offset) * SAMPLE_RATE)
         if drop <= 0:
             return
         drop = min(drop, len(self.audio))
         self.audio = self.audio[drop:]
-        self.offset += drop / SAMPLE_RATE
-        self.hyp.forget_before(self.offset)
-        if not self.hyp.pending and not self.hyp.committed_in_buffer:
-            self.hyp.last_committed_time = max(self.hyp.last_committed_time, self.offset)
+        self.audio_start += drop
+        self.vad.forget_before(self.offset)
 
     # ---- output ---------------------------------------------------------------------
     def draft(self) -> OutSegment | None:
         """The open segment: committed-but-unfinished words plus the latest hypothesis."""
-        words = self.open.words + self.hyp.pending
-        if not words:
-            if self.open.start is None:
-                return None
-            return OutSegment(self.open.start, self.open.start, "", False, self.language)
-        if self.open.start is None:
-            self.open.start = words[0].start
-        start = self.open.start
-        return OutSegment(start, max(start, words[-1].end), join_words(words), False, self.language)
+        d = self._peek_draft()
+        if d is not None and self.open.start is None and d.text:
+            self.open.start = d.start
+        return d
 
     def _draft_signature(self) -> tuple[object, ...] | None:
         d = self._peek_draft()
         return None if d is None else (d.start, d.end, d.text)
 
     def _peek_draft(self) -> OutSegment | None:
-        words = self.open.words + self.hyp.pending
+        words = self.open.words + (self.hyp.words if self.hyp else [])
         if not words and self.open.start is None:
             return None
         start = self.open.start if self.open.start is not None else words[0].start
         end = max(start, words[-1].end) if words else start
-        return OutSegment(start, end, join_words(words), False, self.language)
+        language = self.hyp.language if self.hyp else self.open.language or self.language
+        return OutSegment(start, end, join_words(words), False, language)
 
     def _changes(self, before: tuple[object, ...] | None, n_completed: int) -> list[OutSegment]:
         changed = list(self.completed[n_completed:])
@@ -375,19 +532,19 @@ class StreamingTranscriber:
         return " ".join(s.text for s in self.completed if s.text)
 
 
-def _align_to_speech(words: list[Word], speech: list[tuple[float, float]], offset: float) -> list[Word]:
+def _heard(words: list[Word], speech: list[tuple[float, float]]) -> list[Word]:
     """Drop words where VAD heard no speech (hallucinations); clamp starts to speech onsets.
 
     Whisper tends to start the first word at 0.0 after leading silence; VAD knows better.
     """
-    pad = 0.2
     kept: list[Word] = []
     for w in words:
-        s, e = w.start - offset, w.end - offset
-        hits = [(a, b) for a, b in speech if s < b + pad and e > a - pad]
+        hits = [
+            (a, b) for a, b in speech if w.start < b + WORD_SPEECH_PAD_S and w.end > a - WORD_SPEECH_PAD_S
+        ]
         if not hits:
             continue
-        onset = hits[0][0] + offset
+        onset = hits[0][0]
         if w.start < onset < w.end:
             w = Word(onset, w.end, w.text, w.probability)
         kept.append(w)
