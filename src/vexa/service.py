@@ -21,6 +21,7 @@ from fastapi.responses import JSONResponse
 from redis.asyncio import Redis
 
 from vexa.auth import TokenVerifier
+from vexa.body_limit import BodySizeLimit
 from vexa.config import DataSettings
 from vexa.db import Database
 from vexa.logs import setup_logging
@@ -76,11 +77,15 @@ def serve(
     port: int,
     **uvicorn_options: Any,
 ) -> None:
-    """Build the app and run it until SIGTERM; configuration errors exit 2 with one line."""
+    """Build the app and run it until SIGTERM; configuration errors exit 2 with one line.
+
+    Every service gets the same request-body cap here (``MAX_REQUEST_BODY_BYTES``).
+    """
     setup_logging(service, settings.log_level)
     try:
         app = create_app(settings)
     except RuntimeError as exc:
         print(f"{service}: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_body_bytes)
     uvicorn.run(app, host=host, port=port, log_config=None, access_log=False, **uvicorn_options)
