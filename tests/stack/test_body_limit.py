@@ -51,9 +51,9 @@ def services(
                 proc.stop()
 
 
-def _assert_413(response: httpx.Response, limit: int) -> None:
+def _assert_413(response: httpx.Response) -> None:
     assert response.status_code == 413, response.text[:200]
-    assert str(limit) in response.json()["detail"]
+    assert "MAX_REQUEST_BODY_BYTES" in response.json()["detail"]
 
 
 async def test_each_service_refuses_a_5mb_body(services, make_user, service_env):
@@ -61,20 +61,15 @@ async def test_each_service_refuses_a_5mb_body(services, make_user, service_env)
     user = {"X-API-Key": key, "Content-Type": "application/json"}
     async with httpx.AsyncClient(timeout=30) as client:
         at = {name: proc.base_url for name, proc in services.items()}
-        _assert_413(await client.post(f"{at['gateway']}/bots", content=FIVE_MB, headers=user), GATEWAY_LIMIT)
-        _assert_413(
-            await client.post(f"{at['bot-manager']}/bots", content=FIVE_MB, headers=user), DEFAULT_LIMIT
-        )
+        _assert_413(await client.post(f"{at['gateway']}/bots", content=FIVE_MB, headers=user))
+        _assert_413(await client.post(f"{at['bot-manager']}/bots", content=FIVE_MB, headers=user))
         _assert_413(
             await client.patch(
                 f"{at['collector']}/meetings/google_meet/abc-defg-hij", content=FIVE_MB, headers=user
-            ),
-            DEFAULT_LIMIT,
+            )
         )
         admin = {"X-Admin-API-Key": service_env["ADMIN_API_TOKEN"], "Content-Type": "application/json"}
-        _assert_413(
-            await client.post(f"{at['admin']}/admin/users", content=FIVE_MB, headers=admin), DEFAULT_LIMIT
-        )
+        _assert_413(await client.post(f"{at['admin']}/admin/users", content=FIVE_MB, headers=admin))
 
 
 async def test_a_body_under_the_limit_still_reaches_validation(services, make_user):
@@ -84,6 +79,23 @@ async def test_a_body_under_the_limit_still_reaches_validation(services, make_us
     async with httpx.AsyncClient(base_url=services["gateway"].base_url, timeout=30) as client:
         response = await client.post("/bots", content=body, headers={"X-API-Key": key})
     assert response.status_code == 422  # bot_name is too long: parsed and validated, not refused unread
+
+
+async def test_the_limit_is_a_setting(services, make_user):
+    """100 KB: over the gateway's MAX_REQUEST_BODY_BYTES (64 KiB), under the default 1 MiB."""
+    _, key = await make_user()
+    body = json.dumps({"platform": "zoom", "native_meeting_id": "123456789", "bot_name": "x" * 100_000})
+    assert GATEWAY_LIMIT < len(body) < DEFAULT_LIMIT
+    async with httpx.AsyncClient(timeout=30) as client:
+        _assert_413(
+            await client.post(
+                f"{services['gateway'].base_url}/bots", content=body, headers={"X-API-Key": key}
+            )
+        )
+        direct = await client.post(
+            f"{services['bot-manager'].base_url}/bots", content=body, headers={"X-API-Key": key}
+        )
+        assert direct.status_code == 422  # parsed, then refused by validation (bot_name too long)
 
 
 async def test_a_chunked_body_is_refused_once_it_passes_the_limit(services, make_user):
@@ -99,7 +111,7 @@ async def test_a_chunked_body_is_refused_once_it_passes_the_limit(services, make
             response = await client.post(
                 f"{services[name].base_url}/bots", content=chunks(), headers={"X-API-Key": key}
             )
-            _assert_413(response, GATEWAY_LIMIT if name == "gateway" else DEFAULT_LIMIT)
+            _assert_413(response)
             assert (await client.get(f"{services[name].base_url}/health")).status_code == 200
 
 
