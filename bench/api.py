@@ -42,7 +42,7 @@ ROUTES = {
     "bots-status": ("/bots/status", "bot-manager"),
 }
 # Requests per cell: the transcript answer is ~200 KB, so fewer of those.
-DEFAULT_REQUESTS = {"meetings": 2000, "transcript": 400, "bots-status": 2000}
+DEFAULT_REQUESTS = {"meetings": 1000, "transcript": 200, "bots-status": 1000}
 
 
 @dataclass
