@@ -11,6 +11,13 @@ through the gateway, and the table shows requests/s, p50/p99 latency and errors
 
     .venv/bin/python bench/api.py                       # everything, default sizes
     .venv/bin/python bench/api.py --route meetings --concurrency 50 --requests 3000
+    .venv/bin/python bench/api.py --baseline /tmp/old/src   # before/after, cell by cell
+
+With ``--baseline``, a second set of the same services runs from another
+source tree (e.g. ``git archive <commit> src | tar -x -C /tmp/old``) on the
+same database, and each cell is measured on the baseline and then on this
+tree back to back, so both see the same machine load; the last column is the
+throughput ratio (this tree / baseline).
 
 The load generator is aiohttp in this process: on a 2-vCPU machine it competes
 with the stack for the same cores, so compare runs made on one machine.
@@ -55,6 +62,10 @@ class Cell:
     @property
     def errors(self) -> int:
         return sum(n for code, n in self.statuses.items() if code != 200) + self.failures
+
+    @property
+    def rps(self) -> float:
+        return len(self.latencies) / self.wall
 
     @property
     def server_errors(self) -> int:
@@ -124,57 +135,76 @@ async def add_long_transcript(db_url: str, meeting_id: int, segments: int) -> No
         await db.dispose()
 
 
+def start_services(env: dict[str, str], logs: Path, procs: list) -> dict[str, str]:
+    """collector, admin-api, bot-manager and a gateway in front of them; returns base URLs."""
+    urls = {}
+    for name in ("collector", "admin", "bot-manager"):
+        proc = start(name, env, logs)
+        procs.append(proc)
+        urls[name] = proc.base_url
+    gateway = start(
+        "gateway",
+        {
+            **env,
+            "TRANSCRIPTION_COLLECTOR_URL": urls["collector"],
+            "ADMIN_API_URL": urls["admin"],
+            "BOT_MANAGER_URL": urls["bot-manager"],
+        },
+        logs,
+    )
+    procs.append(gateway)
+    urls["gateway"] = gateway.base_url
+    return urls
+
+
+def row(route: str, concurrency: int, target: str, cell: Cell, ratio: str = "") -> str:
+    return (
+        f"{route:<13}{concurrency:>5}  {target:<21}{len(cell.latencies):>9}"
+        f"{cell.rps:>9.0f}{percentile(cell.latencies, 50) * 1000:>9.1f}"
+        f"{percentile(cell.latencies, 99) * 1000:>9.1f}{cell.errors:>8}{cell.server_errors:>6}{ratio:>8}"
+    )
+
+
 async def main(args: argparse.Namespace, db_url: str, redis_url: str) -> None:
     with tempfile.TemporaryDirectory(prefix="vexa-bench-logs-") as logs_dir:
         logs = Path(logs_dir)
         env = service_env(db_url, redis_url, LOG_LEVEL=args.log_level)
-        procs = []
+        procs: list = []
         try:
-            direct = {}
-            for name in ("collector", "admin", "bot-manager"):
-                direct[name] = start(name, env, logs)
-                procs.append(direct[name])
-            gateway = start(
-                "gateway",
-                {
-                    **env,
-                    "TRANSCRIPTION_COLLECTOR_URL": direct["collector"].base_url,
-                    "ADMIN_API_URL": direct["admin"].base_url,
-                    "BOT_MANAGER_URL": direct["bot-manager"].base_url,
-                },
-                logs,
-            )
-            procs.append(gateway)
+            trees = {"": start_services(env, logs, procs)}
+            if args.baseline:
+                (logs / "baseline").mkdir()
+                base_env = {**env, "PYTHONPATH": args.baseline}
+                trees = {"baseline ": start_services(base_env, logs / "baseline", procs), **trees}
             _, key, meeting_id = await make_user_with_meeting(db_url, NATIVE, meetings=args.meetings)
             await add_long_transcript(db_url, meeting_id, args.segments)
 
             print(
                 f"user with {args.meetings} meetings; transcript of {args.segments} segments; "
-                f"LOG_LEVEL={args.log_level}"
+                f"LOG_LEVEL={args.log_level}" + (f"; baseline {args.baseline}" if args.baseline else "")
             )
             print(
-                f"{'route':<13}{'conc':>5}  {'target':<12}{'requests':>9}{'req/s':>9}{'p50 ms':>9}"
-                f"{'p99 ms':>9}{'errors':>8}{'5xx':>6}"
+                f"{'route':<13}{'conc':>5}  {'target':<21}{'requests':>9}{'req/s':>9}{'p50 ms':>9}"
+                f"{'p99 ms':>9}{'errors':>8}{'5xx':>6}{'ratio' if args.baseline else '':>8}"
             )
             for route in args.route:
                 path, service = ROUTES[route]
                 total = args.requests or DEFAULT_REQUESTS[route]
                 for concurrency in args.concurrency:
-                    targets = [(service, direct[service].base_url), ("gateway", gateway.base_url)]
+                    targets = [service, "gateway"]
                     if args.only:
-                        targets = [t for t in targets if (t[0] == "gateway") == (args.only == "gateway")]
-                    for target, base in targets:
-                        cell = await load(base + path, key, concurrency, total)
-                        print(
-                            f"{route:<13}{concurrency:>5}  {target:<12}{len(cell.latencies):>9}"
-                            f"{len(cell.latencies) / cell.wall:>9.0f}"
-                            f"{percentile(cell.latencies, 50) * 1000:>9.1f}"
-                            f"{percentile(cell.latencies, 99) * 1000:>9.1f}"
-                            f"{cell.errors:>8}{cell.server_errors:>6}",
-                            flush=True,
-                        )
-                        if cell.errors:
-                            print(f"{'':<19}statuses {dict(cell.statuses)}, no answer {cell.failures}")
+                        targets = [t for t in targets if (t == "gateway") == (args.only == "gateway")]
+                    for target in targets:
+                        cells = {}
+                        for tag, urls in trees.items():
+                            cells[tag] = cell = await load(urls[target] + path, key, concurrency, total)
+                            ratio = ""
+                            if tag == "" and "baseline " in cells:
+                                before = cells["baseline "]
+                                ratio = f"x{cell.rps / before.rps:.2f}"
+                            print(row(route, concurrency, tag + target, cell, ratio), flush=True)
+                            if cell.errors:
+                                print(f"{'':<19}statuses {dict(cell.statuses)}, no answer {cell.failures}")
         finally:
             for proc in reversed(procs):
                 proc.stop()
@@ -191,6 +221,9 @@ if __name__ == "__main__":
     parser.add_argument("--segments", type=int, default=1000, help="segments in the long transcript")
     parser.add_argument("--only", choices=["gateway", "direct"], help="one target instead of both")
     parser.add_argument("--log-level", default="INFO", help="services' LOG_LEVEL (what `vexa up` uses)")
+    parser.add_argument("--baseline", help="another tree's src/ to measure cell by cell against this one")
     arguments = parser.parse_args()
+    if arguments.baseline:
+        arguments.baseline = str(Path(arguments.baseline).resolve())
     with stores() as (db, redis):
         run(main(arguments, db, redis))

@@ -19,6 +19,7 @@ import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from redis.asyncio import Redis
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from vexa.auth import TokenVerifier
 from vexa.body_limit import BodySizeLimit
@@ -63,6 +64,15 @@ async def data_services(
 
 
 def add_error_handler(app: FastAPI, service: str) -> None:
+    @app.exception_handler(PoolTimeout)
+    async def _pool_exhausted(request: Request, exc: PoolTimeout) -> JSONResponse:
+        # Every pooled database connection stayed busy past the pool's timeout: back-pressure,
+        # not a bug, so say when to come back instead of answering 500.
+        log.warning("database pool exhausted on %s %s", request.method, request.url.path)
+        return JSONResponse(
+            {"detail": f"{service} is busy; try again shortly"}, status_code=503, headers={"Retry-After": "1"}
+        )
+
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled error on %s %s", request.method, request.url.path)
