@@ -7,7 +7,11 @@ has a few meetings, one of them an hour long with about 1,000 transcript
 segments. For each route and each concurrency (default 10, 50, 200) a bounded
 number of requests is sent, first straight to the service that answers it, then
 through the gateway, and the table shows requests/s, p50/p99 latency and errors
-(any non-200; 5xx counted apart).
+(any non-200; 5xx counted apart). "cpu ms/req" is the CPU time the services
+that served the cell (the target, plus the service behind it for the gateway)
+spent per request: unlike requests/s it hardly moves when other programs share
+the machine, so it is the figure to compare between runs (PostgreSQL's own CPU
+is not included).
 
     .venv/bin/python bench/api.py                       # everything, default sizes
     .venv/bin/python bench/api.py --route meetings --concurrency 50 --requests 3000
@@ -36,6 +40,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import aiohttp
+import psutil
 from sqlalchemy import text
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -58,6 +63,7 @@ class Cell:
     statuses: Counter[int] = field(default_factory=Counter)
     failures: int = 0  # no HTTP answer at all
     wall: float = 0.0
+    cpu_ms: float = 0.0  # the serving processes' CPU per request
 
     @property
     def errors(self) -> int:
@@ -135,13 +141,26 @@ async def add_long_transcript(db_url: str, meeting_id: int, segments: int) -> No
         await db.dispose()
 
 
-def start_services(env: dict[str, str], logs: Path, procs: list) -> dict[str, str]:
-    """collector, admin-api, bot-manager and a gateway in front of them; returns base URLs."""
-    urls = {}
+@dataclass
+class Services:
+    urls: dict[str, str]
+    pids: dict[str, int]
+
+    def cpu_s(self, *names: str) -> float:
+        total = 0.0
+        for name in names:
+            times = psutil.Process(self.pids[name]).cpu_times()
+            total += times.user + times.system
+        return total
+
+
+def start_services(env: dict[str, str], logs: Path, procs: list) -> Services:
+    """collector, admin-api, bot-manager and a gateway in front of them."""
+    urls, pids = {}, {}
     for name in ("collector", "admin", "bot-manager"):
         proc = start(name, env, logs)
         procs.append(proc)
-        urls[name] = proc.base_url
+        urls[name], pids[name] = proc.base_url, proc.proc.pid
     gateway = start(
         "gateway",
         {
@@ -153,15 +172,16 @@ def start_services(env: dict[str, str], logs: Path, procs: list) -> dict[str, st
         logs,
     )
     procs.append(gateway)
-    urls["gateway"] = gateway.base_url
-    return urls
+    urls["gateway"], pids["gateway"] = gateway.base_url, gateway.proc.pid
+    return Services(urls, pids)
 
 
 def row(route: str, concurrency: int, target: str, cell: Cell, ratio: str = "") -> str:
     return (
         f"{route:<13}{concurrency:>5}  {target:<21}{len(cell.latencies):>9}"
         f"{cell.rps:>9.0f}{percentile(cell.latencies, 50) * 1000:>9.1f}"
-        f"{percentile(cell.latencies, 99) * 1000:>9.1f}{cell.errors:>8}{cell.server_errors:>6}{ratio:>8}"
+        f"{percentile(cell.latencies, 99) * 1000:>9.1f}{cell.errors:>8}{cell.server_errors:>6}"
+        f"{cell.cpu_ms:>13.2f}{ratio:>14}"
     )
 
 
@@ -185,7 +205,8 @@ async def main(args: argparse.Namespace, db_url: str, redis_url: str) -> None:
             )
             print(
                 f"{'route':<13}{'conc':>5}  {'target':<21}{'requests':>9}{'req/s':>9}{'p50 ms':>9}"
-                f"{'p99 ms':>9}{'errors':>8}{'5xx':>6}{'ratio' if args.baseline else '':>8}"
+                f"{'p99 ms':>9}{'errors':>8}{'5xx':>6}{'cpu ms/req':>13}"
+                f"{'req/s, cpu' if args.baseline else '':>14}"
             )
             for route in args.route:
                 path, service = ROUTES[route]
@@ -196,12 +217,16 @@ async def main(args: argparse.Namespace, db_url: str, redis_url: str) -> None:
                         targets = [t for t in targets if (t == "gateway") == (args.only == "gateway")]
                     for target in targets:
                         cells = {}
-                        for tag, urls in trees.items():
-                            cells[tag] = cell = await load(urls[target] + path, key, concurrency, total)
+                        serving = (target, service) if target == "gateway" else (target,)
+                        for tag, services in trees.items():
+                            cpu_before = services.cpu_s(*serving)
+                            cell = await load(services.urls[target] + path, key, concurrency, total)
+                            cell.cpu_ms = (services.cpu_s(*serving) - cpu_before) * 1000 / len(cell.latencies)
+                            cells[tag] = cell
                             ratio = ""
                             if tag == "" and "baseline " in cells:
                                 before = cells["baseline "]
-                                ratio = f"x{cell.rps / before.rps:.2f}"
+                                ratio = f"x{cell.rps / before.rps:.2f}, x{cell.cpu_ms / before.cpu_ms:.2f}"
                             print(row(route, concurrency, tag + target, cell, ratio), flush=True)
                             if cell.errors:
                                 print(f"{'':<19}statuses {dict(cell.statuses)}, no answer {cell.failures}")
