@@ -71,6 +71,49 @@ def up(
     run_stack(with_transcription=transcription, gateway_host=host)
 
 
+@app.command()
+def status() -> None:
+    """Each process of the stack run from VEXA_HOME: state, port, pid, uptime, last error."""
+    from vexa.config import vexa_home
+    from vexa.stack_status import render_status
+
+    report, running = render_status(vexa_home())
+    typer.echo(report)
+    raise typer.Exit(0 if running else 3)
+
+
+@app.command()
+def logs(
+    service: str = typer.Argument(
+        ...,
+        help="gateway, admin, bot-manager, collector, transcription, "
+        "postgres, valkey or stack (the supervisor).",
+    ),
+    follow: bool = typer.Option(False, "--follow", "-f", help="Keep printing new lines (Ctrl-C stops)."),
+    lines: int = typer.Option(100, "--lines", "-n", min=0, help="How many of the last lines to show."),
+) -> None:
+    """Show a service's log from the stack run from VEXA_HOME."""
+    from vexa.config import vexa_home
+    from vexa.stack_status import follow as follow_log
+    from vexa.stack_status import known_logs, log_file, tail
+
+    home = vexa_home()
+    path = log_file(home, service)
+    if not path.exists():
+        known = ", ".join(known_logs(home)) or "none yet"
+        typer.echo(f"no log for {service!r} under VEXA_HOME={home} (known: {known})", err=True)
+        raise typer.Exit(1)
+    typer.echo(f"==> {path} <==", err=True)
+    if lines:
+        typer.echo(tail(path, lines))
+    if follow:
+        try:
+            for text in follow_log(path):
+                typer.echo(text, nl=False)
+        except KeyboardInterrupt:
+            pass
+
+
 @db_app.command("upgrade")
 def db_upgrade(revision: str = "head") -> None:
     """Apply migrations to DATABASE_URL (or DB_*)."""

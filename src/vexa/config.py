@@ -34,6 +34,9 @@ class ServiceSettings(BaseSettings):
     model_config = SettingsConfigDict(env_file=".env", extra="ignore", populate_by_name=True)
 
     log_level: str = Field("INFO", alias="LOG_LEVEL")
+    max_request_body_bytes: int = Field(
+        1024 * 1024, gt=0, alias="MAX_REQUEST_BODY_BYTES", description="Larger request bodies get 413."
+    )
 
 
 class DatabaseSettings(ServiceSettings):

@@ -103,6 +103,7 @@ def main() -> None:
     sim = subprocess.Popen(sim_cmd, stdin=subprocess.DEVNULL)
     stack = Stack(
         settings=StackSettings(),
+        any_free_ports=True,  # a throwaway stack: never fail because a real one holds the ports
         extra_env={"MEETING_BASE_URL": f"http://127.0.0.1:{sim_port}", "BOT_LEAVE_WHEN_ALONE_S": "5"},
     )
     try:

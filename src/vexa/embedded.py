@@ -19,12 +19,15 @@ import logging
 import os
 import pwd
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from vexa.children import die_with_parent
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +79,7 @@ class EmbeddedPostgres:
     database: str = "vexa"
     _run_as: pwd.struct_passwd | None = field(default=None, init=False, repr=False)
     _bin: Path | None = field(default=None, init=False, repr=False)
+    _proc: subprocess.Popen[bytes] | None = field(default=None, init=False, repr=False)
 
     @property
     def url(self) -> str:
@@ -141,23 +145,7 @@ class EmbeddedPostgres:
                     "--no-sync",
                 ]
             )
-        sock_dir = self.data_dir  # the socket stays private to the cluster
-        self._run(
-            [
-                str(self._bin / "pg_ctl"),
-                "-D",
-                str(self.data_dir),
-                "-w",
-                "-t",
-                str(int(timeout)),
-                "-l",
-                str(self.data_dir / "server.log"),
-                "-o",
-                f"-h 127.0.0.1 -p {self.port} -k {sock_dir} -c fsync=off -c max_connections=300",
-                "start",
-            ]
-        )
-        _wait_for_port("127.0.0.1", self.port, timeout)
+        self._launch(timeout)
         exists = self._run(
             [
                 str(self._bin / "psql"),
@@ -188,12 +176,75 @@ class EmbeddedPostgres:
         log.info("embedded PostgreSQL on 127.0.0.1:%s (data %s)", self.port, self.data_dir)
         return self
 
+    def _launch(self, timeout: float) -> None:
+        """Run ``postgres`` as our own child (not daemonised by ``pg_ctl``) so it dies with us.
+
+        SIGINT is PostgreSQL's fast shutdown: sessions are ended and the data is
+        checkpointed, which is what a supervisor that disappeared would want.
+        """
+        assert self._bin is not None
+        sock_dir = self.data_dir  # the socket stays private to the cluster
+        log_path = self.data_dir / "server.log"
+        kw: dict[str, object] = {}
+        if self._run_as:
+            kw = {"user": self._run_as.pw_uid, "group": self._run_as.pw_gid, "extra_groups": []}
+        with open(log_path, "ab") as out:
+            self._proc = subprocess.Popen(  # type: ignore[call-overload]
+                [
+                    str(self._bin / "postgres"),
+                    "-D",
+                    str(self.data_dir),
+                    "-h",
+                    "127.0.0.1",
+                    "-p",
+                    str(self.port),
+                    "-k",
+                    str(sock_dir),
+                    "-c",
+                    "fsync=off",
+                    "-c",
+                    "max_connections=300",
+                ],
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                preexec_fn=die_with_parent(signal.SIGINT),
+                **kw,
+            )
+        deadline = time.monotonic() + timeout
+        while True:
+            if self._proc.poll() is not None:
+                tail = " | ".join(log_path.read_text(errors="replace").splitlines()[-5:])
+                raise RuntimeError(f"PostgreSQL exited with {self._proc.returncode} (log {log_path}): {tail}")
+            ready = self._run(
+                [str(self._bin / "pg_isready"), "-q", "-h", "127.0.0.1", "-p", str(self.port), "-t", "1"],
+                check=False,
+            )
+            if ready.returncode == 0:
+                return
+            if time.monotonic() > deadline:
+                self.stop()
+                raise TimeoutError(f"PostgreSQL not ready on 127.0.0.1:{self.port} after {timeout:.0f}s")
+            time.sleep(0.1)
+
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid if self._proc is not None and self._proc.poll() is None else None
+
+    @property
+    def log_path(self) -> Path:
+        return self.data_dir / "server.log"
+
     def stop(self) -> None:
-        if self._bin is None or not (self.data_dir / "postmaster.pid").exists():
+        if self._proc is None or self._proc.poll() is not None:
             return
-        self._run(
-            [str(self._bin / "pg_ctl"), "-D", str(self.data_dir), "-m", "fast", "-w", "stop"], check=False
-        )
+        self._proc.send_signal(signal.SIGINT)  # fast shutdown
+        try:
+            self._proc.wait(30)
+        except subprocess.TimeoutExpired:
+            self._proc.kill()
+            self._proc.wait()
         log.info("embedded PostgreSQL stopped")
 
 
@@ -239,10 +290,20 @@ class EmbeddedValkey:
             if self.persist
             else ["--appendonly", "no", "--save", ""]
         )
-        self._proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, start_new_session=True)
+        self._proc = subprocess.Popen(
+            args, stdin=subprocess.DEVNULL, start_new_session=True, preexec_fn=die_with_parent()
+        )
         _wait_for_port("127.0.0.1", self.port, timeout, self._proc)
         log.info("embedded Valkey on 127.0.0.1:%s (data %s)", self.port, self.data_dir)
         return self
+
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid if self._proc is not None and self._proc.poll() is None else None
+
+    @property
+    def log_path(self) -> Path:
+        return self.data_dir / "valkey.log"
 
     def stop(self) -> None:
         if self._proc is None or self._proc.poll() is not None:

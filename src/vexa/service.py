@@ -19,8 +19,10 @@ import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from redis.asyncio import Redis
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from vexa.auth import TokenVerifier
+from vexa.body_limit import BodySizeLimit
 from vexa.config import DataSettings
 from vexa.db import Database
 from vexa.logs import setup_logging
@@ -62,6 +64,15 @@ async def data_services(
 
 
 def add_error_handler(app: FastAPI, service: str) -> None:
+    @app.exception_handler(PoolTimeout)
+    async def _pool_exhausted(request: Request, exc: PoolTimeout) -> JSONResponse:
+        # Every pooled database connection stayed busy past the pool's timeout: back-pressure,
+        # not a bug, so say when to come back instead of answering 500.
+        log.warning("database pool exhausted on %s %s", request.method, request.url.path)
+        return JSONResponse(
+            {"detail": f"{service} is busy; try again shortly"}, status_code=503, headers={"Retry-After": "1"}
+        )
+
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled error on %s %s", request.method, request.url.path)
@@ -76,11 +87,15 @@ def serve(
     port: int,
     **uvicorn_options: Any,
 ) -> None:
-    """Build the app and run it until SIGTERM; configuration errors exit 2 with one line."""
+    """Build the app and run it until SIGTERM; configuration errors exit 2 with one line.
+
+    Every service gets the same request-body cap here (``MAX_REQUEST_BODY_BYTES``).
+    """
     setup_logging(service, settings.log_level)
     try:
         app = create_app(settings)
     except RuntimeError as exc:
         print(f"{service}: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_body_bytes)
     uvicorn.run(app, host=host, port=port, log_config=None, access_log=False, **uvicorn_options)

@@ -552,7 +552,7 @@ class BotManager:
     # --- GET /bots/status ---------------------------------------------------------------------
 
     async def running_bots(self, user_id: int) -> list[BotStatus]:
-        async with self.db.sessionmaker() as session:
+        async with self.db.read_sessionmaker() as session:  # one SELECT: no transaction needed
             meetings = (
                 await session.execute(
                     select(Meeting).where(

@@ -32,6 +32,18 @@ NOT_FOUND = {404: {"model": ErrorResponse, "description": "No such meeting of yo
 router = APIRouter(dependencies=[Depends(require_user)])
 
 
+_SEGMENT_COLUMNS = (
+    Transcription.start_time,
+    Transcription.end_time,
+    Transcription.text,
+    Transcription.language,
+    Transcription.created_at,
+    Transcription.speaker,
+    Transcription.speaker_mapping_status,
+    Transcription.session_uid,
+)
+
+
 class MessageResponse(BaseModel):
     message: str
 
@@ -60,7 +72,7 @@ async def _find_meeting(
 async def list_meetings(
     request: Request, user: AuthenticatedUser = Depends(require_user)
 ) -> MeetingListResponse:
-    async with request.app.state.db.session() as session:
+    async with request.app.state.db.read_session() as session:
         rows = (
             await session.execute(
                 select(Meeting)
@@ -86,20 +98,25 @@ async def get_transcript(
     user: AuthenticatedUser = Depends(require_user),
 ) -> TranscriptionResponse:
     state = request.app.state
-    async with state.db.session() as session:
+    async with state.db.read_session() as session:
         meeting = await _find_meeting(session, user.user_id, platform, native_id, meeting_id)
+        # Columns, not ORM objects: building 1,000 mapped instances was half the cost of the request.
         rows = (
-            await session.execute(select(Transcription).where(Transcription.meeting_id == meeting.id))
-        ).scalars()
+            await session.execute(select(*_SEGMENT_COLUMNS).where(Transcription.meeting_id == meeting.id))
+        ).mappings()
         starts = await session_starts(session, meeting.id)
         merged: dict[str, TranscriptionSegment] = {}
         for row in rows:
-            start = starts.get(row.session_uid)
-            seg = TranscriptionSegment.model_validate(row)
-            seg.absolute_start_time = absolute(start, row.start_time)
-            seg.absolute_end_time = absolute(start, row.end_time)
-            seg.completed = True
-            merged[segment_field(row.session_uid, row.start_time)] = seg
+            start = starts.get(row["session_uid"])
+            seg = TranscriptionSegment.model_validate(
+                {
+                    **row,
+                    "absolute_start_time": absolute(start, row["start_time"]),
+                    "absolute_end_time": absolute(start, row["end_time"]),
+                    "completed": True,
+                }
+            )
+            merged[segment_field(row["session_uid"], row["start_time"])] = seg
     live, _ = decode(await read_raw(state.redis, meeting.id))
     for field, stored in live.items():
         merged[field] = stored.to_public(starts.get(stored.session_uid))  # the newer draft wins

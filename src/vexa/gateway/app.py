@@ -12,6 +12,7 @@ from redis.asyncio import Redis
 from sqlalchemy.exc import DBAPIError, OperationalError
 
 from vexa.gateway import routes, ws
+from vexa.gateway.docs import add_offline_docs
 from vexa.gateway.hub import EventHub
 from vexa.gateway.proxy import Forwarder
 from vexa.gateway.settings import GatewaySettings
@@ -61,7 +62,15 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
                 await hub.stop()
                 await hub_redis.aclose()
 
-    app = FastAPI(title="Vexa API", version="1.0", description=DESCRIPTION, lifespan=lifespan)
+    app = FastAPI(
+        title="Vexa API",
+        version="1.0",
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        docs_url=None,  # served from local assets below, not a CDN
+        redoc_url=None,
+    )
+    add_offline_docs(app)
     app.state.settings = settings
 
     @app.exception_handler(OperationalError)

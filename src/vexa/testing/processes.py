@@ -17,6 +17,8 @@ from pathlib import Path
 
 import httpx
 
+from vexa.children import die_with_parent
+
 
 class ServiceProcess:
     """A `vexa serve` child; `start()` returns once ``health_url`` answers 200."""
@@ -39,6 +41,10 @@ class ServiceProcess:
         self.log_path = log_path
         self.proc: subprocess.Popen[bytes] | None = None
         self._log_file = None
+
+    @property
+    def pid(self) -> int | None:
+        return self.proc.pid if self.proc is not None else None
 
     @property
     def base_url(self) -> str:
@@ -67,6 +73,7 @@ class ServiceProcess:
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             start_new_session=True,
+            preexec_fn=die_with_parent(),  # no orphans when whoever started us is killed
         )
         self.wait_healthy(timeout)
         return self
