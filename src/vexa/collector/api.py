@@ -6,15 +6,16 @@ import asyncio
 import logging
 from typing import Any
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
+from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response, status
 from pydantic import BaseModel
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from vexa.auth import AuthenticatedUser, require_user
 from vexa.collector.meetings import session_starts
 from vexa.collector.segments import MeetingLock, absolute, decode, drop_meeting, read_raw, segment_field
 from vexa.db.models import TERMINAL_STATUSES, Meeting, MeetingSession, Transcription
+from vexa.meeting_filters import MeetingFilters, meeting_filters
 from vexa.meetings import meeting_response, valid_native_id
 from vexa.platforms import Platform
 from vexa.schemas import (
@@ -25,6 +26,7 @@ from vexa.schemas import (
     TranscriptionResponse,
     TranscriptionSegment,
 )
+from vexa.transcript_export import MEDIA_TYPES, ExportFormat, filename, render
 
 log = logging.getLogger(__name__)
 
@@ -58,16 +60,21 @@ async def _find_meeting(
 
 @router.get("/meetings", response_model=MeetingListResponse, tags=["meetings"])
 async def list_meetings(
-    request: Request, user: AuthenticatedUser = Depends(require_user)
+    request: Request,
+    response: Response,
+    filters: MeetingFilters = Depends(meeting_filters),
+    user: AuthenticatedUser = Depends(require_user),
 ) -> MeetingListResponse:
+    """Newest first; with ``limit`` the total matching count is in ``X-Total-Count``."""
+    query = filters.apply(select(Meeting).where(Meeting.user_id == user.user_id))
     async with request.app.state.db.session() as session:
-        rows = (
-            await session.execute(
-                select(Meeting)
-                .where(Meeting.user_id == user.user_id)
-                .order_by(Meeting.created_at.desc(), Meeting.id.desc())
-            )
-        ).scalars()
+        if filters.limit is not None:
+            total = (
+                await session.execute(select(func.count()).select_from(query.order_by(None).subquery()))
+            ).scalar_one()
+            response.headers["X-Total-Count"] = str(total)
+            query = query.limit(filters.limit).offset(filters.offset)
+        rows = (await session.execute(query)).scalars()
         base = request.app.state.settings.meeting_base_url
         return MeetingListResponse(meetings=[meeting_response(m, base) for m in rows])
 
@@ -83,8 +90,9 @@ async def get_transcript(
     platform: Platform,
     native_id: str = Depends(valid_native_id),
     meeting_id: int | None = Query(None, ge=1, le=2**31 - 1, description="A specific meeting's database id"),
+    format: ExportFormat = Query(ExportFormat.json, description="json (default), txt, srt, vtt or md"),
     user: AuthenticatedUser = Depends(require_user),
-) -> TranscriptionResponse:
+) -> TranscriptionResponse | Response:
     state = request.app.state
     async with state.db.session() as session:
         meeting = await _find_meeting(session, user.user_id, platform, native_id, meeting_id)
@@ -105,7 +113,7 @@ async def get_transcript(
         merged[field] = stored.to_public(starts.get(stored.session_uid))  # the newer draft wins
     segments = sorted(merged.values(), key=_sort_key)
     view = meeting_response(meeting, state.settings.meeting_base_url)
-    return TranscriptionResponse(
+    transcript = TranscriptionResponse(
         **view.model_dump(
             include={
                 "id",
@@ -119,6 +127,13 @@ async def get_transcript(
             }
         ),
         segments=segments,
+    )
+    if format is ExportFormat.json:
+        return transcript
+    return Response(
+        render(transcript, format),
+        media_type=MEDIA_TYPES[format],
+        headers={"Content-Disposition": f'attachment; filename="{filename(transcript, format)}"'},
     )
 
 

@@ -11,7 +11,7 @@ from fastapi.responses import JSONResponse
 from redis.asyncio import Redis
 from sqlalchemy.exc import DBAPIError, OperationalError
 
-from vexa.gateway import routes, ws
+from vexa.gateway import routes, ui, ws
 from vexa.gateway.hub import EventHub
 from vexa.gateway.proxy import Forwarder
 from vexa.gateway.settings import GatewaySettings
@@ -81,4 +81,5 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     app.include_router(routes.public)
     app.include_router(routes.admin)
     app.include_router(ws.router)
+    ui.install(app)
     return app
