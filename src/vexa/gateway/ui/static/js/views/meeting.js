@@ -149,7 +149,7 @@ export async function meetingView(main, platform, nativeId) {
     h("h2", {}, "Transcript"),
     h("div", { class: "row" }, search.wrap, found),
     view.list,
-    h("div", { class: "panel", style: "margin-top:1rem" }, exportsGroup),
+    h("div", { class: "panel spaced" }, exportsGroup),
     editForm,
     h("div", { class: "toolbar" }, deleteButton),
     dialog,

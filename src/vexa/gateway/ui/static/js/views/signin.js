@@ -7,7 +7,7 @@ export function signInView(main) {
   const key = field({
     label: "API key", name: "api-key", type: "password",
     hint: "Your Vexa API key. It stays in this browser tab only and is forgotten when the tab closes.",
-    attrs: { autocomplete: "off", spellcheck: "false", autofocus: true },
+    attrs: { autocomplete: "off", spellcheck: "false" },
   });
   const submit = h("button", { type: "submit" }, "Sign in");
   const form = h("form", { class: "panel", novalidate: true }, key.wrap, submit);

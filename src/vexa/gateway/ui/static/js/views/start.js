@@ -62,8 +62,8 @@ export function startView(main) {
 
   const form = h("form", { class: "panel", novalidate: true },
     link.wrap,
-    h("fieldset", { class: "grid2", style: "border:none;padding:0;margin:0" },
-      h("legend", { class: "label", style: "margin-bottom:.5rem" }, "Or choose the platform and id"),
+    h("fieldset", { class: "grid2 plain" },
+      h("legend", { class: "label legend" }, "Or choose the platform and id"),
       platform.wrap, nativeId.wrap, passcode.wrap),
     h("div", { class: "grid2" }, botName.wrap, language.wrap),
     vocab.wrap, formError, submit);
