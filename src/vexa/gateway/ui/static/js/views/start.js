@@ -44,21 +44,22 @@ export function startView(main) {
     formError.textContent = "";
   };
 
-  const fillFromLink = () => {
-    setError(link, "");
+  // While typing or pasting, a link that parses fills the fields below; what is wrong with one that
+  // does not is said on submit (an error appearing on blur would move the button under the pointer).
+  const fillFromLink = ({ report }) => {
     if (!link.input.value.trim()) return true;
     const parsed = parseMeetingLink(link.input.value);
     if (parsed.error) {
-      setError(link, parsed.error);
+      if (report) setError(link, parsed.error);
       return false;
     }
+    setError(link, "");
     platform.input.value = parsed.platform;
     nativeId.input.value = parsed.nativeId;
     passcode.input.value = parsed.passcode;
     return true;
   };
-  link.input.addEventListener("change", fillFromLink);
-  link.input.addEventListener("paste", () => setTimeout(fillFromLink, 0));
+  link.input.addEventListener("input", () => fillFromLink({ report: false }));
 
   const form = h("form", { class: "panel", novalidate: true },
     link.wrap,
@@ -71,7 +72,7 @@ export function startView(main) {
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
     clearErrors();
-    if (!fillFromLink()) {
+    if (!fillFromLink({ report: true })) {
       link.input.focus();
       return;
     }
