@@ -23,7 +23,7 @@ import httpx
 import websockets
 
 from vexa.db.models import TERMINAL_STATUSES
-from vexa.schemas import TranscriptionResponse
+from vexa.schemas import TranscriptionResponse, TranscriptionSegment
 from vexa.transcript_export import (
     VTT_HEADER,
     ExportFormat,
@@ -36,6 +36,7 @@ from vexa.transcript_export import (
 
 FOLLOW_FORMATS = (ExportFormat.txt, ExportFormat.srt, ExportFormat.vtt)
 SETTLE_TIMEOUT_S = 60.0  # after the end, how long to wait for the last drafts to be committed
+TAIL_SETTLED_S = 15.0  # a session's newest segment is final once others spoke this long after it
 
 
 class TranscriptError(Exception):
@@ -63,7 +64,14 @@ async def fetch(client: httpx.AsyncClient, path: str, fmt: ExportFormat) -> http
 
 
 class Printer:
-    """Prints committed segments once each, in order, as txt lines or srt/vtt cues."""
+    """Prints committed segments once each, in order, as txt lines or srt/vtt cues.
+
+    A committed segment can still be revised while it is the newest of its session
+    (the transcriber rewrites the tail of what it heard; the collector may have
+    persisted a draft that sat unchanged through a CPU stall). So the newest segment
+    of each session is held back until something later exists in that session, or
+    until the meeting has ended (``final``).
+    """
 
     def __init__(self, fmt: ExportFormat, out: TextIO) -> None:
         self.fmt, self.out = fmt, out
@@ -73,18 +81,37 @@ class Printer:
         if fmt is ExportFormat.vtt:
             out.write(VTT_HEADER + "\n")
 
-    def add(self, transcript: TranscriptionResponse) -> None:
+    def add(self, transcript: TranscriptionResponse, final: bool = False) -> None:
+        newest: dict[str, float] = {}
+        latest_start: datetime | None = None
+        for s in transcript.segments:
+            uid = s.session_uid or ""
+            newest[uid] = max(newest.get(uid, s.start_time), s.start_time)
+            if s.absolute_start_time and (latest_start is None or s.absolute_start_time > latest_start):
+                latest_start = s.absolute_start_time
+
+        def settled(s: TranscriptionSegment) -> bool:
+            if final or s.start_time < newest[s.session_uid or ""]:
+                return True
+            # A session's newest words are also safe once the meeting has moved well past them.
+            return bool(
+                s.absolute_end_time
+                and latest_start
+                and (latest_start - s.absolute_end_time).total_seconds() >= TAIL_SETTLED_S
+            )
+
         fresh = [
             s
             for s in transcript.segments
             if s.text.strip()
             and s.completed is not False
             and (s.session_uid or "", s.start_time) not in self.printed
+            and settled(s)
         ]
         if not fresh:
             return
         self.origin = self.origin or timeline_origin(transcript.segments)
-        for seg, cue in zip(fresh, cues(fresh, self.origin), strict=False):
+        for seg, cue in zip(fresh, cues(fresh, self.origin), strict=True):
             self.printed.add((seg.session_uid or "", seg.start_time))
             self.count += 1
             if self.fmt is ExportFormat.srt:
@@ -149,10 +176,12 @@ async def follow(
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 10.0)
                 status = (await refresh()).status
+        transcript = await refresh()
         deadline = time.monotonic() + SETTLE_TIMEOUT_S
         while any(s.completed is False for s in transcript.segments) and time.monotonic() < deadline:
             await asyncio.sleep(1.0)
             transcript = await refresh()
+        printer.add(transcript, final=True)
 
 
 async def print_once(

@@ -12,7 +12,9 @@ keyboard focus and for console errors; screenshots land in artifacts/ui/.
 from __future__ import annotations
 
 import asyncio
+import os
 import re
+import sys
 import time
 from pathlib import Path
 
@@ -63,6 +65,23 @@ async def download(page: Page, label: str) -> str:
         await page.get_by_role("button", name=f"Export as {label}").click()
     path = await (await info.value).path()
     return await asyncio.to_thread(Path(path).read_text, encoding="utf-8")
+
+
+async def vexa_transcript(stack, token: str, *args: str) -> asyncio.subprocess.Process:
+    """`vexa transcript` as a user runs it, against this stack's gateway."""
+    env = {**os.environ, "VEXA_API_URL": stack.gateway_url, "VEXA_API_KEY": token}
+    return await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "vexa",
+        "transcript",
+        "google_meet",
+        NATIVE,
+        *args,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
 
 
 async def assert_accessible(page: Page) -> None:
@@ -216,6 +235,7 @@ async def test_start_a_bot_and_watch_the_meeting_live(browser, stack, simulator,
     )
     await expect(status).to_have_attribute("data-status", "active", timeout=90_000)
     await expect(page.get_by_role("list", name="Status history")).to_contain_text("Waiting for admission")
+    follower = await vexa_transcript(stack, shared["token"], "--follow", "--format", "srt")
 
     await _start_form_errors(browser, stack, shared["token"])
 
@@ -248,6 +268,20 @@ async def test_start_a_bot_and_watch_the_meeting_live(browser, stack, simulator,
     assert simulator.state(NATIVE)["bot_name"] == "Vexa UI"
     assert tab.unexpected_errors() == []
     shared["tab"] = tab
+
+    # The terminal view followed the same meeting: every committed segment once, then it returned.
+    out, err = await asyncio.wait_for(follower.communicate(), 90)
+    assert follower.returncode == 0, err.decode()
+    assert "[status] completed (stopped)" in err.decode()
+    async with httpx.AsyncClient(base_url=stack.gateway_url, timeout=30) as api:
+        final = await api.get(
+            f"/transcripts/google_meet/{NATIVE}",
+            params={"format": "srt"},
+            headers={"X-API-Key": shared["token"]},
+        )
+    followed = parse_cues(out.decode(), "srt")
+    assert [c[2] for c in followed] == [c[2] for c in parse_cues(final.text, "srt")]
+    assert [c[0] for c in followed] == sorted(c[0] for c in followed)
 
 
 async def test_meetings_list_filters_and_phone_width(browser, stack, shared):
@@ -319,6 +353,9 @@ async def test_past_meeting_search_export_rename_delete(browser, stack, shared):
         assert [(c[0], c[1]) for c in srt] == [(c[0], c[1]) for c in vtt]
         assert (await download(page, "TXT")).count("\n") == len(expected)
         assert "## Transcript" in await download(page, "Markdown")
+        printed = await vexa_transcript(stack, shared["token"], "--format", "vtt")
+        out, _ = await asyncio.wait_for(printed.communicate(), 60)
+        assert printed.returncode == 0 and parse_cues(out.decode(), "vtt") == vtt
         assert '"segments"' in await download(page, "JSON")
 
         await page.get_by_label("Name", exact=True).fill("Quarterly review")

@@ -15,12 +15,14 @@ const keyOf = (seg) => `${seg.session_uid || ""}:${Number(seg.start).toFixed(3)}
 const when = (seg) => (seg.absolute_start_time ? Date.parse(seg.absolute_start_time) / 1000 : Number(seg.start));
 
 export class TranscriptView {
-  constructor() {
+  /** follow: keep the newest line in view (a live meeting) until the reader scrolls up. */
+  constructor({ follow = false } = {}) {
     this.segments = new Map();
     this.rows = new Map();
     this.origin = null;
     this.query = "";
-    this.stick = true;
+    this.follow = follow;
+    this.stick = follow;
     this.list = h("div", {
       class: "transcript", role: "log", "aria-label": "Transcript", tabindex: "0", "aria-live": "off",
     });
@@ -29,6 +31,7 @@ export class TranscriptView {
       "Jump to latest");
     this.list.append(this.empty, this.jump);
     this.list.addEventListener("scroll", () => {
+      if (!this.follow) return;
       const atEnd = this.list.scrollTop + this.list.clientHeight >= this.list.scrollHeight - 32;
       this.stick = atEnd;
       this.jump.hidden = atEnd;

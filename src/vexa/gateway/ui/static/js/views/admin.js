@@ -71,7 +71,7 @@ export async function adminView(main) {
   const users = h("tbody");
   const tokensPanel = h("section", { class: "panel", "aria-labelledby": "tokens-title" });
   const usersTable = h("table", {},
-    h("caption", { class: "muted caption" }, "Users"),
+    h("caption", { class: "visually-hidden" }, "Users"),
     h("thead", {}, h("tr", {}, ["Email", "Name", "Bots", "Created", "Tokens"].map((t) => h("th", { scope: "col" }, t)))),
     users);
 

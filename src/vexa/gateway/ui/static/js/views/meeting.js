@@ -23,7 +23,7 @@ export async function meetingView(main, platform, nativeId) {
   }
   loading.remove();
 
-  const view = new TranscriptView();
+  const view = new TranscriptView({ follow: isLive(meeting.status) });
   view.apply(meeting.segments || []);
 
   // --- status ------------------------------------------------------------------------------

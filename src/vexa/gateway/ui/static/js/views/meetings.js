@@ -58,7 +58,7 @@ export async function meetingsView(main, query) {
   const summary = h("p", { class: "muted", role: "status" }, "Loading meetings…");
   const tbody = h("tbody");
   const table = h("table", { "aria-describedby": "meetings-summary" },
-    h("caption", { class: "muted caption" }, "Your meetings, newest first"),
+    h("caption", { class: "visually-hidden" }, "Your meetings, newest first"),
     h("thead", {}, h("tr", {}, ["Meeting", "Platform", "Status", "Started", "Ended", "Participants"]
       .map((t) => h("th", { scope: "col" }, t)))),
     tbody);
