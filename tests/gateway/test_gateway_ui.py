@@ -28,18 +28,21 @@ async def test_root_redirects_and_pages_carry_security_headers(gateway):
         csp = page.headers["content-security-policy"]
         assert "script-src 'self'" in csp and "frame-ancestors 'none'" in csp and "unsafe" not in csp
         assert page.headers["x-frame-options"] == "DENY"
-        scripts = re.findall(r'src="([^"]+)"', page.text) + re.findall(r'href="(/ui/[^"]+)"', page.text)
-        assert "/ui/static/js/main.js" in scripts and "/ui/static/app.css" in scripts
-        for path in scripts:
+        assert page.headers["cache-control"] == "no-cache"  # it names the current assets
+        assets = re.findall(r'(?:src|href)="(/ui/assets/[0-9a-f]{12}/[^"]+)"', page.text)
+        preloaded = re.findall(r'<link rel="modulepreload" href="([^"]+)"', page.text)
+        prefix = re.search(r"/ui/assets/[0-9a-f]{12}", page.text).group(0)
+        assert f"{prefix}/js/main.js" in assets and f"{prefix}/app.css" in assets
+        assert f"{prefix}/js/views/meetings.js" in preloaded and f"{prefix}/js/live.js" in preloaded
+        for path in set(assets) | set(preloaded):
             asset = await client.get(path)
             assert asset.status_code == 200, path
             assert asset.headers["content-security-policy"] == csp
-            assert asset.headers["cache-control"] == "no-cache"
-            again = await client.get(path, headers={"If-None-Match": asset.headers["etag"]})
-            assert again.status_code == 304, path
-        js = await client.get("/ui/static/js/main.js")
+            assert asset.headers["cache-control"] == "public, max-age=31536000, immutable"
+        js = await client.get(f"{prefix}/js/main.js")
         assert js.headers["content-type"].startswith(("text/javascript", "application/javascript"))
-        assert (await client.get("/ui/static/js/nope.js")).status_code == 404
+        assert (await client.get(f"{prefix}/js/nope.js")).status_code == 404
+        assert (await client.get("/ui/assets/000000000000/js/main.js")).status_code == 404
         spec = (await client.get("/openapi.json")).json()
         assert not any(p == "/" or p.startswith("/ui") for p in spec["paths"])
 

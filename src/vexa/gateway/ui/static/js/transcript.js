@@ -39,13 +39,12 @@ export class TranscriptView {
     this.matches = 0;
   }
 
-  /** Add or replace segments (from the API or live events); a committed one never reverts to a draft. */
+  /** Add or replace segments (from the API or live events, in the order they were sent): the newest
+   * version of a segment wins, as in the API, which may mean a revised draft of a committed one. */
   apply(segments) {
     for (const seg of segments) {
       if (!seg || typeof seg.text !== "string") continue;
       const key = keyOf(seg);
-      const old = this.segments.get(key);
-      if (old && old.completed && seg.completed === false) continue;
       this.segments.set(key, seg);
       if (seg.completed) this.dropCoveredDrafts(seg, key);
     }
