@@ -243,7 +243,6 @@ async def test_start_a_bot_and_watch_the_meeting_live(browser, stack, simulator,
     await expect(transcript.locator(".seg[data-speaker=Alice]").first).to_be_visible(timeout=120_000)
     await expect(transcript.locator(".seg[data-speaker=Bob]").first).to_be_visible(timeout=120_000)
     await assert_accessible(page)
-    await screenshot(page, "04-live-meeting")
     colours = await page.evaluate(
         """() => Object.fromEntries([...document.querySelectorAll(".seg")].map(
             r => [r.dataset.speaker, r.querySelector(".speaker").style.color]))"""
@@ -255,6 +254,7 @@ async def test_start_a_bot_and_watch_the_meeting_live(browser, stack, simulator,
         await transcript.locator(".seg[data-speaker=Bob]").last.text_content()
     ):
         await asyncio.sleep(1)
+    await screenshot(page, "04-live-meeting")
 
     await page.get_by_role("button", name="Stop the bot").click()
     await expect(status).to_have_attribute("data-status", "completed", timeout=60_000)
