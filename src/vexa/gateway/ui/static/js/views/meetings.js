@@ -1,9 +1,6 @@
-import {
-  ACTIVE_STATUSES, PLATFORMS, api, isLive, meetingPath, platformName, reasonWords, statusClass, statusWords,
-} from "../api.js";
+import { PLATFORMS, isLive, meetingPath, platformName, reasonWords, statusClass, statusWords } from "../api.js";
 import { field, formatDate, h } from "../dom.js";
-
-const PAGE_SIZE = 25;
+import { PAGE_SIZE, fetchList, listFilters } from "../meetings-query.js";
 const STATUS_FILTERS = [
   ["", "All statuses"],
   ["live", "Live (joining, waiting, active)"],
@@ -41,11 +38,8 @@ function meetingRow(m) {
 }
 
 export async function meetingsView(main, query) {
-  const filters = {
-    status: query.get("status") || "",
-    platform: query.get("platform") || "",
-    page: Math.max(1, Number.parseInt(query.get("page") || "1", 10) || 1),
-  };
+  const filters = listFilters(query);
+  const answered = fetchList(filters);
   const status = field({ label: "Status", name: "status", type: "select", value: filters.status, options: STATUS_FILTERS });
   const platform = field({
     label: "Platform", name: "platform", type: "select", value: filters.platform,
@@ -71,14 +65,9 @@ export async function meetingsView(main, query) {
     summary, table, pager,
   );
 
-  const statuses = filters.status === "live" ? ACTIVE_STATUSES.join(",") : filters.status;
   let answer;
   try {
-    answer = await api("/meetings", {
-      query: {
-        status: statuses, platform: filters.platform, limit: PAGE_SIZE, offset: (filters.page - 1) * PAGE_SIZE,
-      },
-    });
+    answer = await answered;
   } catch (err) {
     summary.textContent = err.message;
     summary.classList.add("error");
