@@ -21,6 +21,8 @@ from pathlib import Path
 import httpx
 import pytest
 from playwright.async_api import Page, expect
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import create_async_engine
 from ui_helpers import (
     PHONE,
     axe_violations,
@@ -331,8 +333,8 @@ async def test_past_meeting_search_export_rename_delete(browser, stack, shared):
     await expect(page.get_by_text(re.compile(r"^\d+ matching segments?$"))).to_be_visible()
     visible = transcript.locator(".seg:not([hidden])")
     assert await visible.count() >= 1
-    for text in await visible.locator(".text").all_text_contents():
-        assert "budget" in text.lower()
+    for line in await visible.locator(".text").all_text_contents():
+        assert "budget" in line.lower()
     await expect(visible.locator("mark").first).to_have_text(re.compile("budget", re.I))
     await search.fill("")
 
@@ -380,5 +382,54 @@ async def test_past_meeting_search_export_rename_delete(browser, stack, shared):
         await page.wait_for_function("() => location.hash === '#/meetings'")
         await expect(page.get_by_text("Meeting deleted.")).to_be_visible()
         assert (await api.get(f"/transcripts/google_meet/{NATIVE}")).status_code == 404
+    assert tab.unexpected_errors() == []
+    await tab.close()
+
+
+async def test_meetings_paging_and_live_badges(browser, stack, database_url):
+    """30 meetings (every third one active): two pages, LIVE badges, the 'live' filter."""
+    admin = {"X-Admin-API-Key": stack.admin_token}
+    async with httpx.AsyncClient(base_url=stack.gateway_url, timeout=30) as api:
+        user = (await api.post("/admin/users", json={"email": "pager@example.com"}, headers=admin)).json()
+        token = (await api.post(f"/admin/users/{user['id']}/tokens", headers=admin)).json()["token"]
+    engine = create_async_engine(database_url)
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(
+                text(
+                    "INSERT INTO meetings (user_id, platform, platform_specific_id, status, created_at) "
+                    "VALUES (:u, 'zoom', :n, :s, now() - make_interval(mins => :i))"
+                ),
+                [
+                    {
+                        "u": user["id"],
+                        "n": f"{850000000 + i}",
+                        "s": "active" if i % 3 == 0 else "completed",
+                        "i": i,
+                    }
+                    for i in range(30)
+                ],
+            )
+    finally:
+        await engine.dispose()
+
+    tab = await open_tab(browser, stack.gateway_url)
+    page = tab.page
+    await sign_in(tab, token)
+    await expect(page.get_by_text("Showing 1\u201325 of 30 meetings")).to_be_visible()
+    await expect(page.locator("tbody tr")).to_have_count(25)
+    await expect(page.locator("tbody tr").first).to_contain_text("850000000")  # newest first
+    await expect(page.locator(".badge.live")).to_have_count(9)  # i = 0, 3, ..., 24
+    await page.get_by_role("link", name="Next").click()
+    await expect(page.get_by_text("Showing 26\u201330 of 30 meetings")).to_be_visible()
+    await expect(page.locator("tbody tr")).to_have_count(5)
+    await expect(page.get_by_text("Page 2 of 2")).to_be_visible()
+    await page.get_by_role("link", name="Previous").click()
+    await expect(page.get_by_text("Showing 1\u201325 of 30 meetings")).to_be_visible()
+
+    await page.get_by_label("Status").select_option("live")
+    await expect(page.get_by_text("Showing 1\u201310 of 10 meetings")).to_be_visible()
+    assert await page.locator(".badge.live").count() == 10
+    await assert_accessible(page)
     assert tab.unexpected_errors() == []
     await tab.close()
