@@ -431,5 +431,14 @@ async def test_meetings_paging_and_live_badges(browser, stack, database_url):
     await expect(page.get_by_text("Showing 1\u201310 of 10 meetings")).to_be_visible()
     assert await page.locator(".badge.live").count() == 10
     await assert_accessible(page)
-    assert tab.unexpected_errors() == []
+
+    # The key is revoked while the tab is open: the next request sends the person back to sign in.
+    async with httpx.AsyncClient(base_url=stack.gateway_url, timeout=30) as api:
+        tokens = (await api.get(f"/admin/users/{user['id']}/tokens", headers=admin)).json()
+        assert (await api.delete(f"/admin/tokens/{tokens[0]['id']}", headers=admin)).status_code == 204
+    await page.get_by_label("Status").select_option("completed")
+    await expect(page.get_by_role("alert")).to_contain_text("no longer valid")
+    assert page.url.split("#")[1].startswith("/signin")
+    assert await page.evaluate("sessionStorage.getItem('vexa.apiKey')") is None
+    assert tab.unexpected_errors(403) == []
     await tab.close()

@@ -23,6 +23,11 @@ export class ApiError extends Error {
   }
 }
 
+/** 401, or a 403 about the key itself (a 403 can also mean "bot limit reached"). */
+function keyRefused(error) {
+  return error.status === 401 || (error.status === 403 && /invalid or revoked/i.test(error.message));
+}
+
 function describe(status, detail) {
   if (typeof detail === "string") return detail;
   if (Array.isArray(detail)) {
@@ -59,7 +64,13 @@ export async function api(path, { method = "GET", body, admin = false, query, ra
   if (!response.ok) {
     let detail;
     try { detail = (await response.json()).detail; } catch { detail = undefined; }
-    throw new ApiError(response.status, describe(response.status, detail), detail);
+    const error = new ApiError(response.status, describe(response.status, detail), detail);
+    if (!admin && key === undefined && keyRefused(error)) {
+      // The signed-in key was revoked meanwhile: forget it and ask for a new one.
+      session.apiKey = null;
+      location.hash = "#/signin?expired=1";
+    }
+    throw error;
   }
   if (raw) return { data: await response.blob(), headers: response.headers, status: response.status };
   const data = response.status === 204 ? null : await response.json();

@@ -3,7 +3,8 @@ import { field, h, setError } from "../dom.js";
 import { session } from "../session.js";
 
 export function signInView(main) {
-  const next = new URLSearchParams(location.hash.split("?")[1] || "").get("next") || "/meetings";
+  const params = new URLSearchParams(location.hash.split("?")[1] || "");
+  const next = params.get("next") || "/meetings";
   const key = field({
     label: "API key", name: "api-key", type: "password",
     hint: "Your Vexa API key. It stays in this browser tab only and is forgotten when the tab closes.",
@@ -37,6 +38,9 @@ export function signInView(main) {
   });
   main.append(
     h("h1", {}, "Sign in"),
+    params.get("expired")
+      ? h("p", { class: "error", role: "alert" }, "Your API key is no longer valid (it was revoked). Sign in with a new one.")
+      : null,
     form,
     h("p", { class: "muted" }, "Administrators: ", h("a", { href: "#/admin" }, "sign in with the admin key"), "."),
   );
