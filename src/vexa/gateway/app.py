@@ -11,10 +11,11 @@ from fastapi.responses import JSONResponse
 from redis.asyncio import Redis
 from sqlalchemy.exc import DBAPIError, OperationalError
 
-from vexa.gateway import routes, ui, ws
+from vexa.gateway import routes, ws
 from vexa.gateway.hub import EventHub
 from vexa.gateway.proxy import Forwarder
 from vexa.gateway.settings import GatewaySettings
+from vexa.gateway.ui import install as install_dashboard
 from vexa.service import add_error_handler, data_services
 
 log = logging.getLogger(__name__)
@@ -81,5 +82,5 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     app.include_router(routes.public)
     app.include_router(routes.admin)
     app.include_router(ws.router)
-    ui.install(app)
+    install_dashboard(app)
     return app
