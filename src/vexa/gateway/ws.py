@@ -41,6 +41,8 @@ CLOSE_UNAUTHENTICATED = 4401
 CLOSE_FORBIDDEN = 4403
 CLOSE_TOO_SLOW = 4408  # our code: the client did not read fast enough and was dropped
 MAX_MESSAGE_BYTES = 64 * 1024
+SUBPROTOCOL = "vexa.v1"  # what a browser offers, with its key as "vexa.key.<key>"
+KEY_SUBPROTOCOL_PREFIX = "vexa.key."
 
 _CLOSE = object()
 
@@ -96,10 +98,6 @@ async def _close(websocket: WebSocket, code: int, reason: str, backstop_s: float
     close timeout when the peer does not read; ours is only a backstop."""
     with contextlib.suppress(Exception):
         await asyncio.wait_for(websocket.close(code=code, reason=reason), backstop_s)
-
-
-SUBPROTOCOL = "vexa.v1"
-KEY_SUBPROTOCOL_PREFIX = "vexa.key."
 
 
 def _key(websocket: WebSocket) -> str | None:
