@@ -11,7 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from fastapi import HTTPException, Query, status
-from sqlalchemy import Select
+from sqlalchemy import Select, func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+from starlette.responses import Response
 
 from vexa.db.models import Meeting, MeetingStatus
 from vexa.platforms import Platform
@@ -26,13 +28,24 @@ class MeetingFilters:
     limit: int | None = None
     offset: int = 0
 
-    def apply(self, query: Select) -> Select:  # type: ignore[type-arg]
-        """Adds the filters and the newest-first order to a query over ``Meeting``."""
+    def where(self, query: Select) -> Select:  # type: ignore[type-arg]
+        """The filters on a query over ``Meeting``."""
         if self.statuses:
             query = query.where(Meeting.status.in_(self.statuses))
         if self.platform is not None:
             query = query.where(Meeting.platform == self.platform.value)
-        return query.order_by(Meeting.created_at.desc(), Meeting.id.desc())
+        return query
+
+    def page(self, query: Select) -> Select:  # type: ignore[type-arg]
+        """The filters, newest first, and the page (when ``limit`` is given)."""
+        query = self.where(query).order_by(Meeting.created_at.desc(), Meeting.id.desc())
+        return query if self.limit is None else query.limit(self.limit).offset(self.offset)
+
+    async def put_total(self, session: AsyncSession, query: Select, response: Response) -> None:  # type: ignore[type-arg]
+        """With ``limit``: how many meetings match in all, in ``X-Total-Count``."""
+        if self.limit is not None:
+            count = select(func.count()).select_from(self.where(query).subquery())
+            response.headers["X-Total-Count"] = str((await session.execute(count)).scalar_one())
 
 
 def meeting_filters(

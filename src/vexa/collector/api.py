@@ -6,12 +6,14 @@ import asyncio
 import logging
 from typing import Any
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response, status
+from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
 from pydantic import BaseModel
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from starlette.responses import Response
 
 from vexa.auth import AuthenticatedUser, require_user
+from vexa.collector.exports import ExportFormat, export_response
 from vexa.collector.meetings import session_starts
 from vexa.collector.segments import MeetingLock, absolute, decode, drop_meeting, read_raw, segment_field
 from vexa.db.models import TERMINAL_STATUSES, Meeting, MeetingSession, Transcription
@@ -26,7 +28,6 @@ from vexa.schemas import (
     TranscriptionResponse,
     TranscriptionSegment,
 )
-from vexa.transcript_export import MEDIA_TYPES, ExportFormat, filename, render
 
 log = logging.getLogger(__name__)
 
@@ -65,16 +66,11 @@ async def list_meetings(
     filters: MeetingFilters = Depends(meeting_filters),
     user: AuthenticatedUser = Depends(require_user),
 ) -> MeetingListResponse:
-    """Newest first; with ``limit`` the total matching count is in ``X-Total-Count``."""
-    query = filters.apply(select(Meeting).where(Meeting.user_id == user.user_id))
     async with request.app.state.db.session() as session:
-        if filters.limit is not None:
-            total = (
-                await session.execute(select(func.count()).select_from(query.order_by(None).subquery()))
-            ).scalar_one()
-            response.headers["X-Total-Count"] = str(total)
-            query = query.limit(filters.limit).offset(filters.offset)
-        rows = (await session.execute(query)).scalars()
+        rows = (
+            await session.execute(filters.page(select(Meeting).where(Meeting.user_id == user.user_id)))
+        ).scalars()
+        await filters.put_total(session, select(Meeting).where(Meeting.user_id == user.user_id), response)
         base = request.app.state.settings.meeting_base_url
         return MeetingListResponse(meetings=[meeting_response(m, base) for m in rows])
 
@@ -128,13 +124,7 @@ async def get_transcript(
         ),
         segments=segments,
     )
-    if format is ExportFormat.json:
-        return transcript
-    return Response(
-        render(transcript, format),
-        media_type=MEDIA_TYPES[format],
-        headers={"Content-Disposition": f'attachment; filename="{filename(transcript, format)}"'},
-    )
+    return transcript if format is ExportFormat.json else export_response(transcript, format)
 
 
 @router.patch(
