@@ -158,9 +158,7 @@ RENDERERS = {
 
 
 def render(transcript: TranscriptionResponse, fmt: ExportFormat) -> str:
-    """The export as text; JSON is the API's own response and is not rendered here."""
-    if fmt is ExportFormat.json:
-        return transcript.model_dump_json()
+    """The export as text (JSON is the API's own response, not rendered here)."""
     return RENDERERS[fmt](transcript)
 
 
