@@ -207,6 +207,10 @@ async def test_start_a_bot_and_watch_the_meeting_live(browser, stack, simulator,
     assert await page.get_by_label("Platform").input_value() == "zoom"
     assert await page.get_by_label("Meeting id").input_value() == "85912345678"
     assert await page.get_by_label("Passcode (optional)").input_value() == "Ab1.x"
+    await link.fill("https://teams.live.com/meet/9312345678901?p=KxYz12")
+    assert await page.get_by_label("Platform").input_value() == "teams"
+    assert await page.get_by_label("Meeting id").input_value() == "9312345678901"
+    assert await page.get_by_label("Passcode (optional)").input_value() == "KxYz12"
     await link.fill("https://example.com/meeting/42")
     await page.get_by_role("button", name="Send the bot").click()
     await expect(page.get_by_text("Not a Google Meet, Microsoft Teams or Zoom link.")).to_be_visible()
