@@ -29,3 +29,4 @@ bench: setup
 	.venv/bin/python bench/ws.py
 	.venv/bin/python bench/transcription.py
 	.venv/bin/python bench/bots.py
+	.venv/bin/python bench/ui.py

@@ -57,6 +57,7 @@ def test_vexa_up_runs_the_stack_on_embedded_servers_and_stops_on_ctrl_c(tmp_path
                 assert proc.poll() is None, log.read_text()
                 time.sleep(0.3)
             assert "Vexa is up" in log.read_text(), log.read_text()
+            assert f"Dashboard:     {gateway}/ui/" in log.read_text()
 
             token_file = home / "admin_token"
             assert token_file.stat().st_mode & 0o777 == 0o600

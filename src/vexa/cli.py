@@ -182,6 +182,30 @@ def simulate_meeting(
     )
 
 
+@app.command("transcript")
+def transcript(
+    platform: str = typer.Argument(..., help="google_meet | teams | zoom"),
+    native_meeting_id: str = typer.Argument(..., help="The platform's meeting id, e.g. abc-defg-hij"),
+    follow: bool = typer.Option(False, "--follow", "-f", help="Print segments as they are committed."),
+    format: str = typer.Option("txt", "--format", help="txt | srt | vtt | md | json"),
+    api_url: str = typer.Option("http://127.0.0.1:8056", envvar="VEXA_API_URL", help="The gateway."),
+    api_key: str = typer.Option(..., envvar="VEXA_API_KEY", help="Your API key (better: set VEXA_API_KEY)."),
+) -> None:
+    """Print (or follow) a meeting's transcript through the public API."""
+    from vexa.transcript_cli import FOLLOW_FORMATS, TranscriptError, follow_or_print
+
+    try:
+        asyncio.run(follow_or_print(api_url, api_key, platform, native_meeting_id, format, follow))
+    except TranscriptError as exc:
+        typer.echo(f"vexa transcript: {exc}", err=True)
+        raise typer.Exit(1) from None
+    except ValueError:
+        names = ", ".join(f.value for f in FOLLOW_FORMATS) if follow else "txt, srt, vtt, md, json"
+        raise typer.BadParameter(f"--format must be one of {names}", param_hint="--format") from None
+    except KeyboardInterrupt:
+        raise typer.Exit(130) from None
+
+
 @app.command("bot")
 def bot() -> None:
     """Run one meeting bot from its BOT_CONFIG / environment (used by the orchestrators)."""

@@ -10,12 +10,14 @@ the final transcript from ``GET /transcripts``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import subprocess
 import sys
 import tempfile
 import time
+import webbrowser
 from pathlib import Path
 
 import httpx
@@ -70,6 +72,14 @@ async def _follow(gateway: str, api_key: str, timeout_s: float) -> None:
                     print(f"[{tag}] {seg.get('start', 0):6.1f}s {who:>6}: {seg.get('text')}", flush=True)
             elif kind == "error":
                 print(f"[error] {event}", flush=True)
+
+
+def open_dashboard(gateway: str, api_key: str) -> None:
+    """Open the live meeting in the dashboard; the key is printed, never put in the URL."""
+    url = f"{gateway}/ui/#/meetings/google_meet/{NATIVE_ID}"
+    print(f"\nDashboard: {url}\nSign in there with the demo API key: {api_key}\n", flush=True)
+    with contextlib.suppress(Exception):  # no browser on a server is fine: the URL is printed
+        webbrowser.open(url)
 
 
 def main() -> None:
@@ -133,11 +143,14 @@ def main() -> None:
             )
             print(f"POST /bots -> {bot.status_code} {bot.text[:200]}", flush=True)
             bot.raise_for_status()
+            open_dashboard(gw, api_key)
             asyncio.run(_follow(gw, api_key, timeout_s=float(os.environ.get("DEMO_TIMEOUT_S", "240"))))
             final = client.get(f"/transcripts/google_meet/{NATIVE_ID}", headers=headers).json()
             print("\nFinal transcript:")
             for seg in final.get("segments", []):
                 print(f"  {seg['start']:6.1f}s {seg.get('speaker') or '?':>6}: {seg['text']}")
+            if sys.stdin.isatty():
+                input("\nThe dashboard stays up until you press Enter. ")
     finally:
         stack.stop()
         sim.terminate()

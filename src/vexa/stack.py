@@ -279,6 +279,7 @@ def run_stack(with_transcription: bool = True, gateway_host: str = "127.0.0.1") 
     where = f"kept in {stack.admin_token_path}" if stack.admin_token_path else "from ADMIN_API_TOKEN"
     print(
         f"\nVexa is up.\n"
+        f"  Dashboard:     {stack.gateway_url}/ui/\n"
         f"  API gateway:   {stack.gateway_url}  (docs: {stack.gateway_url}/docs)\n"
         f"  Admin token:   {where}\n"
         f"  Logs:          {stack.home / 'logs'}\n"

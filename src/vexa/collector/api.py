@@ -10,11 +10,14 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
 from pydantic import BaseModel
 from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from starlette.responses import Response
 
 from vexa.auth import AuthenticatedUser, require_user
+from vexa.collector.exports import ExportFormat, export_response
 from vexa.collector.meetings import session_starts
 from vexa.collector.segments import MeetingLock, absolute, decode, drop_meeting, read_raw, segment_field
 from vexa.db.models import TERMINAL_STATUSES, Meeting, MeetingSession, Transcription
+from vexa.meeting_filters import MeetingFilters, meeting_filters
 from vexa.meetings import meeting_response, valid_native_id
 from vexa.platforms import Platform
 from vexa.schemas import (
@@ -70,16 +73,16 @@ async def _find_meeting(
 
 @router.get("/meetings", response_model=MeetingListResponse, tags=["meetings"])
 async def list_meetings(
-    request: Request, user: AuthenticatedUser = Depends(require_user)
+    request: Request,
+    response: Response,
+    filters: MeetingFilters = Depends(meeting_filters),
+    user: AuthenticatedUser = Depends(require_user),
 ) -> MeetingListResponse:
     async with request.app.state.db.read_session() as session:
         rows = (
-            await session.execute(
-                select(Meeting)
-                .where(Meeting.user_id == user.user_id)
-                .order_by(Meeting.created_at.desc(), Meeting.id.desc())
-            )
+            await session.execute(filters.page(select(Meeting).where(Meeting.user_id == user.user_id)))
         ).scalars()
+        await filters.put_total(session, select(Meeting).where(Meeting.user_id == user.user_id), response)
         base = request.app.state.settings.meeting_base_url
         return MeetingListResponse(meetings=[meeting_response(m, base) for m in rows])
 
@@ -95,8 +98,9 @@ async def get_transcript(
     platform: Platform,
     native_id: str = Depends(valid_native_id),
     meeting_id: int | None = Query(None, ge=1, le=2**31 - 1, description="A specific meeting's database id"),
+    format: ExportFormat = Query(ExportFormat.json, description="json (default), txt, srt, vtt or md"),
     user: AuthenticatedUser = Depends(require_user),
-) -> TranscriptionResponse:
+) -> TranscriptionResponse | Response:
     state = request.app.state
     async with state.db.read_session() as session:
         meeting = await _find_meeting(session, user.user_id, platform, native_id, meeting_id)
@@ -122,7 +126,7 @@ async def get_transcript(
         merged[field] = stored.to_public(starts.get(stored.session_uid))  # the newer draft wins
     segments = sorted(merged.values(), key=_sort_key)
     view = meeting_response(meeting, state.settings.meeting_base_url)
-    return TranscriptionResponse(
+    transcript = TranscriptionResponse(
         **view.model_dump(
             include={
                 "id",
@@ -137,6 +141,7 @@ async def get_transcript(
         ),
         segments=segments,
     )
+    return transcript if format is ExportFormat.json else export_response(transcript, format)
 
 
 @router.patch(

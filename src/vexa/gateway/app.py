@@ -16,6 +16,7 @@ from vexa.gateway.docs import add_offline_docs
 from vexa.gateway.hub import EventHub
 from vexa.gateway.proxy import Forwarder
 from vexa.gateway.settings import GatewaySettings
+from vexa.gateway.ui import install as install_dashboard
 from vexa.service import add_error_handler, data_services
 
 log = logging.getLogger(__name__)
@@ -90,4 +91,5 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     app.include_router(routes.public)
     app.include_router(routes.admin)
     app.include_router(ws.router)
+    install_dashboard(app)
     return app

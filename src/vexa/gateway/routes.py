@@ -15,6 +15,7 @@ from pydantic import BaseModel
 
 from vexa.admin.security import admin_key_header
 from vexa.auth import require_user
+from vexa.meeting_filters import MeetingFilters, meeting_filters
 from vexa.meetings import valid_native_id
 from vexa.platforms import Platform
 from vexa.schemas import (
@@ -34,6 +35,7 @@ from vexa.schemas import (
     UserUpdate,
     WebhookUpdate,
 )
+from vexa.transcript_export import MEDIA_TYPES, ExportFormat
 
 BOT_MANAGER = "bot-manager"
 COLLECTOR = "transcription-collector"
@@ -148,9 +150,12 @@ async def bots_status(request: Request) -> Response:
 
 
 @public.get(
-    "/meetings", tags=["meetings"], response_model=MeetingListResponse, summary="The caller's meetings"
+    "/meetings",
+    tags=["meetings"],
+    response_model=MeetingListResponse,
+    summary="The caller's meetings, newest first (optionally filtered and paged)",
 )
-async def list_meetings(request: Request) -> Response:
+async def list_meetings(request: Request, _: MeetingFilters = Depends(meeting_filters)) -> Response:
     return await _forward(request, COLLECTOR, "/meetings")
 
 
@@ -158,13 +163,20 @@ async def list_meetings(request: Request) -> Response:
     "/transcripts/{platform}/{native_meeting_id}",
     tags=["transcripts"],
     response_model=TranscriptionResponse,
-    responses=NOT_FOUND,
+    responses={
+        **NOT_FOUND,
+        200: {
+            "description": "The transcript: JSON, or the export named by `format`",
+            "content": {MEDIA_TYPES[f].split(";")[0]: {} for f in ExportFormat if f is not ExportFormat.json},
+        },
+    },
     summary="A meeting's transcript (the latest meeting with that id unless meeting_id is given)",
 )
 async def get_transcript(
     request: Request,
     ref: str = Depends(meeting_ref),
     meeting_id: int | None = Query(None, ge=1, le=2**31 - 1, description="A specific meeting's database id"),
+    format: ExportFormat = Query(ExportFormat.json, description="json (default), txt, srt, vtt or md"),
 ) -> Response:
     return await _forward(request, COLLECTOR, f"/transcripts/{ref}")
 

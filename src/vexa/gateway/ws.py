@@ -9,7 +9,9 @@ Protocol (upstream Vexa's)::
     ← {"type": "error", "error": "...", ...}
     ← events as published: {"type": "transcript.mutable" | "transcript.finalized" | "meeting.status", ...}
 
-The key comes in the ``X-API-Key`` header or ``?api_key=``. A (platform,
+The key comes in the ``X-API-Key`` header or ``?api_key=``; a browser, which can set
+neither header nor keep keys out of URLs, offers the subprotocols ``vexa.v1`` and
+``vexa.key.<key>`` instead (the server answers ``vexa.v1``, never echoing the key). A (platform,
 native_id) pair resolves to the caller's most recent meeting with that id, by a
 query scoped to the caller, so nobody can watch another user's meeting.
 """
@@ -39,6 +41,8 @@ CLOSE_UNAUTHENTICATED = 4401
 CLOSE_FORBIDDEN = 4403
 CLOSE_TOO_SLOW = 4408  # our code: the client did not read fast enough and was dropped
 MAX_MESSAGE_BYTES = 64 * 1024
+SUBPROTOCOL = "vexa.v1"  # what a browser offers, with its key as "vexa.key.<key>"
+KEY_SUBPROTOCOL_PREFIX = "vexa.key."
 
 _CLOSE = object()
 
@@ -97,7 +101,14 @@ async def _close(websocket: WebSocket, code: int, reason: str, backstop_s: float
 
 
 def _key(websocket: WebSocket) -> str | None:
+    for offered in websocket.scope.get("subprotocols") or ():
+        if offered.startswith(KEY_SUBPROTOCOL_PREFIX):
+            return offered[len(KEY_SUBPROTOCOL_PREFIX) :]
     return websocket.headers.get("x-api-key") or websocket.query_params.get("api_key")
+
+
+def _subprotocol(websocket: WebSocket) -> str | None:
+    return SUBPROTOCOL if SUBPROTOCOL in (websocket.scope.get("subprotocols") or ()) else None
 
 
 def _parse_meetings(raw: Any) -> tuple[list[tuple[str, str]], list[dict[str, Any]]]:
@@ -197,7 +208,7 @@ async def websocket_endpoint(websocket: WebSocket) -> None:
     verifier: TokenVerifier = state.token_verifier
     hub: EventHub = state.hub
     key = _key(websocket)
-    await websocket.accept()
+    await websocket.accept(subprotocol=_subprotocol(websocket))
     user = await verifier.verify(key) if key else None
     if user is None:
         error = (
