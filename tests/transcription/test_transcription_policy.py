@@ -14,9 +14,10 @@ import numpy as np
 
 from vexa.transcription.engine import _repeats
 from vexa.transcription.language import LanguageTracker
-from vexa.transcription.streaming import SAMPLE_RATE, DecodeJob, DecodeResult, StreamingTranscriber, Word
+from vexa.transcription.streaming import StreamingTranscriber
 from vexa.transcription.vad import FRAME, SpeechTracker, score_block
 from vexa.transcription.wer import normalize, wer
+from vexa.transcription.words import SAMPLE_RATE, DecodeJob, DecodeResult, Word
 
 CHUNK = 1600  # 100 ms, as the bot sends
 
@@ -115,7 +116,7 @@ def test_commit_lands_at_the_pause_not_later() -> None:
     d.feed(0.2)
     assert d.committed() == ["please send the report"]
     # Only audio after the commit stays buffered: cost does not grow with the meeting.
-    assert d.t.offset >= speech_end - d.t.pre_roll_s and len(d.t.audio) / SAMPLE_RATE < 1.0
+    assert d.t.offset >= speech_end - d.t.pre_roll_s and len(d.t.audio) / SAMPLE_RATE <= d.t.pre_roll_s + 0.5
 
 
 def test_draft_then_completed_segment_keep_one_start() -> None:

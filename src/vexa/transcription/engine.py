@@ -30,7 +30,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from vexa.transcription.streaming import SAMPLE_RATE, DecodeJob, DecodeResult, Word
+from vexa.transcription.words import SAMPLE_RATE, DecodeJob, DecodeResult, Word
 
 log = logging.getLogger(__name__)
 

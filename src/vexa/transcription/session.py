@@ -32,8 +32,9 @@ from vexa.streams import Segment, SessionEndMessage, SessionStartMessage, Speake
 from vexa.transcription.engine import DecodeOptions, DecodeOutcome
 from vexa.transcription.protocol import END_OF_AUDIO, SessionConfig, SessionControl, describe, error, ready
 from vexa.transcription.settings import TranscriptionSettings
-from vexa.transcription.streaming import SAMPLE_RATE, DecodeJob, OutSegment, StreamingTranscriber
+from vexa.transcription.streaming import StreamingTranscriber
 from vexa.transcription.vad import SILENT_PEAK, VadParams
+from vexa.transcription.words import SAMPLE_RATE, DecodeJob, OutSegment
 
 log = logging.getLogger(__name__)
 

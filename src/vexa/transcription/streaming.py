@@ -24,94 +24,23 @@ agreement, at a gap between two agreed words, and the next part starts there.
 
 This module is pure Python + numpy: the engine decodes, the session runs VAD and
 the clock, :class:`StreamingTranscriber` decides, so the policy is unit-testable
-with scripted speech probabilities and decodes.
+with scripted speech probabilities and decodes. The shapes it trades in (words,
+decode jobs, segments) live in ``words``.
 """
 
 from __future__ import annotations
 
 import itertools
-import re
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from vexa.transcription.language import LanguageTracker, PendingRevisions
+from vexa.transcription.language import LanguageTracker, PendingRevisions, Revision
 from vexa.transcription.vad import SpeechTracker, VadParams
+from vexa.transcription.words import SAMPLE_RATE, DecodeJob, DecodeResult, OutSegment, Word, heard, join_words
 
-SAMPLE_RATE = 16000
-_NORM = re.compile(r"[^\w']+", re.UNICODE)
 SENTENCE_END = (".", "?", "!", "\u3002", "\uff1f", "\uff01")  # also CJK full stop, ? and !
-WORD_SPEECH_PAD_S = 0.5  # a word this close to speech VAD heard counts as heard (soft onsets)
 RESERVOIR_S = 10.0  # past speech kept to detect the language on, until it is certain
-
-
-@dataclass(frozen=True, slots=True)
-class Word:
-    """One word with absolute times (seconds from the session's audio offset 0)."""
-
-    start: float
-    end: float
-    text: str  # as Whisper wrote it, usually with a leading space
-    probability: float = 1.0
-
-    @property
-    def key(self) -> str:
-        """Case- and punctuation-free form, so "Hello," and "hello" agree."""
-        return _NORM.sub("", self.text.lower())
-
-
-@dataclass(slots=True)
-class DecodeResult:
-    words: list[Word]
-    language: str | None = None
-    language_probability: float | None = None
-
-
-LanguageChooser = Callable[[dict[str, float], float], tuple[str, float]]
-
-
-@dataclass(frozen=True, slots=True)
-class DecodeJob:
-    """What the engine needs for one decode of one session's utterance."""
-
-    audio: np.ndarray
-    offset: float  # session time of audio[0]
-    since: float  # session time the utterance (part) starts: earlier words are context only
-    language: str | None  # None: detect (multilingual models)
-    task: str
-    prompt: str | None
-    final: bool  # the speech has paused: decoded with the final beam, may be committed as is
-    speech_s: float = 0.0  # seconds of speech in ``audio`` (weight of its language evidence)
-    detect_audio: np.ndarray | None = None  # what to detect the language on, if not ``audio``
-    choose_language: LanguageChooser | None = None
-    revise: int | None = None  # index of a completed segment this decode replaces (language fixed)
-
-    @property
-    def end(self) -> float:
-        return self.offset + len(self.audio) / SAMPLE_RATE
-
-
-@dataclass(slots=True)
-class OutSegment:
-    start: float
-    end: float
-    text: str
-    completed: bool
-    language: str | None
-
-    def as_dict(self) -> dict[str, object]:
-        return {
-            "start": round(self.start, 3),
-            "end": round(self.end, 3),
-            "text": self.text,
-            "completed": self.completed,
-            "language": self.language,
-        }
-
-
-def join_words(words: list[Word]) -> str:
-    return "".join(w.text for w in words).strip()
 
 
 @dataclass(slots=True)
@@ -313,7 +242,7 @@ class StreamingTranscriber:
             choose_language=chooser,
         )
 
-    def _revision_job(self, revision) -> DecodeJob:  # type: ignore[no-untyped-def]
+    def _revision_job(self, revision: Revision) -> DecodeJob:
         current = self.languages.current()
         assert current is not None
         self.in_flight = True
@@ -354,7 +283,7 @@ class StreamingTranscriber:
             return [self.completed[job.revise]]
         if self.utterance_start is None or abs(job.since - self.utterance_start) > 1e-6:
             return []  # the utterance was committed meanwhile (end of stream): a stale draft
-        words = self._fresh(_heard(result.words, self.vad.speech_since(job.since)))
+        words = self._fresh(heard(result.words, self.vad.speech_since(job.since)))
         self.hyp = _Hypothesis(words, job.end, result.language or self.language, job.final)
         if not job.final:
             self.previous_draft = words
@@ -530,22 +459,3 @@ class StreamingTranscriber:
 
     def transcript(self) -> str:
         return " ".join(s.text for s in self.completed if s.text)
-
-
-def _heard(words: list[Word], speech: list[tuple[float, float]]) -> list[Word]:
-    """Drop words where VAD heard no speech (hallucinations); clamp starts to speech onsets.
-
-    Whisper tends to start the first word at 0.0 after leading silence; VAD knows better.
-    """
-    kept: list[Word] = []
-    for w in words:
-        hits = [
-            (a, b) for a, b in speech if w.start < b + WORD_SPEECH_PAD_S and w.end > a - WORD_SPEECH_PAD_S
-        ]
-        if not hits:
-            continue
-        onset = hits[0][0]
-        if w.start < onset < w.end:
-            w = Word(onset, w.end, w.text, w.probability)
-        kept.append(w)
-    return kept
