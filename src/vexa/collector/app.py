@@ -43,7 +43,7 @@ class Collector:
             group=settings.redis_consumer_group,
             consumer=settings.consumer_name,
             dead_stream=settings.dead_letter_stream,
-            handler=SegmentHandler(redis, self.directory, verifier, ttl_s=settings.redis_segment_ttl),
+            handler=SegmentHandler(redis, self.directory, verifier),
             count=settings.redis_stream_read_count,
             block_ms=settings.redis_stream_block_ms,
             claim_idle_ms=settings.pending_msg_timeout_ms,
@@ -69,6 +69,7 @@ class Collector:
             self.filter,
             immutability_threshold_s=settings.immutability_threshold,
             interval_s=settings.background_task_interval,
+            dead_stream=settings.dead_letter_stream,
         )
         self._tasks: list[asyncio.Task[None]] = []
 

@@ -4,10 +4,18 @@ A segment stays here, overwritten by every newer draft of the same start, until
 it has not changed for ``IMMUTABILITY_THRESHOLD`` seconds; the persister then
 moves it to PostgreSQL. Removal is compare-and-delete, so a draft that changed
 after the persister read it is never lost.
+
+"Newer" is the producer's order, not the collector's clock: every value carries
+its stream entry id as ``version`` and a write replaces a field only when its
+version is higher (``_WRITE_NEWER``), so a message replayed after a restart or
+handled late by a second collector never brings back older text. The hash has no
+TTL: what is not yet in PostgreSQL must not expire during a database outage.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import secrets
 from datetime import UTC, datetime, timedelta
@@ -17,6 +25,7 @@ from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
 
 from vexa.schemas import TranscriptionSegment
+from vexa.streams import entry_order
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +59,11 @@ class StoredSegment(BaseModel):
     session_uid: str
     updated_at: datetime
     speaker_explicit: bool = False
+    version: str = "0-0"  # the stream entry id of the message that carried this draft
+
+    @property
+    def order(self) -> tuple[int, int]:
+        return entry_order(self.version)
 
     @property
     def field(self) -> str:
@@ -81,12 +95,57 @@ def now_utc() -> datetime:
     return datetime.now(UTC)
 
 
-def queue_write(pipe: Pipeline, meeting_id: int, segments: list[StoredSegment], ttl_s: int) -> None:
-    """HSET + SADD active_meetings + EXPIRE, added to the caller's MULTI."""
-    key = segments_key(meeting_id)
-    pipe.hset(key, mapping={s.field: s.model_dump_json() for s in segments})
-    pipe.sadd(ACTIVE_MEETINGS, str(meeting_id))
-    pipe.expire(key, ttl_s)
+# Per field: write only when the stored value's version is older than ours (entry ids
+# compared as (ms, seq) numbers; each part is below 2^53, so Lua numbers hold them exactly).
+_WRITE_NEWER = """
+local function order(v)
+  local ms, seq = string.match(v or '', '^(%d+)-(%d+)$')
+  return tonumber(ms or 0), tonumber(seq or 0)
+end
+local written = 0
+for i = 2, #ARGV, 3 do
+  local current = redis.call('HGET', KEYS[1], ARGV[i])
+  local newer = true
+  if current then
+    local ok, old = pcall(cjson.decode, current)
+    if ok and type(old) == 'table' then
+      local oms, oseq = order(old['version'])
+      local nms, nseq = order(ARGV[i + 1])
+      newer = nms > oms or (nms == oms and nseq > oseq)
+    end
+  end
+  if newer then
+    redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 2])
+    written = written + 1
+  end
+end
+redis.call('SADD', KEYS[2], ARGV[1])
+return written
+"""
+
+
+def queue_write(pipe: Pipeline, meeting_id: int, segments: list[StoredSegment]) -> None:
+    """Newer-only HSET of each segment + SADD active_meetings, added to the caller's MULTI."""
+    args: list[str] = [str(meeting_id)]
+    for seg in segments:
+        args += [seg.field, seg.version, seg.model_dump_json()]
+    pipe.eval(_WRITE_NEWER, 2, segments_key(meeting_id), ACTIVE_MEETINGS, *args)
+
+
+async def stored_orders(redis: Redis, meeting_id: int, fields: list[str]) -> dict[str, tuple[int, int]]:
+    """The version of each field now in the hash (absent fields are left out)."""
+    if not fields:
+        return {}
+    values = await redis.hmget(segments_key(meeting_id), fields)
+    out: dict[str, tuple[int, int]] = {}
+    for field, value in zip(fields, values, strict=True):
+        if value is None:
+            continue
+        try:
+            out[field] = StoredSegment.model_validate_json(value).order
+        except ValidationError:
+            continue
+    return out
 
 
 async def read_raw(redis: Redis, meeting_id: int) -> dict[str, str]:
@@ -122,6 +181,13 @@ end
 return removed
 """
 
+_RENEW_LOCK = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
+return 0
+"""
+
 _RELEASE_LOCK = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then
   return redis.call('DEL', KEYS[1])
@@ -153,18 +219,49 @@ async def drop_meeting(redis: Redis, meeting_id: int) -> None:
 
 
 class MeetingLock:
-    """SET NX PX with an owner token: only one collector persists (or deletes) a meeting at a time."""
+    """SET NX PX with an owner token: only one collector persists (or deletes) a meeting at a time.
+
+    While held, a task renews the TTL every third of it, so a round slower than the
+    TTL (a big meeting, a slow database) keeps its lock. The lock only avoids wasted
+    work: correctness against a concurrent ``DELETE /meetings`` comes from the
+    meeting row lock both take in PostgreSQL (see persistence.py).
+    """
 
     def __init__(self, redis: Redis, meeting_id: int, ttl_ms: int) -> None:
         self.redis = redis
         self.key = persist_lock_key(meeting_id)
         self.ttl_ms = ttl_ms
         self.token = secrets.token_hex(8)
+        self._renewer: asyncio.Task[None] | None = None
+        self.lost = False
 
     async def acquire(self) -> bool:
-        return bool(await self.redis.set(self.key, self.token, nx=True, px=self.ttl_ms))
+        got = bool(await self.redis.set(self.key, self.token, nx=True, px=self.ttl_ms))
+        if got:
+            self._renewer = asyncio.create_task(self._renew(), name=f"renew-{self.key}")
+        return got
+
+    async def _renew(self) -> None:
+        while True:
+            await asyncio.sleep(self.ttl_ms / 3000)
+            try:
+                held = await self.redis.eval(_RENEW_LOCK, 1, self.key, self.token, str(self.ttl_ms))
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.warning("could not renew %s", self.key, exc_info=True)
+                continue
+            if not held:
+                self.lost = True
+                log.warning("%s was lost (expired or taken over)", self.key)
+                return
 
     async def release(self) -> None:
+        if self._renewer is not None:
+            self._renewer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._renewer
+            self._renewer = None
         try:
             await self.redis.eval(_RELEASE_LOCK, 1, self.key, self.token)
         except Exception:  # the lock expires by itself; never mask the caller's outcome
