@@ -219,3 +219,29 @@ async def test_the_persist_lock_is_renewed_while_held(redis):
     assert await redis.get(persist_lock_key(7)) == lock.token and not lock.lost
     await lock.release()
     assert await redis.get(persist_lock_key(7)) is None
+
+
+async def test_only_acknowledged_entries_are_trimmed_and_lag_is_reported(harness, db, redis, make_user):
+    """A collector outage under load loses nothing to trimming; /health shows how far behind it is."""
+    user_id, token = await make_user()
+    meeting_id = await insert_meeting(db, user_id)
+    ids = [
+        await push(redis, transcription(token, "s1", [Segment(start=i, end=i + 1, text=f"Words {i}.")]))
+        for i in range(30)
+    ]
+    trimmer = harness.collector.trimmer
+    # Delivered to a consumer that died (pending, unacknowledged), the rest not read at all.
+    await redis.xreadgroup("collector_group", "doomed", {STREAM: ">"}, count=5)
+    lag = (await trimmer.run_once())[STREAM]
+    assert lag.trimmed == 0 and lag.length == 30 and lag.pending == 5 and lag.lag == 25
+    health = (await harness.client.get("/health")).json()
+    assert health["streams"][STREAM] == {"length": 30, "lag": 25, "pending": 5, "trimmed": 0}
+
+    await harness.drain()  # the 25 unread ones are handled and acknowledged
+    assert (await trimmer.run_once())[STREAM].length == 30  # the dead consumer's 5 still block
+    await asyncio.sleep(0.15)
+    assert await harness.collector.segments.claim_stale() == 5
+    lag = (await trimmer.run_once())[STREAM]
+    assert lag.trimmed == 30 and lag.length == 0 and lag.lag == 0 and lag.pending == 0
+    await harness.collector.persister.persist_meeting(meeting_id, force=True)
+    assert await count_rows(db, meeting_id) == 30 and ids

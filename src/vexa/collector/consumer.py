@@ -103,6 +103,7 @@ class StreamWorker:
         self.name = name
         self.handled = 0
         self.dead_lettered = 0
+        self.vanished = 0
         self._recheck_own_pending = True  # after a restart under the same name, or an outage
 
     async def ensure_group(self) -> None:
@@ -186,8 +187,10 @@ class StreamWorker:
     async def process(self, entries: list[tuple[str, dict[str, str] | None]]) -> None:
         """Handle in order; an infrastructure error stops the batch, leaving the rest pending."""
         for entry_id, fields in entries:
-            if fields is None:  # trimmed from the stream while pending: nothing left to do
+            if fields is None:  # deleted while pending (XDEL by hand: we never trim unacknowledged entries)
+                log.error("%s: pending entry %s no longer exists; acknowledging the gap", self.name, entry_id)
                 await self.redis.xack(self.stream, self.group, entry_id)
+                self.vanished += 1
                 continue
             try:
                 writes = await self.handler(entry_id, fields)

@@ -47,9 +47,7 @@ class TranscriptionServer:
     async def start(self, host: str, port: int) -> None:
         s = self.settings
         if s.has_redis():
-            self.publisher = StreamPublisher(
-                s.redis_url(), maxlen=s.redis_stream_maxlen, max_buffered=s.publish_buffer_max
-            )
+            self.publisher = StreamPublisher(s.redis_url(), max_buffered=s.publish_buffer_max)
             self.publisher.start()
         else:
             log.warning("no REDIS_URL: sessions with meeting context will be refused (nothing to publish to)")
