@@ -85,6 +85,12 @@ async def _bot_manager(
     app.state.manager = manager
     # Strong references: the event loop keeps only weak ones to tasks.
     app.state.webhook_worker = asyncio.create_task(webhooks.run(), name="webhook-worker")
+    # Before the first reconcile pass: bots an earlier (killed) manager left running are
+    # adopted, so their meetings are not failed as "gone"; the pass then stops any whose
+    # meeting has already ended.
+    adopted = await orch.adopt()
+    if adopted:
+        log.warning("adopted %d bot(s) left running by an earlier bot-manager", len(adopted))
     manager.spawn(manager.reconcile_forever(), name="bot-reconciler")
     log.info("bot-manager ready (orchestrator=%s)", orch.kind)
     try:
