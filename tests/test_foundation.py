@@ -149,6 +149,35 @@ async def test_revocation_listener_survives_a_dropped_connection(db, redis, redi
         await listener_redis.aclose()
 
 
+async def test_a_revocation_during_a_key_check_is_not_undone_by_the_cache(db, redis, redis_url, make_user):
+    """The check read the row before the revocation committed and finishes after it was announced."""
+    from redis.asyncio import Redis as AsyncRedis
+
+    from vexa.auth import publish_revocation
+
+    _, token = await make_user()
+    verifier = TokenVerifier(db.sessionmaker, cache_ttl_s=600)
+    listener_redis = AsyncRedis.from_url(redis_url)
+    await verifier.start_revocation_listener(listener_redis)
+    try:
+        async with db.engine.connect() as conn:
+            tx = await conn.begin()  # the admin's revocation, in progress: holds the token row
+            await conn.execute(text("SELECT id FROM api_tokens FOR UPDATE"))
+            # The check reads the (still valid) row, then waits to record last_used_at.
+            checking = asyncio.create_task(verifier.verify(token))
+            await asyncio.sleep(0.3)
+            assert not checking.done()
+            await conn.execute(text("UPDATE api_tokens SET revoked = true"))
+            await publish_revocation(redis, hash_token(token))
+            await asyncio.sleep(0.5)  # the pushed revocation reaches the listener meanwhile
+            await tx.commit()
+        await checking
+        assert await verifier.verify(token) is None  # not served from a cache filled by the stale read
+    finally:
+        await verifier.stop()
+        await listener_redis.aclose()
+
+
 @pytest.mark.parametrize(
     "body",
     [
