@@ -18,13 +18,12 @@ from vexa.db import Database
 from vexa.db.models import Meeting
 from vexa.embedded import free_port
 
-STANDIN_BOT = Path(__file__).with_name("standin_bot.py")
 T = TypeVar("T")
 
 
 def standin_command(mode: str = "lifecycle") -> list[str]:
     """BOT_COMMAND running the stand-in bot (a test double for the browser bot)."""
-    return [sys.executable, str(STANDIN_BOT), mode]
+    return [sys.executable, "-m", "vexa.testing.standin_bot", mode]
 
 
 def make_settings(database_url: str, redis_url: str, tmp: Path, **overrides: Any) -> BotManagerSettings:

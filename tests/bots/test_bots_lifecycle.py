@@ -1,6 +1,6 @@
 """Bot-manager lifecycle against real PostgreSQL + Redis, with STAND-IN bot processes.
 
-The bots here are ``tests/bots/standin_bot.py`` (a test double for the browser
+The bots here are ``vexa.testing.standin_bot`` (a test double for the browser
 bot) started by the real process orchestrator; everything else is real.
 """
 
