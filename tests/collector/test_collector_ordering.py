@@ -18,6 +18,7 @@ from collector_helpers import (
 from sqlalchemy import text
 
 from vexa.collector.segments import MeetingLock, StoredSegment, now_utc, persist_lock_key, segments_key
+from vexa.events import meeting_channel
 from vexa.streams import Segment
 
 DEAD = STREAM + ":dead"
@@ -55,8 +56,13 @@ async def test_a_replayed_older_draft_never_overwrites_a_newer_one(harness, db, 
     assert len(got[0][1]) == 1
     await harness.drain()  # the newer draft is applied
     await asyncio.sleep(0.15)  # past PENDING_MSG_TIMEOUT_MS
+    pubsub = redis.pubsub()
+    await pubsub.subscribe(meeting_channel(meeting_id))
+    await pubsub.get_message(timeout=1)  # the subscribe confirmation
     assert await harness.collector.segments.claim_stale() == 1  # the old one is handled late...
     assert await _texts(harness, token) == ["Second, better draft."]  # ...and does not win in Redis
+    assert await pubsub.get_message(ignore_subscribe_messages=True, timeout=0.3) is None  # nor live
+    await pubsub.aclose()
 
     await harness.collector.persister.persist_meeting(meeting_id, force=True)
     assert await _rows(db, meeting_id) == ["Second, better draft."]

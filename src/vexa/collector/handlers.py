@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from datetime import UTC
 
 from pydantic import ValidationError
 from redis.asyncio import Redis
+from redis.asyncio.client import Pipeline
 
 from vexa.auth import TokenVerifier
 from vexa.collector import speakers
 from vexa.collector.consumer import DeadLetter, Writes
 from vexa.collector.meetings import MeetingDirectory
-from vexa.collector.segments import StoredSegment, now_utc, queue_write, stored_orders
+from vexa.collector.segments import StoredSegment, now_utc, queue_write
 from vexa.events import build_event, meeting_channel
 from vexa.streams import (
     PAYLOAD_FIELD,
@@ -84,25 +84,17 @@ class SegmentHandler:
             return None
         assert isinstance(msg, TranscriptionMessage)
         segments = await self._segments(msg, entry_id)
-        # Drafts older than what the hash holds are left out of the live event; the
-        # newer-only write below makes the same decision atomically for the hash.
-        stored = await stored_orders(self.redis, meeting.id, [s.field for s in segments])
-        segments = [s for s in segments if s.field not in stored or s.order > stored[s.field]]
         if not segments:
             return None
         session_start = await self.directory.session_start(meeting.id, msg.uid)
-        event = build_event(
-            "transcript.mutable",
-            meeting.id,
-            meeting.platform,
-            meeting.native_id,
-            {"segments": [s.to_public(session_start).model_dump(mode="json") for s in segments]},
-        )
-        event_json = json.dumps(event, default=str)
+        event = build_event("transcript.mutable", meeting.id, meeting.platform, meeting.native_id, {})
+        public = [s.to_public(session_start).model_dump_json() for s in segments]
 
-        def writes(pipe) -> None:  # type: ignore[no-untyped-def]
-            queue_write(pipe, meeting.id, segments)
-            pipe.publish(meeting_channel(meeting.id), event_json)
+        def writes(pipe: Pipeline) -> None:
+            # Newer-only: a replayed older draft changes nothing and is not announced.
+            queue_write(
+                pipe, meeting.id, segments, channel=meeting_channel(meeting.id), event=event, public=public
+            )
 
         return writes
 

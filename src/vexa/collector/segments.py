@@ -16,16 +16,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import secrets
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
 
 from vexa.schemas import TranscriptionSegment
-from vexa.streams import entry_order
 
 log = logging.getLogger(__name__)
 
@@ -62,10 +63,6 @@ class StoredSegment(BaseModel):
     version: str = "0-0"  # the stream entry id of the message that carried this draft
 
     @property
-    def order(self) -> tuple[int, int]:
-        return entry_order(self.version)
-
-    @property
     def field(self) -> str:
         return segment_field(self.session_uid, self.start)
 
@@ -95,15 +92,17 @@ def now_utc() -> datetime:
     return datetime.now(UTC)
 
 
-# Per field: write only when the stored value's version is older than ours (entry ids
+# Per segment: write only when the stored value's version is older than ours (entry ids
 # compared as (ms, seq) numbers; each part is below 2^53, so Lua numbers hold them exactly).
+# The live event is assembled here from the segments actually written, so it never
+# announces a draft the hash refused, and costs no extra round trip.
 _WRITE_NEWER = """
 local function order(v)
   local ms, seq = string.match(v or '', '^(%d+)-(%d+)$')
   return tonumber(ms or 0), tonumber(seq or 0)
 end
-local written = 0
-for i = 2, #ARGV, 3 do
+local written = {}
+for i = 5, #ARGV, 4 do
   local current = redis.call('HGET', KEYS[1], ARGV[i])
   local newer = true
   if current then
@@ -116,36 +115,42 @@ for i = 2, #ARGV, 3 do
   end
   if newer then
     redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 2])
-    written = written + 1
+    written[#written + 1] = ARGV[i + 3]
   end
 end
 redis.call('SADD', KEYS[2], ARGV[1])
-return written
+if #written > 0 and ARGV[2] ~= '' then
+  redis.call('PUBLISH', ARGV[2], ARGV[3] .. '[' .. table.concat(written, ',') .. ']' .. ARGV[4])
+end
+return #written
 """
+_SEGMENTS_SLOT = "\x00segments\x00"
 
 
-def queue_write(pipe: Pipeline, meeting_id: int, segments: list[StoredSegment]) -> None:
-    """Newer-only HSET of each segment + SADD active_meetings, added to the caller's MULTI."""
-    args: list[str] = [str(meeting_id)]
-    for seg in segments:
-        args += [seg.field, seg.version, seg.model_dump_json()]
+def queue_write(
+    pipe: Pipeline,
+    meeting_id: int,
+    segments: list[StoredSegment],
+    *,
+    channel: str = "",
+    event: dict[str, Any] | None = None,
+    public: list[str] | None = None,
+) -> None:
+    """Newer-only HSET of each segment + SADD active_meetings, added to the caller's MULTI.
+
+    With ``channel``, ``event`` (its payload's ``segments`` left out) is published there
+    carrying ``public[i]`` (a segment's public JSON) for each segment actually written.
+    """
+    prefix = suffix = ""
+    if channel and event is not None:
+        skeleton = json.dumps(
+            {**event, "payload": {**event["payload"], "segments": _SEGMENTS_SLOT}}, default=str
+        )
+        prefix, _, suffix = skeleton.partition(json.dumps(_SEGMENTS_SLOT))
+    args: list[str] = [str(meeting_id), channel, prefix, suffix]
+    for i, seg in enumerate(segments):
+        args += [seg.field, seg.version, seg.model_dump_json(), public[i] if public else "null"]
     pipe.eval(_WRITE_NEWER, 2, segments_key(meeting_id), ACTIVE_MEETINGS, *args)
-
-
-async def stored_orders(redis: Redis, meeting_id: int, fields: list[str]) -> dict[str, tuple[int, int]]:
-    """The version of each field now in the hash (absent fields are left out)."""
-    if not fields:
-        return {}
-    values = await redis.hmget(segments_key(meeting_id), fields)
-    out: dict[str, tuple[int, int]] = {}
-    for field, value in zip(fields, values, strict=True):
-        if value is None:
-            continue
-        try:
-            out[field] = StoredSegment.model_validate_json(value).order
-        except ValidationError:
-            continue
-    return out
 
 
 async def read_raw(redis: Redis, meeting_id: int) -> dict[str, str]:
