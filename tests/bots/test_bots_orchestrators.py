@@ -18,6 +18,7 @@ from typing import Any
 import docker.errors
 import httpx
 import pytest
+import yaml
 from bots_helpers import make_settings, serve_app, wait_for
 from kubernetes import client as k8s
 from kubernetes.client.exceptions import ApiException
@@ -280,7 +281,6 @@ async def test_manager_on_docker_standin(database_url, redis_url, tmp_path, make
 
 
 def test_k8s_manifests_grant_exactly_pod_rights():
-    yaml = pytest.importorskip("yaml")
     path = Path(__file__).parents[2] / "deploy" / "k8s" / "bot-manager.yaml"
     docs = {d["kind"]: d for d in yaml.safe_load_all(path.read_text())}
     assert {"ServiceAccount", "Role", "RoleBinding", "Deployment"} <= set(docs)

@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from vexa.auth import AuthenticatedUser, api_key_header, require_user
 from vexa.bots.lifecycle import CompletionReason, IllegalTransition
-from vexa.bots.manager import BotManager, ServiceError, meeting_response
+from vexa.bots.manager import BotManager, ServiceError
 from vexa.bots.orchestrators import Orchestrator, create_orchestrator
 from vexa.bots.settings import BotManagerSettings
 from vexa.bots.webhooks import WebhookDispatcher
@@ -30,6 +30,7 @@ from vexa.schemas import (
     MeetingConfigUpdate,
     MeetingCreate,
     MeetingResponse,
+    MessageResponse,
 )
 from vexa.service import DataServices, data_services
 
@@ -46,10 +47,6 @@ class StatusCallback(BaseModel):
     reason: CompletionReason | None = None
     details: dict[str, Any] | None = None
     participants: list[str] | None = Field(None, max_length=1000)
-
-
-class MessageResponse(BaseModel):
-    message: str
 
 
 class CallbackResponse(BaseModel):
@@ -200,5 +197,4 @@ def create_app(
         return CallbackResponse(meeting_id=meeting.id, status=meeting.status, changed=changed)
 
     # Kept importable for callers that want the public shape of a row.
-    app.state.meeting_response = meeting_response
     return app

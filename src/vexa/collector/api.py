@@ -7,7 +7,6 @@ import logging
 from typing import Any
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
-from pydantic import BaseModel
 from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -22,6 +21,7 @@ from vexa.schemas import (
     MeetingListResponse,
     MeetingResponse,
     MeetingUpdate,
+    MessageResponse,
     TranscriptionResponse,
     TranscriptionSegment,
 )
@@ -31,10 +31,6 @@ log = logging.getLogger(__name__)
 
 NOT_FOUND = {404: {"model": ErrorResponse, "description": "No such meeting of yours"}}
 router = APIRouter(dependencies=[Depends(require_user)])
-
-
-class MessageResponse(BaseModel):
-    message: str
 
 
 async def _find_meeting(

@@ -26,15 +26,12 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
 
+from vexa.keys import segments_key
 from vexa.schemas import TranscriptionSegment
 
 log = logging.getLogger(__name__)
 
 ACTIVE_MEETINGS = "active_meetings"
-
-
-def segments_key(meeting_id: int) -> str:
-    return f"meeting:{meeting_id}:segments"
 
 
 def segment_field(session_uid: str, start: float) -> str:

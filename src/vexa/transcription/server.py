@@ -14,6 +14,7 @@ import logging
 import time
 from http import HTTPStatus
 
+from pydantic import BaseModel
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.http11 import Request, Response
 
@@ -154,7 +155,7 @@ class TranscriptionServer:
         return max(0.0, (soonest - now) / 60)
 
     # ---- publishing ---------------------------------------------------------------------
-    def publish_segments(self, message) -> None:  # type: ignore[no-untyped-def]
+    def publish_segments(self, message: BaseModel) -> None:
         if self.publisher is not None:
             self.publisher.publish(self.settings.redis_stream_name, message)
 

@@ -15,15 +15,15 @@ import json
 import logging
 import time
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import numpy as np
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 
 from vexa.streams import Segment, SessionEndMessage, SessionStartMessage, SpeakerEvent, TranscriptionMessage
-from vexa.transcription.engine import DecodeOptions
+from vexa.transcription.engine import DecodeOptions, WhisperEngine
 from vexa.transcription.protocol import (
     END_OF_AUDIO,
     ProtocolError,
@@ -33,10 +33,26 @@ from vexa.transcription.protocol import (
     error,
     ready,
 )
+from vexa.transcription.publisher import StreamPublisher
+from vexa.transcription.settings import TranscriptionSettings
 from vexa.transcription.streaming import SAMPLE_RATE, DecodeJob, OutSegment, StreamingTranscriber
 
-if TYPE_CHECKING:
-    from vexa.transcription.server import TranscriptionServer
+
+class SessionHost(Protocol):
+    """What a session needs from the server that accepted it.
+
+    A protocol rather than ``TranscriptionServer`` itself, so this module does not
+    import server.py (which imports this one to create sessions).
+    """
+
+    settings: TranscriptionSettings
+    engine: WhisperEngine
+    publisher: StreamPublisher | None
+
+    def publish_segments(self, message: BaseModel) -> None: ...
+
+    def publish_speaker(self, event: SpeakerEvent) -> None: ...
+
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +60,7 @@ MAX_ABS_SAMPLE = 64.0  # float audio lives in [-1, 1]; far beyond means int16 by
 
 
 class Session:
-    def __init__(self, server: TranscriptionServer, ws: ServerConnection, config: SessionConfig) -> None:
+    def __init__(self, server: SessionHost, ws: ServerConnection, config: SessionConfig) -> None:
         s = server.settings
         self.server = server
         self.ws = ws
