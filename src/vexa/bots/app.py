@@ -88,13 +88,13 @@ async def _bot_manager(
     adopted = await orch.adopt()
     if adopted:
         log.warning("adopted %d bot(s) left running by an earlier bot-manager", len(adopted))
-    manager.spawn(manager.reconcile_forever(), name="bot-reconciler")
+    manager.spawn(manager.reconciler.run(), name="bot-reconciler")
     log.info("bot-manager ready (orchestrator=%s)", orch.kind)
     try:
         yield manager
     finally:
         await manager.close()  # the reconciler and pending hard stops
-        await manager.shutdown_bots()
+        await manager.reconciler.shutdown_bots()
         await webhooks.close()
 
 
