@@ -9,6 +9,7 @@ PostgreSQL/Redis) on top of the Docker stand-in.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from datetime import UTC, datetime
 from pathlib import Path
@@ -295,3 +296,42 @@ def test_k8s_manifests_grant_exactly_pod_rights():
     env = {e["name"]: e for e in pod["containers"][0]["env"]}
     assert env["ORCHESTRATOR"]["value"] == "kubernetes"
     assert env["K8S_NAMESPACE"]["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.namespace"
+
+
+async def test_a_new_manager_keeps_or_stops_the_containers_it_finds(
+    database_url, redis_url, tmp_path, make_user, db, redis
+):
+    """Containers outlive their manager: the next one keeps those of active meetings, stops the rest."""
+    _, token = await make_user()
+    engine = DockerEngineStandIn()
+    settings = make_settings(database_url, redis_url, tmp_path, ORCHESTRATOR="docker")
+    ids = []
+    async with (
+        serve_app(create_app(settings, orchestrator=DockerOrchestrator(settings, client=engine))) as base,
+        httpx.AsyncClient(base_url=base) as c,
+    ):
+        for native in ("123456789", "987654321"):
+            resp = await c.post(
+                "/bots", json={"platform": "zoom", "native_meeting_id": native}, headers={"X-API-Key": token}
+            )
+            assert resp.status_code == 201
+            ids.append(resp.json()["id"])
+    kept, ended = ids
+    async with db.engine.begin() as conn:  # both bots joined; the second meeting ended meanwhile
+        await conn.execute(text("UPDATE meetings SET status = 'active'"))
+        await conn.execute(text("UPDATE meetings SET status = 'completed' WHERE id = :m"), {"m": ended})
+    assert {c.status for c in engine.containers_by_id.values()} == {"running"}
+
+    async with serve_app(create_app(settings, orchestrator=DockerOrchestrator(settings, client=engine))):
+        await wait_for(lambda: _stopped(engine, "cid0002"), what="the ended meeting's container stopped")
+        await asyncio.sleep(1.2)  # two more reconcile passes
+        assert engine.containers_by_id["cid0001"].status == "running"
+        async with db.engine.connect() as conn:
+            status = (
+                await conn.execute(text("SELECT status FROM meetings WHERE id = :m"), {"m": kept})
+            ).scalar_one()
+        assert status == "active"
+
+
+async def _stopped(engine: DockerEngineStandIn, cid: str) -> bool:
+    return any(call[:2] == ("stop", cid) for call in engine.calls)
