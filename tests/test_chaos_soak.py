@@ -24,8 +24,8 @@ async def test_nothing_lost_nothing_stale_through_kills_and_restarts(tmp_path):
             drafts=3,
             interval_s=0.5,
             collector_kills=5,
-            old_maxlen=1500,
-            phase_s=3.0,
+            old_maxlen=1200,
+            phase_s=2.5,
         )
     )
     print("\n".join(report.lines()))

@@ -33,6 +33,7 @@ from vexa.transcription.publisher import StreamPublisher
 
 log = logging.getLogger(__name__)
 GROUP = "collector_group"
+RECOVERY_LIMIT_S = 900.0  # a backlog drains at the collector's pace, slow on a shared 2-core machine
 
 
 @dataclass
@@ -204,7 +205,7 @@ class Soak:
         """Recovery ends when a probe sent at the fault is readable and the dead consumers own nothing."""
         meeting = self.targets[0]
         uid, text_ = probe
-        deadline = t0 + 300
+        deadline = t0 + RECOVERY_LIMIT_S
         while time.monotonic() < deadline:
             owned = 0
             with contextlib.suppress(Exception):
@@ -216,7 +217,7 @@ class Soak:
                     self.report.recovery_s[name] = time.monotonic() - t0
                     return
             await asyncio.sleep(0.2)
-        raise AssertionError(f"no recovery from {name} within 300 s")
+        raise AssertionError(f"no recovery from {name} within {RECOVERY_LIMIT_S:.0f} s")
 
     def _probe(self, publisher: StreamPublisher) -> tuple[str, str]:
         self._probes += 1
