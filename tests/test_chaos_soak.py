@@ -11,7 +11,7 @@ import pytest
 
 from vexa.testing.chaos import SoakConfig, soak
 
-pytestmark = pytest.mark.timeout(600)
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 
 
 async def test_nothing_lost_nothing_stale_through_kills_and_restarts(tmp_path):
