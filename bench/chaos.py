@@ -1,6 +1,6 @@
 """Fault-injection soak of the transcript pipeline (see vexa.testing.chaos); prints its figures.
 
-    PYTHONPATH=src .venv/bin/python bench/chaos.py                 # 24 sessions, 6 meetings
+    PYTHONPATH=src .venv/bin/python bench/chaos.py                 # 20 sessions, 4 meetings
     PYTHONPATH=src .venv/bin/python bench/chaos.py --sessions 40 --meetings 8 --old-maxlen 100000
 
 Everything runs on loopback in a temporary folder: embedded PostgreSQL and Valkey
@@ -24,13 +24,13 @@ def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--sessions", type=int, default=24)
-    parser.add_argument("--meetings", type=int, default=6)
+    parser.add_argument("--sessions", type=int, default=20)
+    parser.add_argument("--meetings", type=int, default=4)
     parser.add_argument("--drafts", type=int, default=3, help="drafts before each segment is completed")
-    parser.add_argument("--interval", type=float, default=0.5, help="seconds between a session's messages")
-    parser.add_argument("--collector-kills", type=int, default=7)
-    parser.add_argument("--old-maxlen", type=int, default=5_000, help="the producer's former MAXLEN ~")
-    parser.add_argument("--phase", type=float, default=6.0, help="mean seconds between faults")
+    parser.add_argument("--interval", type=float, default=1.0, help="seconds between a session's messages")
+    parser.add_argument("--collector-kills", type=int, default=6)
+    parser.add_argument("--old-maxlen", type=int, default=2_000, help="the producer's former MAXLEN ~")
+    parser.add_argument("--phase", type=float, default=4.0, help="mean seconds between faults")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--keep", type=Path, help="keep logs and data here instead of a temporary folder")
     args = parser.parse_args()

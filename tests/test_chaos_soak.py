@@ -22,7 +22,7 @@ async def test_nothing_lost_nothing_stale_through_kills_and_restarts(tmp_path):
             sessions=20,
             meetings=4,
             drafts=3,
-            interval_s=0.5,
+            interval_s=1.0,
             collector_kills=5,
             old_maxlen=1200,
             phase_s=2.5,

@@ -53,11 +53,13 @@ async def keep_from(redis: Redis, stream: str) -> str | None:
         return None
     oldest: str | None = None
     for group in groups:
+        needed = _next_id(str(group["last-delivered-id"]))
         if int(group.get("pending") or 0) > 0:
+            # Read after XINFO: the pending entries may all be acknowledged by now (min is None),
+            # and the last-delivered id read above is then still a safe bound.
             summary = await redis.xpending(stream, group["name"])
-            needed = str(summary["min"])
-        else:
-            needed = _next_id(str(group["last-delivered-id"]))
+            if summary.get("min"):
+                needed = _older(str(summary["min"]), needed)
         oldest = needed if oldest is None else _older(oldest, needed)
     return oldest
 
