@@ -304,11 +304,10 @@ class Soak:
         await stack.start_collector()
         await self._recovered(redis, "collector outage past the old MAXLEN", probe, dead, t0)
 
-        n = 0
         while self.report.collector_kills < cfg.collector_kills:
             await self._pause()
-            n += 1
-            await self._kill_one(redis, publisher, f"collector SIGKILL #{n + 2}", restart=True)
+            label = f"collector SIGKILL #{self.report.collector_kills + 1}"
+            await self._kill_one(redis, publisher, label, restart=True)
         await self._pause()
 
     # --- the run --------------------------------------------------------------------------------
