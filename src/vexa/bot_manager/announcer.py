@@ -13,8 +13,8 @@ from redis.exceptions import RedisError
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from vexa.bots.lifecycle import is_terminal
-from vexa.bots.webhooks import WebhookDispatcher
+from vexa.bot_manager.lifecycle import is_terminal
+from vexa.bot_manager.webhooks import WebhookDispatcher
 from vexa.db.models import Meeting, User
 from vexa.events import publish_event
 from vexa.meetings import meeting_response

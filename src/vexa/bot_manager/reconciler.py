@@ -16,10 +16,10 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select
 
-from vexa.bots.lifecycle import ACTIVE_STATUSES, CompletionReason, IllegalTransition, is_terminal
-from vexa.bots.orchestrators.base import Orchestrator
-from vexa.bots.settings import BotManagerSettings
-from vexa.bots.transitions import MeetingTransitions
+from vexa.bot_manager.lifecycle import ACTIVE_STATUSES, CompletionReason, IllegalTransition, is_terminal
+from vexa.bot_manager.orchestrators.base import Orchestrator
+from vexa.bot_manager.settings import BotManagerSettings
+from vexa.bot_manager.transitions import MeetingTransitions
 from vexa.db import Database
 from vexa.db.models import Meeting, MeetingStatus
 

@@ -29,8 +29,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO
 
-from vexa.bots.orchestrators.base import BotInfo, BotSpec, BotStartError, Orchestrator
-from vexa.bots.settings import BotManagerSettings
+from vexa.bot_manager.orchestrators.base import BotInfo, BotSpec, BotStartError, Orchestrator
+from vexa.bot_manager.settings import BotManagerSettings
 
 log = logging.getLogger(__name__)
 

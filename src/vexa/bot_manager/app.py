@@ -18,11 +18,12 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from vexa.auth import AuthenticatedUser, api_key_header, require_user
-from vexa.bots.lifecycle import CompletionReason, IllegalTransition
-from vexa.bots.manager import BotManager, ServiceError
-from vexa.bots.orchestrators import Orchestrator, create_orchestrator
-from vexa.bots.settings import BotManagerSettings
-from vexa.bots.webhooks import WebhookDispatcher
+from vexa.bot_manager.errors import ServiceError
+from vexa.bot_manager.lifecycle import CompletionReason, IllegalTransition
+from vexa.bot_manager.manager import BotManager
+from vexa.bot_manager.orchestrators import Orchestrator, create_orchestrator
+from vexa.bot_manager.settings import BotManagerSettings
+from vexa.bot_manager.webhooks import WebhookDispatcher
 from vexa.platforms import Platform
 from vexa.schemas import (
     BotStatusResponse,
@@ -34,7 +35,7 @@ from vexa.schemas import (
 )
 from vexa.service import DataServices, data_services
 
-log = logging.getLogger("vexa.bots.app")
+log = logging.getLogger(__name__)
 
 
 class StatusCallback(BaseModel):

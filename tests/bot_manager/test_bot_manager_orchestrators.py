@@ -20,18 +20,18 @@ import docker.errors
 import httpx
 import pytest
 import yaml
-from bots_helpers import make_settings, serve_app, wait_for
+from bot_manager_helpers import make_settings, serve_app, wait_for
 from kubernetes import client as k8s
 from kubernetes.client.exceptions import ApiException
 from sqlalchemy import text
 
-from vexa.bots.app import create_app
-from vexa.bots.lifecycle import TRANSITIONS, IllegalTransition, check_transition
-from vexa.bots.orchestrators import BotSpec, BotStartError, create_orchestrator
-from vexa.bots.orchestrators.docker_engine import DockerOrchestrator
-from vexa.bots.orchestrators.kubernetes_pods import KubernetesOrchestrator
-from vexa.bots.orchestrators.process import ProcessOrchestrator
-from vexa.bots.settings import BotManagerSettings
+from vexa.bot_manager.app import create_app
+from vexa.bot_manager.lifecycle import TRANSITIONS, IllegalTransition, check_transition
+from vexa.bot_manager.orchestrators import BotSpec, BotStartError, create_orchestrator
+from vexa.bot_manager.orchestrators.docker_engine import DockerOrchestrator
+from vexa.bot_manager.orchestrators.kubernetes_pods import KubernetesOrchestrator
+from vexa.bot_manager.orchestrators.process import ProcessOrchestrator
+from vexa.bot_manager.settings import BotManagerSettings
 
 CONFIG = json.dumps({"meeting_id": 7, "token": "user-key"})
 SPEC = BotSpec(7, 3, "google_meet", "abc-defg-hij", CONFIG)

@@ -8,7 +8,7 @@ import os
 
 import httpx
 import pytest
-from bots_helpers import get_meeting, standin_command, wait_for, wait_status
+from bot_manager_helpers import get_meeting, standin_command, wait_for, wait_status
 from sqlalchemy import text
 
 from vexa.testing.processes import ServiceProcess

@@ -13,10 +13,10 @@ from typing import Any
 
 from redis.asyncio import Redis
 
-from vexa.bots.announcer import Announcer
-from vexa.bots.errors import ServiceError
-from vexa.bots.lifecycle import CompletionReason, check_transition, is_terminal
-from vexa.bots.transcript_summary import merge_unique, transcript_speakers_and_languages
+from vexa.bot_manager.announcer import Announcer
+from vexa.bot_manager.errors import ServiceError
+from vexa.bot_manager.lifecycle import CompletionReason, check_transition, is_terminal
+from vexa.bot_manager.transcript_summary import merge_unique, transcript_speakers_and_languages
 from vexa.db import Database
 from vexa.db.models import Meeting, MeetingStatus
 

@@ -10,10 +10,10 @@ import asyncio
 import json
 
 import pytest
-from bots_helpers import get_meeting, standin_command, wait_for, wait_status
+from bot_manager_helpers import get_meeting, standin_command, wait_for, wait_status
 from sqlalchemy import text
 
-from vexa.bots.bot_config import hash_callback_token
+from vexa.bot_manager.bot_config import hash_callback_token
 
 pytestmark = pytest.mark.timeout(120)
 

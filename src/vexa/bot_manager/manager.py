@@ -21,20 +21,20 @@ from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from vexa.auth import AuthenticatedUser
-from vexa.bots.announcer import Announcer
-from vexa.bots.bot_config import (
+from vexa.bot_manager.announcer import Announcer
+from vexa.bot_manager.bot_config import (
     bot_config_json,
     build_bot_config,
     callback_token_matches,
     new_callback_token,
 )
-from vexa.bots.errors import ServiceError
-from vexa.bots.lifecycle import ACTIVE_STATUSES, CompletionReason, IllegalTransition, is_terminal
-from vexa.bots.orchestrators.base import BotSpec, Orchestrator
-from vexa.bots.reconciler import Reconciler
-from vexa.bots.settings import BotManagerSettings
-from vexa.bots.transitions import MeetingTransitions
-from vexa.bots.webhooks import WebhookDispatcher
+from vexa.bot_manager.errors import ServiceError
+from vexa.bot_manager.lifecycle import ACTIVE_STATUSES, CompletionReason, IllegalTransition, is_terminal
+from vexa.bot_manager.orchestrators.base import BotSpec, Orchestrator
+from vexa.bot_manager.reconciler import Reconciler
+from vexa.bot_manager.settings import BotManagerSettings
+from vexa.bot_manager.transitions import MeetingTransitions
+from vexa.bot_manager.webhooks import WebhookDispatcher
 from vexa.db import Database
 from vexa.db.models import Meeting, MeetingStatus, User
 from vexa.meetings import CALLBACK_TOKEN_HASH_KEY, meeting_response

@@ -13,7 +13,7 @@ import uvicorn
 from fastapi import FastAPI
 from sqlalchemy import select
 
-from vexa.bots.settings import BotManagerSettings
+from vexa.bot_manager.settings import BotManagerSettings
 from vexa.db import Database
 from vexa.db.models import Meeting
 from vexa.embedded import free_port
