@@ -149,6 +149,35 @@ async def test_revocation_listener_survives_a_dropped_connection(db, redis, redi
         await listener_redis.aclose()
 
 
+async def test_a_revocation_during_a_key_check_is_not_undone_by_the_cache(db, redis, redis_url, make_user):
+    """The check read the row before the revocation committed and finishes after it was announced."""
+    from redis.asyncio import Redis as AsyncRedis
+
+    from vexa.auth import publish_revocation
+
+    _, token = await make_user()
+    verifier = TokenVerifier(db.sessionmaker, cache_ttl_s=600)
+    listener_redis = AsyncRedis.from_url(redis_url)
+    await verifier.start_revocation_listener(listener_redis)
+    try:
+        async with db.engine.connect() as conn:
+            tx = await conn.begin()  # the admin's revocation, in progress: holds the token row
+            await conn.execute(text("SELECT id FROM api_tokens FOR UPDATE"))
+            # The check reads the (still valid) row, then waits to record last_used_at.
+            checking = asyncio.create_task(verifier.verify(token))
+            await asyncio.sleep(0.3)
+            assert not checking.done()
+            await conn.execute(text("UPDATE api_tokens SET revoked = true"))
+            await publish_revocation(redis, hash_token(token))
+            await asyncio.sleep(0.5)  # the pushed revocation reaches the listener meanwhile
+            await tx.commit()
+        await checking
+        assert await verifier.verify(token) is None  # not served from a cache filled by the stale read
+    finally:
+        await verifier.stop()
+        await listener_redis.aclose()
+
+
 @pytest.mark.parametrize(
     "body",
     [
@@ -185,3 +214,30 @@ async def test_admin_lookup_by_unstorable_email_is_404(db, redis_url, database_u
                 headers={"X-Admin-API-Key": "t" * 20},
             )
             assert created.status_code == 422 and "NUL" in created.text
+
+
+@pytest.mark.parametrize(
+    ("platform", "native"),
+    [
+        ("zoom", "\u0661\u0662\u0663\u0664\u0665\u0666\u0667\u0668\u0669"),  # Arabic-Indic digits
+        ("teams", "\uff11\uff12\uff13\uff14\uff15\uff16\uff17\uff18\uff19\uff10"),  # full-width digits
+        ("zoom", "12345678\u0669"),
+    ],
+)
+def test_native_ids_are_ascii_only(platform: str, native: str) -> None:
+    assert native_id_problem(platform, native) is not None
+    assert native_id_problem(platform, "1234567890") is None
+
+
+async def test_emails_are_unique_regardless_of_case(db, make_user):
+    """Two users whose emails differ only in case would make every later lookup by email fail."""
+    from vexa.admin import store
+
+    await make_user(email="Dana@Example.com")
+    with pytest.raises(IntegrityError):
+        await make_user(email="dana@example.COM")
+    async with db.sessionmaker() as session:
+        found = await store.get_user_by_email(session, "DANA@example.com")
+        assert found is not None and found.email == "Dana@Example.com"
+        user, created = await store.create_user(session, email="dana@EXAMPLE.com")
+        assert not created and user.id == found.id

@@ -8,7 +8,11 @@ and the match is re-checked with ``hmac.compare_digest``.
 
 Revocation must take effect at once "everywhere, including caches": every
 service keeps a short in-process cache and subscribes to the Redis channel
-``REVOCATION_CHANNEL``; the admin API publishes the revoked hash there.
+``REVOCATION_CHANNEL``; the admin API publishes the revoked hash there. A check
+that read the database before a revocation and finishes after it must not put
+the key back in the cache: every revocation bumps an epoch, and a lookup that
+saw the epoch change reads again instead of caching. Long-lived connections
+(WebSockets) register with ``on_revocation`` and are closed by their owner.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ import hmac
 import logging
 import secrets
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -75,6 +80,8 @@ class TokenVerifier:
         self._cache: dict[str, tuple[float, AuthenticatedUser]] = {}
         self._last_used_written: dict[int, float] = {}
         self._listener: asyncio.Task[None] | None = None
+        self._epoch = 0  # bumped by every revocation (and by a lost subscription)
+        self._revocation_hooks: set[Callable[[str | None], None]] = set()
 
     async def verify(self, token: str | None) -> AuthenticatedUser | None:
         """The token's user, or None for a missing, unknown or revoked token."""
@@ -85,6 +92,18 @@ class TokenVerifier:
         now = time.monotonic()
         if cached and cached[0] > now:
             return cached[1]
+        for _ in range(3):
+            epoch = self._epoch
+            found = await self._lookup(digest, now)
+            if self._epoch == epoch:  # no revocation arrived while we read: the answer stands
+                break
+        else:  # revocations keep arriving: answer from the last read, cache nothing
+            return found
+        if found is not None:
+            self._cache[digest] = (now + self._ttl, found)
+        return found
+
+    async def _lookup(self, digest: str, now: float) -> AuthenticatedUser | None:
         async with self._sessionmaker() as session:
             row = (
                 await session.execute(
@@ -105,22 +124,34 @@ class TokenVerifier:
                 )
                 await session.commit()
                 self._last_used_written[token_row.id] = now
-        found = AuthenticatedUser(
+        return AuthenticatedUser(
             user_id=user.id,
             email=user.email,
             max_concurrent_bots=user.max_concurrent_bots,
             token_id=token_row.id,
             token_hash=digest,
         )
-        self._cache[digest] = (now + self._ttl, found)
-        return found
 
     def forget(self, token_hash: str | None = None) -> None:
-        """Drop one hash (or everything) from the cache."""
+        """Drop one hash (or everything, when revocations may have been missed) and tell the hooks."""
+        self._epoch += 1
         if token_hash is None:
             self._cache.clear()
         else:
             self._cache.pop(token_hash, None)
+        for hook in list(self._revocation_hooks):
+            try:
+                hook(token_hash)
+            except Exception:
+                log.exception("revocation hook failed")
+
+    def on_revocation(self, hook: Callable[[str | None], None]) -> Callable[[], None]:
+        """Call ``hook(hash)`` on each revocation (``None``: any key may be revoked, check again).
+
+        Returns the function that removes the hook. Hooks run in the event loop and must not block.
+        """
+        self._revocation_hooks.add(hook)
+        return lambda: self._revocation_hooks.discard(hook)
 
     async def start_revocation_listener(self, redis: Redis) -> None:
         """Subscribe to revocations so a revoked key stops working before the TTL runs out.

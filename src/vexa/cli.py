@@ -35,7 +35,7 @@ class Service(StrEnum):
 SERVICE_MODULES: dict[Service, str] = {
     Service.gateway: "vexa.gateway.main",
     Service.admin: "vexa.admin.main",
-    Service.bot_manager: "vexa.bots.main",
+    Service.bot_manager: "vexa.bot_manager.main",
     Service.collector: "vexa.collector.main",
     Service.transcription: "vexa.transcription.main",
 }

@@ -1,7 +1,9 @@
 """Meeting platforms: native-id formats and the join URLs built from them.
 
 Shared by the gateway (validation), the bot-manager (URL building) and the
-collector (path parameters), so one regex decides what a valid id is.
+collector (path parameters), so one regex decides what a valid id is. Digits are
+ASCII ``[0-9]`` only: ``\\d`` would also accept e.g. Arabic-Indic digits, which no
+platform issues and which would make two spellings of one meeting.
 """
 
 from __future__ import annotations
@@ -22,8 +24,8 @@ _FORMATS: dict[Platform, tuple[re.Pattern[str], str]] = {
         re.compile(r"^[a-z]{3}-[a-z]{4}-[a-z]{3}$"),
         "a Google Meet code like 'abc-defg-hij' (lowercase letters, 3-4-3)",
     ),
-    Platform.zoom: (re.compile(r"^\d{9,11}$"), "a Zoom meeting number of 9 to 11 digits"),
-    Platform.teams: (re.compile(r"^\d{10,15}$"), "a Teams meeting id of 10 to 15 digits"),
+    Platform.zoom: (re.compile(r"^[0-9]{9,11}$"), "a Zoom meeting number of 9 to 11 digits"),
+    Platform.teams: (re.compile(r"^[0-9]{10,15}$"), "a Teams meeting id of 10 to 15 digits"),
 }
 
 _PASSCODE = re.compile(r"^[A-Za-z0-9._\-]{1,128}$")

@@ -52,6 +52,12 @@ class StorableInput(BaseModel):
         return self
 
 
+class MessageResponse(BaseModel):
+    """A request was accepted; what happens next, in words."""
+
+    message: str
+
+
 class ErrorResponse(BaseModel):
     detail: Any = Field(description="What went wrong, in words (or a list of validation problems).")
 

@@ -10,10 +10,31 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, field_validator
+
+from vexa.schemas import storable_problem
 
 PAYLOAD_FIELD = "payload"
 DEAD_LETTER_SUFFIX = ":dead"
+SEQ_BITS = 20  # stream entry ids "ms-seq" pack into one BIGINT as ms << 20 | seq
+
+
+def entry_order(entry_id: str) -> tuple[int, int]:
+    """A stream entry id as a sortable pair (``"1700000000000-3"`` -> ``(1700000000000, 3)``).
+
+    Redis assigns entry ids in the order the producer's XADDs arrive, and one
+    transcription session publishes through one ordered queue, so the entry id is
+    the producer's own order of a segment's drafts: a replayed or re-claimed older
+    message has a smaller id than the newer one already applied.
+    """
+    ms, _, seq = entry_id.partition("-")
+    return int(ms), int(seq or 0)
+
+
+def entry_version(entry_id: str) -> int:
+    """``entry_order`` packed into one BIGINT for PostgreSQL (monotonic until the year 2248)."""
+    ms, seq = entry_order(entry_id)
+    return (ms << SEQ_BITS) | min(seq, (1 << SEQ_BITS) - 1)
 
 
 class _Message(BaseModel):
@@ -24,6 +45,14 @@ class _Message(BaseModel):
     meeting_id: str = Field(min_length=1, max_length=255, description="The platform's native meeting id.")
     token: str = Field(
         min_length=1, max_length=512, description="The user's API key; the collector verifies it."
+    )
+    meeting_db_id: int | None = Field(
+        None,
+        ge=1,
+        le=2**31 - 1,
+        description="The meeting's database id, when the producer knows it (our bots send it): binds "
+        "the session to that meeting, so a late backlog never lands in a newer meeting with the same "
+        "native id.",
     )
 
 
@@ -36,6 +65,15 @@ class Segment(BaseModel):
     language: str | None = None
     completed: bool = False
     speaker: str | None = None
+
+    @field_validator("text", "speaker", "language")
+    @classmethod
+    def _storable(cls, value: str | None) -> str | None:
+        """Refused here (and dead-lettered) rather than by PostgreSQL at persistence time."""
+        problem = storable_problem(value)
+        if problem:
+            raise ValueError(problem)
+        return value
 
 
 class TranscriptionMessage(_Message):

@@ -99,11 +99,13 @@ async def test_patch_and_delete_meeting(harness, db, redis, make_user):
 async def test_health(harness):
     resp = await harness.client.get("/health")
     assert resp.status_code == 200
+    empty = {"length": 0, "lag": 0, "pending": 0, "trimmed": 0}
     assert resp.json() == {
         "status": "ok",
         "service": "transcription-collector",
         "redis": "ok",
         "database": "ok",
+        "streams": {"transcription_segments": empty, "speaker_events_relative": empty},
     }
 
 

@@ -1,4 +1,4 @@
-"""Forwarding to the real bot-manager process (runs once `vexa.bots.main` exists)."""
+"""Forwarding to the real bot-manager process."""
 
 from __future__ import annotations
 
@@ -6,9 +6,6 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
-
-pytest.importorskip("vexa.bots.main")
-
 from gateway_helpers import start_gateway  # type: ignore[import-not-found]
 
 from vexa.embedded import free_port

@@ -1,4 +1,4 @@
-"""Forwarding to the real collector process (runs once `vexa.collector.main` exists)."""
+"""Forwarding to the real collector process."""
 
 from __future__ import annotations
 
@@ -6,11 +6,8 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
-from sqlalchemy import text
-
-pytest.importorskip("vexa.collector.main")
-
 from gateway_helpers import start_gateway  # type: ignore[import-not-found]
+from sqlalchemy import text
 
 from vexa.embedded import free_port
 from vexa.testing.processes import ServiceProcess

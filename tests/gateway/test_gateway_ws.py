@@ -230,3 +230,27 @@ async def test_event_hub_survives_a_dropped_redis_connection(gateway, make_user,
         assert got is not None and got["type"] == "transcript.mutable"
         renamed = [c for c in await redis.client_list() if c.get("name") == "vexa-gateway-hub"]
         assert renamed and {c["id"] for c in renamed}.isdisjoint({c["id"] for c in hubs})
+
+
+async def test_a_revoked_keys_socket_is_closed_within_a_second(gateway, admin_api, admin_headers, db):
+    """Revoking a key (admin-api) closes the open WebSockets that authenticated with it."""
+    import httpx
+
+    async with httpx.AsyncClient(base_url=admin_api.base_url, timeout=10) as admin:
+        user = await admin.post(
+            "/admin/users", json={"email": "ws-revoke@example.com"}, headers=admin_headers
+        )
+        issued = (await admin.post(f"/admin/users/{user.json()['id']}/tokens", headers=admin_headers)).json()
+        await insert_meeting(db, user.json()["id"])
+        async with connect(ws_url(gateway, issued["token"])) as ws:
+            await ws.send(json.dumps({"action": "subscribe", "meetings": [MEET]}))
+            assert (await recv_json(ws))["type"] == "subscribed"
+            revoked_at = asyncio.get_running_loop().time()
+            assert (
+                await admin.delete(f"/admin/tokens/{issued['id']}", headers=admin_headers)
+            ).status_code == 204
+            with pytest.raises(ConnectionClosed) as closed:
+                while True:
+                    await asyncio.wait_for(ws.recv(), 5)
+            assert asyncio.get_running_loop().time() - revoked_at < 1.0
+            assert closed.value.rcvd.code == 4403 and "revoked" in closed.value.rcvd.reason

@@ -24,7 +24,7 @@ def message(i: int) -> TranscriptionMessage:
 
 async def test_messages_published_while_redis_is_down_arrive_in_order_later(tmp_path: Path) -> None:
     port = free_port()
-    publisher = StreamPublisher(f"redis://127.0.0.1:{port}/0", maxlen=1000, max_buffered=50)
+    publisher = StreamPublisher(f"redis://127.0.0.1:{port}/0", max_buffered=50)
     publisher.start()
     for i in range(60):  # more than the buffer holds: the oldest 10 are dropped, never the session
         publisher.publish("transcription_segments", message(i))
@@ -44,8 +44,9 @@ async def test_messages_published_while_redis_is_down_arrive_in_order_later(tmp_
         server.stop()
 
 
-async def test_stream_is_capped_with_maxlen(redis_url: str, redis: Redis) -> None:
-    publisher = StreamPublisher(redis_url, maxlen=100, max_buffered=10_000)
+async def test_the_producer_never_trims_the_stream(redis_url: str, redis: Redis) -> None:
+    """Trimming is the consumer group's business (vexa.collector.trimming): unread entries stay."""
+    publisher = StreamPublisher(redis_url, max_buffered=10_000)
     publisher.start()
     start = SessionStartMessage(
         uid="u", platform="zoom", meeting_id="1", token="t", start_timestamp="2026-01-01T00:00:00Z"
@@ -54,4 +55,4 @@ async def test_stream_is_capped_with_maxlen(redis_url: str, redis: Redis) -> Non
         publisher.publish("capped", start)
     assert await publisher.flush(within_s=20)
     await publisher.close()
-    assert 100 <= await redis.xlen("capped") < 1000  # MAXLEN ~ trims whole nodes, approximately
+    assert await redis.xlen("capped") == 1000

@@ -60,6 +60,8 @@ class AudioRouter:
             "meeting_url": config.meeting_url,
             "token": config.token,
             "meeting_id": config.native_meeting_id,
+            # Binds the transcription session to this meeting row (not just its native id).
+            "meeting_db_id": config.meeting_id if isinstance(config.meeting_id, int) else None,
             "use_vad": True,
             # WhisperLive's field for words to favour; ours biases faster-whisper's decoding with it.
             "hotwords": ", ".join(config.custom_vocabulary) or None,

@@ -7,7 +7,6 @@ import logging
 from typing import Any
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
-from pydantic import BaseModel
 from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.responses import Response
@@ -25,9 +24,11 @@ from vexa.schemas import (
     MeetingListResponse,
     MeetingResponse,
     MeetingUpdate,
+    MessageResponse,
     TranscriptionResponse,
     TranscriptionSegment,
 )
+from vexa.streams import entry_version
 
 log = logging.getLogger(__name__)
 
@@ -44,16 +45,20 @@ _SEGMENT_COLUMNS = (
     Transcription.speaker,
     Transcription.speaker_mapping_status,
     Transcription.session_uid,
+    Transcription.version,
 )
 
 
-class MessageResponse(BaseModel):
-    message: str
-
-
 async def _find_meeting(
-    session: AsyncSession, user_id: int, platform: Platform, native_id: str, meeting_id: int | None = None
+    session: AsyncSession,
+    user_id: int,
+    platform: Platform,
+    native_id: str,
+    meeting_id: int | None = None,
+    *,
+    lock: bool = False,
 ) -> Meeting:
+    """The caller's newest such meeting; ``lock`` takes its row FOR UPDATE (writers of ``data``)."""
     query = select(Meeting).where(
         Meeting.user_id == user_id,
         Meeting.platform == platform.value,
@@ -61,9 +66,10 @@ async def _find_meeting(
     )
     if meeting_id is not None:
         query = query.where(Meeting.id == meeting_id)
-    found = (
-        await session.execute(query.order_by(Meeting.created_at.desc(), Meeting.id.desc()).limit(1))
-    ).scalar_one_or_none()
+    query = query.order_by(Meeting.created_at.desc(), Meeting.id.desc()).limit(1)
+    if lock:
+        query = query.with_for_update().execution_options(populate_existing=True)
+    found = (await session.execute(query)).scalar_one_or_none()
     if found is None:
         raise HTTPException(
             status.HTTP_404_NOT_FOUND, detail=f"Meeting {platform.value}/{native_id} not found"
@@ -110,20 +116,26 @@ async def get_transcript(
         ).mappings()
         starts = await session_starts(session, meeting.id)
         merged: dict[str, TranscriptionSegment] = {}
+        versions: dict[str, int] = {}
         for row in rows:
             start = starts.get(row["session_uid"])
+            fields = {k: v for k, v in row.items() if k != "version"}
             seg = TranscriptionSegment.model_validate(
                 {
-                    **row,
+                    **fields,
                     "absolute_start_time": absolute(start, row["start_time"]),
                     "absolute_end_time": absolute(start, row["end_time"]),
                     "completed": True,
                 }
             )
-            merged[segment_field(row["session_uid"], row["start_time"])] = seg
+            field = segment_field(row["session_uid"], row["start_time"])
+            merged[field], versions[field] = seg, row["version"]
     live, _ = decode(await read_raw(state.redis, meeting.id))
     for field, stored in live.items():
-        merged[field] = stored.to_public(starts.get(stored.session_uid))  # the newer draft wins
+        # A live draft replaces the stored row only if it is not older (a replayed old
+        # message can sit in Redis briefly after the row was persisted).
+        if entry_version(stored.version) >= versions.get(field, -1):
+            merged[field] = stored.to_public(starts.get(stored.session_uid))
     segments = sorted(merged.values(), key=_sort_key)
     view = meeting_response(meeting, state.settings.meeting_base_url)
     transcript = TranscriptionResponse(
@@ -159,7 +171,9 @@ async def update_meeting(
 ) -> MeetingResponse:
     changes = body.data.model_dump(exclude_unset=True)
     async with request.app.state.db.session() as session:
-        meeting = await _find_meeting(session, user.user_id, platform, native_id)
+        # FOR UPDATE: the bot-manager's status transitions lock the row too, so neither
+        # write loses the other's keys (status_transition, completion_reason, participants).
+        meeting = await _find_meeting(session, user.user_id, platform, native_id, lock=True)
         merged: dict[str, Any] = {**(meeting.data or {}), **changes}
         meeting.data = merged
         await session.commit()
@@ -201,6 +215,10 @@ async def delete_meeting(
                 status.HTTP_503_SERVICE_UNAVAILABLE, detail="Meeting is busy; try again shortly"
             )
         try:
+            # The fence: the persister takes this row FOR SHARE before writing rows, so its
+            # transaction either commits before we delete or waits and then sees the redaction
+            # (the Redis lock above only saves work; it may expire during a slow round).
+            await session.execute(select(Meeting.id).where(Meeting.id == meeting_db_id).with_for_update())
             await drop_meeting(state.redis, meeting_db_id)  # Redis first: leftovers would be persisted again
             await session.execute(delete(Transcription).where(Transcription.meeting_id == meeting_db_id))
             await session.execute(delete(MeetingSession).where(MeetingSession.meeting_id == meeting_db_id))

@@ -21,6 +21,7 @@ from vexa.collector.handlers import SegmentHandler, SpeakerHandler
 from vexa.collector.meetings import MeetingDirectory
 from vexa.collector.persistence import Persister
 from vexa.collector.settings import CollectorSettings
+from vexa.collector.trimming import StreamTrimmer, measure
 from vexa.db import Database
 from vexa.service import add_error_handler, data_services
 
@@ -43,7 +44,7 @@ class Collector:
             group=settings.redis_consumer_group,
             consumer=settings.consumer_name,
             dead_stream=settings.dead_letter_stream,
-            handler=SegmentHandler(redis, self.directory, verifier, ttl_s=settings.redis_segment_ttl),
+            handler=SegmentHandler(redis, self.directory, verifier),
             count=settings.redis_stream_read_count,
             block_ms=settings.redis_stream_block_ms,
             claim_idle_ms=settings.pending_msg_timeout_ms,
@@ -69,6 +70,12 @@ class Collector:
             self.filter,
             immutability_threshold_s=settings.immutability_threshold,
             interval_s=settings.background_task_interval,
+            dead_stream=settings.dead_letter_stream,
+        )
+        self.trimmer = StreamTrimmer(
+            redis,
+            [settings.redis_stream_name, settings.speaker_events_stream],
+            interval_s=settings.stream_trim_interval_s,
         )
         self._tasks: list[asyncio.Task[None]] = []
 
@@ -79,6 +86,7 @@ class Collector:
             asyncio.create_task(self.segments.run(), name="collector-segments"),
             asyncio.create_task(self.speakers.run(), name="collector-speakers"),
             asyncio.create_task(self.persister.run(), name="collector-persister"),
+            asyncio.create_task(self.trimmer.run(), name="collector-trimmer"),
         ]
         log.info(
             "collector consuming %s (group %s) and %s (group %s) as %s",
@@ -143,7 +151,18 @@ def create_app(settings: CollectorSettings | None = None, *, run_workers: bool =
         except Exception as exc:
             checks["database"] = f"error: {type(exc).__name__}"
         healthy = all(v == "ok" for v in checks.values())
-        body = {"status": "ok" if healthy else "degraded", "service": "transcription-collector", **checks}
+        body: dict[str, object] = {
+            "status": "ok" if healthy else "degraded",
+            "service": "transcription-collector",
+            **checks,
+        }
+        if healthy:  # how far behind the streams are: entries not yet delivered, and unacknowledged
+            with contextlib.suppress(Exception):
+                streams = request.app.state.collector.trimmer.streams
+                body["streams"] = {
+                    name: (await asyncio.wait_for(measure(request.app.state.redis, name), 2.0)).as_dict()
+                    for name in streams
+                }
         return JSONResponse(body, status_code=200 if healthy else 503)
 
     app.include_router(api.router)

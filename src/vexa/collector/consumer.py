@@ -39,13 +39,29 @@ class DeadLetter(Exception):
         self.reason = reason
 
 
+# SQLSTATE classes that mean "the server or the connection", not "this data": connection
+# exception, transaction rollback (deadlock, serialization), insufficient resources,
+# operator intervention (shutdown, starting up), system error.
+_TRANSIENT_SQLSTATE_CLASSES = frozenset({"08", "40", "53", "57", "58"})
+
+
 def is_transient(exc: BaseException) -> bool:
     """Infrastructure trouble worth retrying (as opposed to a message or code problem)."""
     if isinstance(exc, RedisError | ConnectionError | TimeoutError | OSError | sa_exc.TimeoutError):
         return True
     if isinstance(exc, sa_exc.DBAPIError):
-        return not isinstance(exc, sa_exc.IntegrityError | sa_exc.DataError | sa_exc.ProgrammingError)
+        if isinstance(exc, sa_exc.IntegrityError | sa_exc.DataError | sa_exc.ProgrammingError):
+            return False
+        sqlstate = _sqlstate(exc)
+        return sqlstate is None or sqlstate[:2] in _TRANSIENT_SQLSTATE_CLASSES or sqlstate == "55P03"
     return False
+
+
+def _sqlstate(exc: sa_exc.DBAPIError) -> str | None:
+    """The server's error code, when the server answered (asyncpg keeps it on the driver error)."""
+    driver = getattr(exc.orig, "driver_exception", None) or exc.orig
+    code = getattr(driver, "sqlstate", None)
+    return code if isinstance(code, str) else None
 
 
 def parse_entries(raw: Any) -> list[tuple[str, dict[str, str] | None]]:
@@ -87,6 +103,7 @@ class StreamWorker:
         self.name = name
         self.handled = 0
         self.dead_lettered = 0
+        self.vanished = 0
         self._recheck_own_pending = True  # after a restart under the same name, or an outage
 
     async def ensure_group(self) -> None:
@@ -170,8 +187,10 @@ class StreamWorker:
     async def process(self, entries: list[tuple[str, dict[str, str] | None]]) -> None:
         """Handle in order; an infrastructure error stops the batch, leaving the rest pending."""
         for entry_id, fields in entries:
-            if fields is None:  # trimmed from the stream while pending: nothing left to do
+            if fields is None:  # deleted while pending (XDEL by hand: we never trim unacknowledged entries)
+                log.error("%s: pending entry %s no longer exists; acknowledging the gap", self.name, entry_id)
                 await self.redis.xack(self.stream, self.group, entry_id)
+                self.vanished += 1
                 continue
             try:
                 writes = await self.handler(entry_id, fields)

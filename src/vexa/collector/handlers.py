@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from datetime import UTC
 
 from pydantic import ValidationError
 from redis.asyncio import Redis
+from redis.asyncio.client import Pipeline
 
 from vexa.auth import TokenVerifier
 from vexa.collector import speakers
@@ -49,13 +49,10 @@ def _payload(fields: dict[str, str]) -> str:
 class SegmentHandler:
     """transcription / session_start / session_end messages from ``transcription_segments``."""
 
-    def __init__(
-        self, redis: Redis, directory: MeetingDirectory, verifier: TokenVerifier, *, ttl_s: int
-    ) -> None:
+    def __init__(self, redis: Redis, directory: MeetingDirectory, verifier: TokenVerifier) -> None:
         self.redis = redis
         self.directory = directory
         self.verifier = verifier
-        self.ttl_s = ttl_s
 
     async def __call__(self, entry_id: str, fields: dict[str, str]) -> Writes | None:
         raw = _payload(fields)
@@ -66,9 +63,14 @@ class SegmentHandler:
         user = await self.verifier.verify(msg.token)
         if user is None:
             raise DeadLetter("unauthorized: unknown or revoked token")
-        meeting = await self.directory.find(user.user_id, msg.platform, msg.meeting_id)
+        meeting = await self.directory.for_session(
+            user.user_id, msg.platform, msg.meeting_id, msg.uid, msg.meeting_db_id
+        )
         if meeting is None:
-            raise DeadLetter(f"unknown meeting {msg.platform}/{msg.meeting_id} for user {user.user_id}")
+            which = f" (id {msg.meeting_db_id})" if msg.meeting_db_id is not None else ""
+            raise DeadLetter(
+                f"unknown meeting {msg.platform}/{msg.meeting_id}{which} for user {user.user_id}"
+            )
 
         if isinstance(msg, SessionStartMessage):
             start = msg.start_timestamp
@@ -81,26 +83,22 @@ class SegmentHandler:
             log.info("meeting %s: session %s ended", meeting.id, msg.uid)
             return None
         assert isinstance(msg, TranscriptionMessage)
-        segments = await self._segments(msg)
+        segments = await self._segments(msg, entry_id)
         if not segments:
             return None
         session_start = await self.directory.session_start(meeting.id, msg.uid)
-        event = build_event(
-            "transcript.mutable",
-            meeting.id,
-            meeting.platform,
-            meeting.native_id,
-            {"segments": [s.to_public(session_start).model_dump(mode="json") for s in segments]},
-        )
-        event_json = json.dumps(event, default=str)
+        event = build_event("transcript.mutable", meeting.id, meeting.platform, meeting.native_id, {})
+        public = [s.to_public(session_start).model_dump_json() for s in segments]
 
-        def writes(pipe) -> None:  # type: ignore[no-untyped-def]
-            queue_write(pipe, meeting.id, segments, self.ttl_s)
-            pipe.publish(meeting_channel(meeting.id), event_json)
+        def writes(pipe: Pipeline) -> None:
+            # Newer-only: a replayed older draft changes nothing and is not announced.
+            queue_write(
+                pipe, meeting.id, segments, channel=meeting_channel(meeting.id), event=event, public=public
+            )
 
         return writes
 
-    async def _segments(self, msg: TranscriptionMessage) -> list[StoredSegment]:
+    async def _segments(self, msg: TranscriptionMessage, entry_id: str) -> list[StoredSegment]:
         """Normalised drafts, one per start (the last one in the message wins), speakers mapped."""
         now = now_utc()
         events: list[speakers.TimedEvent] | None = None
@@ -125,6 +123,7 @@ class SegmentHandler:
                 session_uid=msg.uid,
                 updated_at=now,
                 speaker_explicit=explicit is not None,
+                version=entry_id,
             )
             by_field[stored.field] = stored
         return list(by_field.values())

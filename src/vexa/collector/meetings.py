@@ -26,20 +26,72 @@ class MeetingRef:
 
 
 class MeetingDirectory:
+    """Which meeting row a message belongs to, and when each transcription session started.
+
+    A session belongs to one meeting for its whole life. The producer names that
+    meeting's database id when it knows it (our bots do); otherwise the session's
+    recorded ``meeting_sessions`` row decides, and only a session never seen before
+    falls back to the user's newest meeting with the native id. So a backlog from a
+    stopped meeting, handled after a new meeting with the same native id started,
+    still lands in the meeting it was spoken in.
+    """
+
     def __init__(self, sessionmaker: async_sessionmaker[AsyncSession], *, ttl_s: float = 5.0) -> None:
         self._sm = sessionmaker
         self._ttl = ttl_s
-        self._meetings: dict[tuple[int, str, str], tuple[float, MeetingRef]] = {}
+        self._bound: dict[tuple[int, str], tuple[float, MeetingRef]] = {}
         self._sessions: dict[tuple[int, str], datetime] = {}
         self._no_session: dict[tuple[int, str], float] = {}
 
-    async def find(self, user_id: int, platform: str, native_id: str) -> MeetingRef | None:
-        """The user's most recent meeting with this platform + native id (misses are not cached)."""
-        key = (user_id, platform, native_id)
+    async def for_session(
+        self, user_id: int, platform: str, native_id: str, session_uid: str, meeting_db_id: int | None
+    ) -> MeetingRef | None:
+        """The meeting this session's messages belong to, or None (then the message is dead-lettered)."""
+        key = (user_id, session_uid)
         now = time.monotonic()
-        hit = self._meetings.get(key)
+        hit = self._bound.get(key)
         if hit and hit[0] > now:
             return hit[1]
+        if meeting_db_id is not None:
+            ref = await self._by_id(user_id, platform, native_id, meeting_db_id)
+        else:
+            ref = await self._recorded(user_id, session_uid)
+            ref = ref or await self._newest(user_id, platform, native_id)
+        if ref is not None:
+            self._bound[key] = (now + self._ttl, ref)
+        return ref
+
+    async def _by_id(self, user_id: int, platform: str, native_id: str, meeting_id: int) -> MeetingRef | None:
+        """That row, if it is the caller's and still has this platform and native id."""
+        async with self._sm() as session:
+            row = (
+                await session.execute(
+                    select(Meeting.id, Meeting.platform, Meeting.platform_specific_id).where(
+                        Meeting.id == meeting_id,
+                        Meeting.user_id == user_id,
+                        Meeting.platform == platform,
+                        Meeting.platform_specific_id == native_id,
+                    )
+                )
+            ).first()
+        return MeetingRef(row[0], row[1], row[2]) if row is not None else None
+
+    async def _recorded(self, user_id: int, session_uid: str) -> MeetingRef | None:
+        """The meeting a session_start already bound this session to."""
+        async with self._sm() as session:
+            row = (
+                await session.execute(
+                    select(Meeting.id, Meeting.platform, Meeting.platform_specific_id)
+                    .join(MeetingSession, MeetingSession.meeting_id == Meeting.id)
+                    .where(MeetingSession.session_uid == session_uid, Meeting.user_id == user_id)
+                    .order_by(MeetingSession.id)
+                    .limit(1)
+                )
+            ).first()
+        return MeetingRef(row[0], row[1], row[2]) if row is not None else None
+
+    async def _newest(self, user_id: int, platform: str, native_id: str) -> MeetingRef | None:
+        """The user's most recent meeting with this platform + native id (a session's first message)."""
         async with self._sm() as session:
             row = (
                 await session.execute(
@@ -53,17 +105,12 @@ class MeetingDirectory:
                     .limit(1)
                 )
             ).first()
-        if row is None:
-            self._meetings.pop(key, None)
-            return None
-        ref = MeetingRef(row[0], row[1], row[2])
-        self._meetings[key] = (now + self._ttl, ref)
-        return ref
+        return MeetingRef(row[0], row[1], row[2]) if row is not None else None
 
     def forget_meeting(self, meeting_id: int) -> None:
-        for key, (_, ref) in list(self._meetings.items()):
+        for key, (_, ref) in list(self._bound.items()):
             if ref.id == meeting_id:
-                self._meetings.pop(key, None)
+                self._bound.pop(key, None)
 
     async def record_session(self, meeting_id: int, session_uid: str, start: datetime) -> datetime:
         """Idempotent: the first session_start wins; returns the stored start."""

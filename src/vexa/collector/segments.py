@@ -4,27 +4,34 @@ A segment stays here, overwritten by every newer draft of the same start, until
 it has not changed for ``IMMUTABILITY_THRESHOLD`` seconds; the persister then
 moves it to PostgreSQL. Removal is compare-and-delete, so a draft that changed
 after the persister read it is never lost.
+
+"Newer" is the producer's order, not the collector's clock: every value carries
+its stream entry id as ``version`` and a write replaces a field only when its
+version is higher (``_WRITE_NEWER``), so a message replayed after a restart or
+handled late by a second collector never brings back older text. The hash has no
+TTL: what is not yet in PostgreSQL must not expire during a database outage.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import json
 import logging
 import secrets
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
 
+from vexa.keys import segments_key
 from vexa.schemas import TranscriptionSegment
 
 log = logging.getLogger(__name__)
 
 ACTIVE_MEETINGS = "active_meetings"
-
-
-def segments_key(meeting_id: int) -> str:
-    return f"meeting:{meeting_id}:segments"
 
 
 def segment_field(session_uid: str, start: float) -> str:
@@ -50,6 +57,7 @@ class StoredSegment(BaseModel):
     session_uid: str
     updated_at: datetime
     speaker_explicit: bool = False
+    version: str = "0-0"  # the stream entry id of the message that carried this draft
 
     @property
     def field(self) -> str:
@@ -81,12 +89,65 @@ def now_utc() -> datetime:
     return datetime.now(UTC)
 
 
-def queue_write(pipe: Pipeline, meeting_id: int, segments: list[StoredSegment], ttl_s: int) -> None:
-    """HSET + SADD active_meetings + EXPIRE, added to the caller's MULTI."""
-    key = segments_key(meeting_id)
-    pipe.hset(key, mapping={s.field: s.model_dump_json() for s in segments})
-    pipe.sadd(ACTIVE_MEETINGS, str(meeting_id))
-    pipe.expire(key, ttl_s)
+# Per segment: write only when the stored value's version is older than ours (entry ids
+# compared as (ms, seq) numbers; each part is below 2^53, so Lua numbers hold them exactly).
+# The live event is assembled here from the segments actually written, so it never
+# announces a draft the hash refused, and costs no extra round trip.
+_WRITE_NEWER = """
+local function order(v)
+  local ms, seq = string.match(v or '', '^(%d+)-(%d+)$')
+  return tonumber(ms or 0), tonumber(seq or 0)
+end
+local written = {}
+for i = 5, #ARGV, 4 do
+  local current = redis.call('HGET', KEYS[1], ARGV[i])
+  local newer = true
+  if current then
+    local ok, old = pcall(cjson.decode, current)
+    if ok and type(old) == 'table' then
+      local oms, oseq = order(old['version'])
+      local nms, nseq = order(ARGV[i + 1])
+      newer = nms > oms or (nms == oms and nseq > oseq)
+    end
+  end
+  if newer then
+    redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 2])
+    written[#written + 1] = ARGV[i + 3]
+  end
+end
+redis.call('SADD', KEYS[2], ARGV[1])
+if #written > 0 and ARGV[2] ~= '' then
+  redis.call('PUBLISH', ARGV[2], ARGV[3] .. '[' .. table.concat(written, ',') .. ']' .. ARGV[4])
+end
+return #written
+"""
+_SEGMENTS_SLOT = "\x00segments\x00"
+
+
+def queue_write(
+    pipe: Pipeline,
+    meeting_id: int,
+    segments: list[StoredSegment],
+    *,
+    channel: str = "",
+    event: dict[str, Any] | None = None,
+    public: list[str] | None = None,
+) -> None:
+    """Newer-only HSET of each segment + SADD active_meetings, added to the caller's MULTI.
+
+    With ``channel``, ``event`` (its payload's ``segments`` left out) is published there
+    carrying ``public[i]`` (a segment's public JSON) for each segment actually written.
+    """
+    prefix = suffix = ""
+    if channel and event is not None:
+        skeleton = json.dumps(
+            {**event, "payload": {**event["payload"], "segments": _SEGMENTS_SLOT}}, default=str
+        )
+        prefix, _, suffix = skeleton.partition(json.dumps(_SEGMENTS_SLOT))
+    args: list[str] = [str(meeting_id), channel, prefix, suffix]
+    for i, seg in enumerate(segments):
+        args += [seg.field, seg.version, seg.model_dump_json(), public[i] if public else "null"]
+    pipe.eval(_WRITE_NEWER, 2, segments_key(meeting_id), ACTIVE_MEETINGS, *args)
 
 
 async def read_raw(redis: Redis, meeting_id: int) -> dict[str, str]:
@@ -122,6 +183,13 @@ end
 return removed
 """
 
+_RENEW_LOCK = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
+return 0
+"""
+
 _RELEASE_LOCK = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then
   return redis.call('DEL', KEYS[1])
@@ -153,18 +221,49 @@ async def drop_meeting(redis: Redis, meeting_id: int) -> None:
 
 
 class MeetingLock:
-    """SET NX PX with an owner token: only one collector persists (or deletes) a meeting at a time."""
+    """SET NX PX with an owner token: only one collector persists (or deletes) a meeting at a time.
+
+    While held, a task renews the TTL every third of it, so a round slower than the
+    TTL (a big meeting, a slow database) keeps its lock. The lock only avoids wasted
+    work: correctness against a concurrent ``DELETE /meetings`` comes from the
+    meeting row lock both take in PostgreSQL (see persistence.py).
+    """
 
     def __init__(self, redis: Redis, meeting_id: int, ttl_ms: int) -> None:
         self.redis = redis
         self.key = persist_lock_key(meeting_id)
         self.ttl_ms = ttl_ms
         self.token = secrets.token_hex(8)
+        self._renewer: asyncio.Task[None] | None = None
+        self.lost = False
 
     async def acquire(self) -> bool:
-        return bool(await self.redis.set(self.key, self.token, nx=True, px=self.ttl_ms))
+        got = bool(await self.redis.set(self.key, self.token, nx=True, px=self.ttl_ms))
+        if got:
+            self._renewer = asyncio.create_task(self._renew(), name=f"renew-{self.key}")
+        return got
+
+    async def _renew(self) -> None:
+        while True:
+            await asyncio.sleep(self.ttl_ms / 3000)
+            try:
+                held = await self.redis.eval(_RENEW_LOCK, 1, self.key, self.token, str(self.ttl_ms))
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.warning("could not renew %s", self.key, exc_info=True)
+                continue
+            if not held:
+                self.lost = True
+                log.warning("%s was lost (expired or taken over)", self.key)
+                return
 
     async def release(self) -> None:
+        if self._renewer is not None:
+            self._renewer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._renewer
+            self._renewer = None
         try:
             await self.redis.eval(_RELEASE_LOCK, 1, self.key, self.token)
         except Exception:  # the lock expires by itself; never mask the caller's outcome

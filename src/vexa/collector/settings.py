@@ -37,9 +37,14 @@ class CollectorSettings(DataSettings):
         alias="PENDING_CLAIM_INTERVAL_S",
         description="How often to look for stale pending messages.",
     )
+    stream_trim_interval_s: float = Field(
+        10.0,
+        gt=0,
+        alias="STREAM_TRIM_INTERVAL_S",
+        description="How often acknowledged stream entries are trimmed (never unread ones).",
+    )
     background_task_interval: float = Field(10.0, gt=0, alias="BACKGROUND_TASK_INTERVAL")
     immutability_threshold: float = Field(30.0, ge=0, alias="IMMUTABILITY_THRESHOLD")
-    redis_segment_ttl: int = Field(3600, ge=1, alias="REDIS_SEGMENT_TTL")
 
     speaker_events_stream: str = Field(SPEAKER_STREAM_DEFAULT, alias="SPEAKER_EVENTS_STREAM")
     speaker_consumer_group: str = Field("collector_speakers", alias="SPEAKER_CONSUMER_GROUP")

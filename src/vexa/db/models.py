@@ -71,6 +71,9 @@ class User(Base):
 
     tokens: Mapped[list[APIToken]] = relationship(back_populates="user", cascade="all, delete-orphan")
 
+    # Unique regardless of case, so a lookup by email never finds two users.
+    __table_args__ = (Index("uq_users_email_lower", func.lower(email), unique=True),)
+
 
 class APIToken(Base):
     __tablename__ = "api_tokens"
@@ -137,6 +140,9 @@ class Transcription(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     # Empty string rather than NULL so the idempotency key below is a plain unique constraint.
     session_uid: Mapped[str] = mapped_column(String(255), nullable=False, server_default=sql("''"))
+    # Producer-assigned order of this segment's drafts (vexa.streams.entry_version): an upsert
+    # only replaces a row with a higher version, so a replayed older draft never wins.
+    version: Mapped[int] = mapped_column(BigInteger, nullable=False, server_default=sql("0"))
 
     __table_args__ = (
         UniqueConstraint("meeting_id", "session_uid", "start_time", name="uq_transcriptions_segment"),

@@ -11,7 +11,6 @@ from __future__ import annotations
 from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, Response, Security, status
-from pydantic import BaseModel
 
 from vexa.admin.security import admin_key_header
 from vexa.auth import require_user
@@ -26,6 +25,7 @@ from vexa.schemas import (
     MeetingListResponse,
     MeetingResponse,
     MeetingUpdate,
+    MessageResponse,
     TokenInfo,
     TokenResponse,
     TranscriptionResponse,
@@ -40,10 +40,6 @@ from vexa.transcript_export import MEDIA_TYPES, ExportFormat
 BOT_MANAGER = "bot-manager"
 COLLECTOR = "transcription-collector"
 ADMIN = "admin-api"
-
-
-class MessageResponse(BaseModel):
-    message: str
 
 
 def _err(description: str) -> dict:

@@ -22,6 +22,7 @@ import asyncio
 import contextlib
 import json
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -98,6 +99,36 @@ async def _close(websocket: WebSocket, code: int, reason: str, backstop_s: float
     close timeout when the peer does not read; ours is only a backstop."""
     with contextlib.suppress(Exception):
         await asyncio.wait_for(websocket.close(code=code, reason=reason), backstop_s)
+
+
+def _watch_revocation(
+    verifier: TokenVerifier, key: str, user: AuthenticatedUser, revoked: asyncio.Event
+) -> Callable[[], None]:
+    """Set ``revoked`` when this socket's key is revoked; after a missed-revocation window
+    (``None``: the listener lost Redis) the key is checked again against the database."""
+    rechecks: set[asyncio.Task[None]] = set()
+
+    async def recheck() -> None:
+        with contextlib.suppress(Exception):  # a database error keeps the socket; the next signal retries
+            if await verifier.verify(key) is None:
+                revoked.set()
+
+    def hook(token_hash: str | None) -> None:
+        if token_hash == user.token_hash:
+            revoked.set()
+        elif token_hash is None:
+            task = asyncio.get_running_loop().create_task(recheck())
+            rechecks.add(task)
+            task.add_done_callback(rechecks.discard)
+
+    remove = verifier.on_revocation(hook)
+
+    def stop() -> None:
+        remove()
+        for task in rechecks:
+            task.cancel()
+
+    return stop
 
 
 def _key(websocket: WebSocket) -> str | None:
@@ -221,15 +252,20 @@ async def websocket_endpoint(websocket: WebSocket) -> None:
         return
 
     client = Client(websocket, user, state.settings.ws_queue_size)
+    revoked = asyncio.Event()
+    stop_watching = _watch_revocation(verifier, key or "", user, revoked)
     writer = asyncio.create_task(client.write_loop(), name="ws-writer")
     dropped = asyncio.create_task(client.dropped.wait(), name="ws-dropped")
+    revocation = asyncio.create_task(revoked.wait(), name="ws-revoked")
     limit = state.settings.ws_max_meetings
     receive: asyncio.Future[str] | None = None
     try:
         while True:
             receive = asyncio.ensure_future(websocket.receive_text())
-            done, _ = await asyncio.wait({receive, writer, dropped}, return_when=asyncio.FIRST_COMPLETED)
-            if receive not in done:  # dropped as too slow, or the socket broke while sending
+            done, _ = await asyncio.wait(
+                {receive, writer, dropped, revocation}, return_when=asyncio.FIRST_COMPLETED
+            )
+            if receive not in done:  # dropped as too slow, key revoked, or the socket broke while sending
                 break
             text = receive.result()
             if len(text) > MAX_MESSAGE_BYTES:
@@ -239,13 +275,16 @@ async def websocket_endpoint(websocket: WebSocket) -> None:
     except (WebSocketDisconnect, RuntimeError):
         pass
     finally:
+        stop_watching()
         hub.forget(client, client.meeting_ids())
         client.subscriptions.clear()
-        for task in (receive, writer, dropped):
+        for task in (receive, writer, dropped, revocation):
             if task is not None:
                 task.cancel()
         await asyncio.gather(
-            *(t for t in (receive, writer, dropped) if t is not None), return_exceptions=True
+            *(t for t in (receive, writer, dropped, revocation) if t is not None), return_exceptions=True
         )
-        if client.dropped.is_set():
+        if revoked.is_set():
+            await _close(websocket, CLOSE_FORBIDDEN, "API key revoked")
+        elif client.dropped.is_set():
             await _close(websocket, CLOSE_TOO_SLOW, "too slow: send queue full")

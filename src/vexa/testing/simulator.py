@@ -38,7 +38,7 @@ log = logging.getLogger("vexa.testing.simulator")
 STATIC_DIR = Path(__file__).parent / "static"
 
 MEET_CODE = re.compile(r"^[a-z]{3}-[a-z]{4}-[a-z]{3}$")
-DIGITS = re.compile(r"^\d{9,15}$")
+DIGITS = re.compile(r"^[0-9]{9,15}$")
 
 TITLES = {
     "google_meet": "Meet (SIMULATED)",

@@ -33,6 +33,7 @@ class SessionConfig(BaseModel):
     meeting_url: str | None = Field(None, max_length=2048)
     token: str | None = Field(None, max_length=512)
     meeting_id: str | None = Field(None, max_length=255)
+    meeting_db_id: int | None = Field(None, ge=1, le=2**31 - 1, description="Ours: the meeting's db id.")
     initial_prompt: str | None = Field(None, max_length=2000)
     vad_parameters: VadParameters | None = None
     max_connection_time: float | None = Field(None, gt=0)

@@ -4,6 +4,10 @@ Sessions never wait on Redis: they append to an in-memory queue and a single
 task writes it in order. While Redis is down the queue holds up to
 ``max_buffered`` entries (oldest dropped beyond that, with a log line), and
 writing resumes with backoff, so a Redis blip costs latency, not the session.
+
+There is no ``MAXLEN``: trimming by length would delete entries the collector has
+not read yet. The collector trims what its consumer group has acknowledged
+(``vexa.collector.trimming``).
 """
 
 from __future__ import annotations
@@ -22,9 +26,8 @@ log = logging.getLogger(__name__)
 
 
 class StreamPublisher:
-    def __init__(self, redis_url: str, *, maxlen: int = 100_000, max_buffered: int = 10_000) -> None:
+    def __init__(self, redis_url: str, *, max_buffered: int = 10_000) -> None:
         self._redis = Redis.from_url(redis_url, socket_timeout=5, socket_connect_timeout=3)
-        self._maxlen = maxlen
         self._queue: collections.deque[tuple[str, dict[str, str]]] = collections.deque()
         self._max_buffered = max_buffered
         self._wake = asyncio.Event()
@@ -60,7 +63,7 @@ class StreamPublisher:
                 continue
             stream, fields = self._queue[0]
             try:
-                await self._redis.xadd(stream, fields, maxlen=self._maxlen, approximate=True)
+                await self._redis.xadd(stream, fields)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:

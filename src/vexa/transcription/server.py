@@ -16,6 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 from http import HTTPStatus
 
 import numpy as np
+from pydantic import BaseModel
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.http11 import Request, Response
 
@@ -75,9 +76,7 @@ class TranscriptionServer:
         s = self.settings
         self._scorer = await asyncio.get_running_loop().run_in_executor(self._vad_executor, silero_scorer)
         if s.has_redis():
-            self.publisher = StreamPublisher(
-                s.redis_url(), maxlen=s.redis_stream_maxlen, max_buffered=s.publish_buffer_max
-            )
+            self.publisher = StreamPublisher(s.redis_url(), max_buffered=s.publish_buffer_max)
             self.publisher.start()
         else:
             log.warning("no REDIS_URL: sessions with meeting context will be refused (nothing to publish to)")
@@ -185,7 +184,7 @@ class TranscriptionServer:
         return max(0.0, (soonest - now) / 60)
 
     # ---- publishing ---------------------------------------------------------------------
-    def publish_segments(self, message) -> None:  # type: ignore[no-untyped-def]
+    def publish_segments(self, message: BaseModel) -> None:
         if self.publisher is not None:
             self.publisher.publish(self.settings.redis_stream_name, message)
 

@@ -317,6 +317,7 @@ class Session:
             uid=self.uid,
             platform=self.config.platform,
             meeting_id=self.config.meeting_id,
+            meeting_db_id=self.config.meeting_db_id,
             token=self.config.token,
             **fields,
         )

@@ -50,7 +50,6 @@ class TranscriptionSettings(RedisSettings):
 
     redis_stream_name: str = Field(STREAM_NAME_DEFAULT, alias="REDIS_STREAM_NAME")
     speaker_stream_name: str = Field(SPEAKER_STREAM_DEFAULT, alias="REDIS_SPEAKER_STREAM_NAME")
-    redis_stream_maxlen: int = Field(100_000, alias="REDIS_STREAM_MAXLEN", ge=100)
     publish_buffer_max: int = Field(10_000, alias="PUBLISH_BUFFER_MAX", ge=10)
     require_meeting_context: bool = Field(False, alias="REQUIRE_MEETING_CONTEXT")
 

@@ -29,7 +29,7 @@ import httpx
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-log = logging.getLogger("vexa.bots.webhooks")
+log = logging.getLogger(__name__)
 
 WEBHOOK_QUEUE_KEY = "bot_manager:webhooks:due"
 WEBHOOK_DEAD_KEY = "bot_manager:webhooks:dead"

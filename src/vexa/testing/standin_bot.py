@@ -1,4 +1,4 @@
-"""STAND-IN BOT for the bot-manager tests: a test double for the real browser bot.
+"""STAND-IN BOT for the bot-manager tests and the chaos soak: a test double for the real browser bot.
 
 The real bot (``python -m vexa bot``, Chromium) is tested in tests/bot and end to
 end elsewhere; here the manager only needs something that speaks the same
@@ -12,7 +12,9 @@ obeys Redis commands. Behaviour is chosen by ``argv[1]``:
 
 It records its config and every command it receives in Redis
 (``standin:{meeting_id}:config`` / ``standin:{meeting_id}:commands``) so tests
-can assert what the manager sent. Lives at most 60 s, so nothing can linger.
+can assert what the manager sent. Lives at most ``STANDIN_MAX_LIFETIME_S`` (60 s
+by default), so nothing can linger. Like the real bot it rides out a Redis restart
+(resubscribes) and a bot-manager restart (retries its status callbacks).
 """
 
 from __future__ import annotations
@@ -25,7 +27,8 @@ import time
 import httpx
 import redis
 
-MAX_LIFETIME_S = 60.0
+MAX_LIFETIME_S = float(os.environ.get("STANDIN_MAX_LIFETIME_S", "60"))
+RETRY_FOR_S = 30.0
 
 
 def main() -> int:
@@ -33,16 +36,27 @@ def main() -> int:
     cfg = json.loads(os.environ["BOT_CONFIG"])
     mid = cfg["meeting_id"]
     r = redis.Redis.from_url(cfg["redis_url"], decode_responses=True)
+    channel = f"bot_commands:meeting:{mid}"
     pubsub = r.pubsub()
-    pubsub.subscribe(f"bot_commands:meeting:{mid}")
-    r.set(f"standin:{mid}:config", json.dumps(cfg), ex=300)
-    r.set(f"standin:{mid}:pid", os.getpid(), ex=300)
+    pubsub.subscribe(channel)
+    r.set(f"standin:{mid}:config", json.dumps(cfg), ex=3600)
+    r.set(f"standin:{mid}:pid", os.getpid(), ex=3600)
     url = cfg["callback_url"].rstrip("/") + "/bots/internal/callback/status"
     client = httpx.Client(timeout=5.0, headers={"X-Bot-Token": cfg["callback_token"]})
 
+    def retrying(call):  # type: ignore[no-untyped-def]
+        give_up = time.monotonic() + RETRY_FOR_S
+        while True:
+            try:
+                return call()
+            except (httpx.TransportError, redis.ConnectionError):
+                if time.monotonic() > give_up:
+                    raise
+                time.sleep(0.5)
+
     def report(status: str, **extra: object) -> None:
-        resp = client.post(url, json={"meeting_id": mid, "status": status, **extra})
-        r.rpush(f"standin:{mid}:reports", f"{status}:{resp.status_code}")
+        resp = retrying(lambda: client.post(url, json={"meeting_id": mid, "status": status, **extra}))
+        retrying(lambda: r.rpush(f"standin:{mid}:reports", f"{status}:{resp.status_code}"))
 
     report("joining")
     if mode == "crash":
@@ -52,10 +66,19 @@ def main() -> int:
         report("active", participants=["Alice"])
     deadline = time.monotonic() + MAX_LIFETIME_S
     while time.monotonic() < deadline:
-        message = pubsub.get_message(ignore_subscribe_messages=True, timeout=0.2)
+        try:
+            message = pubsub.get_message(ignore_subscribe_messages=True, timeout=0.2)
+        except redis.ConnectionError:  # Redis restarted: subscribe again once it is back
+            time.sleep(0.5)
+            pubsub = r.pubsub()
+            try:
+                pubsub.subscribe(channel)
+            except redis.ConnectionError:
+                pass
+            continue
         if not message:
             continue
-        r.rpush(f"standin:{mid}:commands", message["data"])
+        retrying(lambda m=message: r.rpush(f"standin:{mid}:commands", m["data"]))
         if mode != "lifecycle":
             continue
         command = json.loads(message["data"])

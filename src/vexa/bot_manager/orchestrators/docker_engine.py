@@ -13,10 +13,10 @@ import asyncio
 import logging
 from typing import Any
 
-from vexa.bots.orchestrators.base import LABEL_MANAGED, BotInfo, BotSpec, BotStartError, Orchestrator
-from vexa.bots.settings import BotManagerSettings
+from vexa.bot_manager.orchestrators.base import LABEL_MANAGED, BotInfo, BotSpec, BotStartError, Orchestrator
+from vexa.bot_manager.settings import BotManagerSettings
 
-log = logging.getLogger("vexa.bots.docker")
+log = logging.getLogger(__name__)
 
 _RUNNING_STATES = frozenset({"created", "running", "restarting", "paused"})
 # Chromium needs more shared memory than Docker's 64 MB default.

@@ -17,8 +17,9 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from vexa.db.models import Transcription
+from vexa.keys import segments_key
 
-log = logging.getLogger("vexa.bots.summary")
+log = logging.getLogger(__name__)
 
 
 def merge_unique(existing: Iterable[str] | None, new: Iterable[str | None]) -> list[str]:
@@ -53,7 +54,7 @@ async def transcript_speakers_and_languages(
     )
     languages += [(start, lang) for lang, start in rows]
     try:
-        cached = await redis.hvals(f"meeting:{meeting_id}:segments")
+        cached = await redis.hvals(segments_key(meeting_id))
     except RedisError:
         log.warning("could not read live segments of meeting %s", meeting_id)
         cached = []

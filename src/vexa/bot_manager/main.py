@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from vexa.bots.settings import BotManagerSettings
+from vexa.bot_manager.settings import BotManagerSettings
 from vexa.service import serve
 
 
 def run(host: str = "127.0.0.1", port: int = 8080) -> None:
     """Blocks; uvicorn turns SIGTERM into a graceful shutdown that also stops every bot."""
-    from vexa.bots.app import create_app
+    from vexa.bot_manager.app import create_app
 
     settings = BotManagerSettings()
     settings.port = port  # the default BOT_MANAGER_CALLBACK_URL follows the port we really use

@@ -14,7 +14,7 @@ import json
 import secrets
 from typing import Any
 
-from vexa.bots.settings import BotManagerSettings
+from vexa.bot_manager.settings import BotManagerSettings
 
 
 def new_callback_token() -> tuple[str, str]:

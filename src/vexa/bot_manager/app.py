@@ -18,11 +18,12 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from vexa.auth import AuthenticatedUser, api_key_header, require_user
-from vexa.bots.lifecycle import CompletionReason, IllegalTransition
-from vexa.bots.manager import BotManager, ServiceError, meeting_response
-from vexa.bots.orchestrators import Orchestrator, create_orchestrator
-from vexa.bots.settings import BotManagerSettings
-from vexa.bots.webhooks import WebhookDispatcher
+from vexa.bot_manager.errors import ServiceError
+from vexa.bot_manager.lifecycle import CompletionReason, IllegalTransition
+from vexa.bot_manager.manager import BotManager
+from vexa.bot_manager.orchestrators import Orchestrator, create_orchestrator
+from vexa.bot_manager.settings import BotManagerSettings
+from vexa.bot_manager.webhooks import WebhookDispatcher
 from vexa.platforms import Platform
 from vexa.schemas import (
     BotStatusResponse,
@@ -30,10 +31,11 @@ from vexa.schemas import (
     MeetingConfigUpdate,
     MeetingCreate,
     MeetingResponse,
+    MessageResponse,
 )
 from vexa.service import DataServices, data_services
 
-log = logging.getLogger("vexa.bots.app")
+log = logging.getLogger(__name__)
 
 
 class StatusCallback(BaseModel):
@@ -46,10 +48,6 @@ class StatusCallback(BaseModel):
     reason: CompletionReason | None = None
     details: dict[str, Any] | None = None
     participants: list[str] | None = Field(None, max_length=1000)
-
-
-class MessageResponse(BaseModel):
-    message: str
 
 
 class CallbackResponse(BaseModel):
@@ -85,13 +83,19 @@ async def _bot_manager(
     app.state.manager = manager
     # Strong references: the event loop keeps only weak ones to tasks.
     app.state.webhook_worker = asyncio.create_task(webhooks.run(), name="webhook-worker")
-    manager.spawn(manager.reconcile_forever(), name="bot-reconciler")
+    # Before the first reconcile pass: bots an earlier (killed) manager left running are
+    # adopted, so their meetings are not failed as "gone"; the pass then stops any whose
+    # meeting has already ended.
+    adopted = await orch.adopt()
+    if adopted:
+        log.warning("adopted %d bot(s) left running by an earlier bot-manager", len(adopted))
+    manager.spawn(manager.reconciler.run(), name="bot-reconciler")
     log.info("bot-manager ready (orchestrator=%s)", orch.kind)
     try:
         yield manager
     finally:
         await manager.close()  # the reconciler and pending hard stops
-        await manager.shutdown_bots()
+        await manager.reconciler.shutdown_bots()
         await webhooks.close()
 
 
@@ -194,5 +198,4 @@ def create_app(
         return CallbackResponse(meeting_id=meeting.id, status=meeting.status, changed=changed)
 
     # Kept importable for callers that want the public shape of a row.
-    app.state.meeting_response = meeting_response
     return app

@@ -9,9 +9,9 @@ from typing import Any
 
 import httpx
 import pytest_asyncio
-from bots_helpers import make_settings, serve_app
+from bot_manager_helpers import make_settings, serve_app
 
-from vexa.bots.app import create_app
+from vexa.bot_manager.app import create_app
 from vexa.embedded import free_port
 
 

@@ -9,6 +9,7 @@ PostgreSQL/Redis) on top of the Docker stand-in.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from datetime import UTC, datetime
 from pathlib import Path
@@ -18,18 +19,19 @@ from typing import Any
 import docker.errors
 import httpx
 import pytest
-from bots_helpers import make_settings, serve_app, wait_for
+import yaml
+from bot_manager_helpers import make_settings, serve_app, wait_for
 from kubernetes import client as k8s
 from kubernetes.client.exceptions import ApiException
 from sqlalchemy import text
 
-from vexa.bots.app import create_app
-from vexa.bots.lifecycle import TRANSITIONS, IllegalTransition, check_transition
-from vexa.bots.orchestrators import BotSpec, BotStartError, create_orchestrator
-from vexa.bots.orchestrators.docker_engine import DockerOrchestrator
-from vexa.bots.orchestrators.kubernetes_pods import KubernetesOrchestrator
-from vexa.bots.orchestrators.process import ProcessOrchestrator
-from vexa.bots.settings import BotManagerSettings
+from vexa.bot_manager.app import create_app
+from vexa.bot_manager.lifecycle import TRANSITIONS, IllegalTransition, check_transition
+from vexa.bot_manager.orchestrators import BotSpec, BotStartError, create_orchestrator
+from vexa.bot_manager.orchestrators.docker_engine import DockerOrchestrator
+from vexa.bot_manager.orchestrators.kubernetes_pods import KubernetesOrchestrator
+from vexa.bot_manager.orchestrators.process import ProcessOrchestrator
+from vexa.bot_manager.settings import BotManagerSettings
 
 CONFIG = json.dumps({"meeting_id": 7, "token": "user-key"})
 SPEC = BotSpec(7, 3, "google_meet", "abc-defg-hij", CONFIG)
@@ -280,7 +282,6 @@ async def test_manager_on_docker_standin(database_url, redis_url, tmp_path, make
 
 
 def test_k8s_manifests_grant_exactly_pod_rights():
-    yaml = pytest.importorskip("yaml")
     path = Path(__file__).parents[2] / "deploy" / "k8s" / "bot-manager.yaml"
     docs = {d["kind"]: d for d in yaml.safe_load_all(path.read_text())}
     assert {"ServiceAccount", "Role", "RoleBinding", "Deployment"} <= set(docs)
@@ -295,3 +296,42 @@ def test_k8s_manifests_grant_exactly_pod_rights():
     env = {e["name"]: e for e in pod["containers"][0]["env"]}
     assert env["ORCHESTRATOR"]["value"] == "kubernetes"
     assert env["K8S_NAMESPACE"]["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.namespace"
+
+
+async def test_a_new_manager_keeps_or_stops_the_containers_it_finds(
+    database_url, redis_url, tmp_path, make_user, db, redis
+):
+    """Containers outlive their manager: the next one keeps those of active meetings, stops the rest."""
+    _, token = await make_user()
+    engine = DockerEngineStandIn()
+    settings = make_settings(database_url, redis_url, tmp_path, ORCHESTRATOR="docker")
+    ids = []
+    async with (
+        serve_app(create_app(settings, orchestrator=DockerOrchestrator(settings, client=engine))) as base,
+        httpx.AsyncClient(base_url=base) as c,
+    ):
+        for native in ("123456789", "987654321"):
+            resp = await c.post(
+                "/bots", json={"platform": "zoom", "native_meeting_id": native}, headers={"X-API-Key": token}
+            )
+            assert resp.status_code == 201
+            ids.append(resp.json()["id"])
+    kept, ended = ids
+    async with db.engine.begin() as conn:  # both bots joined; the second meeting ended meanwhile
+        await conn.execute(text("UPDATE meetings SET status = 'active'"))
+        await conn.execute(text("UPDATE meetings SET status = 'completed' WHERE id = :m"), {"m": ended})
+    assert {c.status for c in engine.containers_by_id.values()} == {"running"}
+
+    async with serve_app(create_app(settings, orchestrator=DockerOrchestrator(settings, client=engine))):
+        await wait_for(lambda: _stopped(engine, "cid0002"), what="the ended meeting's container stopped")
+        await asyncio.sleep(1.2)  # two more reconcile passes
+        assert engine.containers_by_id["cid0001"].status == "running"
+        async with db.engine.connect() as conn:
+            status = (
+                await conn.execute(text("SELECT status FROM meetings WHERE id = :m"), {"m": kept})
+            ).scalar_one()
+        assert status == "active"
+
+
+async def _stopped(engine: DockerEngineStandIn, cid: str) -> bool:
+    return any(call[:2] == ("stop", cid) for call in engine.calls)

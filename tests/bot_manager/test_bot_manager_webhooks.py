@@ -12,11 +12,11 @@ import hmac
 import json
 
 import pytest
-from bots_helpers import serve_app, wait_for, wait_status
+from bot_manager_helpers import serve_app, wait_for, wait_status
 from fastapi import FastAPI, Request, Response
 from sqlalchemy import text
 
-from vexa.bots.webhooks import WEBHOOK_DEAD_KEY, WEBHOOK_QUEUE_KEY, WebhookDispatcher, sign
+from vexa.bot_manager.webhooks import WEBHOOK_DEAD_KEY, WEBHOOK_QUEUE_KEY, WebhookDispatcher, sign
 
 pytestmark = pytest.mark.timeout(120)
 SECRET = "test-webhook-secret"

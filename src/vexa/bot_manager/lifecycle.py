@@ -39,14 +39,8 @@ TRANSITIONS: dict[MeetingStatus, frozenset[MeetingStatus]] = {
     S.failed: frozenset(),
 }
 
-# What a bot may report in its status callback (docs/CONTRACTS.md); ``stopping`` is the manager's.
-BOT_REPORTABLE: frozenset[MeetingStatus] = frozenset(
-    {S.joining, S.awaiting_admission, S.active, S.completed, S.failed}
-)
-
 __all__ = [
     "ACTIVE_STATUSES",
-    "BOT_REPORTABLE",
     "TERMINAL_STATUSES",
     "TRANSITIONS",
     "CompletionReason",

@@ -1,6 +1,6 @@
 """Bot-manager lifecycle against real PostgreSQL + Redis, with STAND-IN bot processes.
 
-The bots here are ``tests/bots/standin_bot.py`` (a test double for the browser
+The bots here are ``vexa.testing.standin_bot`` (a test double for the browser
 bot) started by the real process orchestrator; everything else is real.
 """
 
@@ -10,10 +10,10 @@ import asyncio
 import json
 
 import pytest
-from bots_helpers import get_meeting, standin_command, wait_for, wait_status
+from bot_manager_helpers import get_meeting, standin_command, wait_for, wait_status
 from sqlalchemy import text
 
-from vexa.bots.bot_config import hash_callback_token
+from vexa.bot_manager.bot_config import hash_callback_token
 
 pytestmark = pytest.mark.timeout(120)
 

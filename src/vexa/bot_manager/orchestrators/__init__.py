@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from vexa.bots.orchestrators.base import BotInfo, BotSpec, BotStartError, Orchestrator
-from vexa.bots.settings import BotManagerSettings
+from vexa.bot_manager.orchestrators.base import BotInfo, BotSpec, BotStartError, Orchestrator
+from vexa.bot_manager.settings import BotManagerSettings
 
 __all__ = ["BotInfo", "BotSpec", "BotStartError", "Orchestrator", "create_orchestrator"]
 
@@ -11,13 +11,13 @@ __all__ = ["BotInfo", "BotSpec", "BotStartError", "Orchestrator", "create_orches
 def create_orchestrator(settings: BotManagerSettings) -> Orchestrator:
     """The orchestrator named by ``ORCHESTRATOR``; engine clients are created lazily on first use."""
     if settings.orchestrator == "docker":
-        from vexa.bots.orchestrators.docker_engine import DockerOrchestrator
+        from vexa.bot_manager.orchestrators.docker_engine import DockerOrchestrator
 
         return DockerOrchestrator(settings)
     if settings.orchestrator == "kubernetes":
-        from vexa.bots.orchestrators.kubernetes_pods import KubernetesOrchestrator
+        from vexa.bot_manager.orchestrators.kubernetes_pods import KubernetesOrchestrator
 
         return KubernetesOrchestrator(settings)
-    from vexa.bots.orchestrators.process import ProcessOrchestrator
+    from vexa.bot_manager.orchestrators.process import ProcessOrchestrator
 
     return ProcessOrchestrator(settings)

@@ -104,5 +104,13 @@ class Orchestrator(abc.ABC):
     async def list(self) -> list[BotInfo]:
         """Every bot this manager's engine knows about (running or exited, not yet removed)."""
 
+    async def adopt(self) -> list[BotInfo]:
+        """At startup: take over bots an earlier manager left running; returns them.
+
+        Docker and Kubernetes need nothing here: ``list``/``status`` ask the engine,
+        which knows every bot by label whichever manager started it.
+        """
+        return [b for b in await self.list() if b.state == "running"]
+
     async def close(self) -> None:  # noqa: B027 - optional hook
         """Called once at shutdown."""

@@ -13,18 +13,17 @@ import uvicorn
 from fastapi import FastAPI
 from sqlalchemy import select
 
-from vexa.bots.settings import BotManagerSettings
+from vexa.bot_manager.settings import BotManagerSettings
 from vexa.db import Database
 from vexa.db.models import Meeting
 from vexa.embedded import free_port
 
-STANDIN_BOT = Path(__file__).with_name("standin_bot.py")
 T = TypeVar("T")
 
 
 def standin_command(mode: str = "lifecycle") -> list[str]:
     """BOT_COMMAND running the stand-in bot (a test double for the browser bot)."""
-    return [sys.executable, str(STANDIN_BOT), mode]
+    return [sys.executable, "-m", "vexa.testing.standin_bot", mode]
 
 
 def make_settings(database_url: str, redis_url: str, tmp: Path, **overrides: Any) -> BotManagerSettings:
