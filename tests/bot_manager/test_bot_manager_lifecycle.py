@@ -418,3 +418,40 @@ async def test_reconciler_fails_meetings_left_without_a_bot(start_manager, make_
         # An active meeting whose bot this manager does not know (e.g. killed with a previous process).
         meeting = await wait_status(db, orphan, "failed")
         assert meeting.data["completion_reason"] == "bot_crashed"
+
+
+async def test_custom_vocabulary_reaches_the_bot_and_is_validated(start_manager, make_user, db, redis):
+    _, token = await make_user()
+    async with start_manager() as client:
+        too_long = await client.post(
+            "/bots",
+            json={"platform": "google_meet", "native_meeting_id": GMEET, "custom_vocabulary": ["x" * 90] * 11},
+            headers=_hdr(token),
+        )
+        assert too_long.status_code == 422 and "custom_vocabulary" in too_long.text
+        empty_word = await client.post(
+            "/bots",
+            json={"platform": "google_meet", "native_meeting_id": GMEET, "custom_vocabulary": [""]},
+            headers=_hdr(token),
+        )
+        assert empty_word.status_code == 422
+        resp = await client.post(
+            "/bots",
+            json={
+                "platform": "google_meet",
+                "native_meeting_id": GMEET,
+                "custom_vocabulary": ["Zyrtalix", "  Siobhan   Ngata "],
+            },
+            headers=_hdr(token),
+        )
+        assert resp.status_code == 201, resp.text
+        mid = resp.json()["id"]
+        assert resp.json()["data"]["custom_vocabulary"] == ["Zyrtalix", "Siobhan Ngata"]
+        cfg = await _standin_config(redis, mid)
+        assert cfg["custom_vocabulary"] == ["Zyrtalix", "Siobhan Ngata"]
+    # The bot turns the list into the transcription session's hotwords.
+    from vexa.bot.main import AudioRouter
+    from vexa.bot.settings import BotConfig, BotSettings
+
+    router = AudioRouter(BotConfig.model_validate(cfg), BotSettings())
+    assert router.session_config["hotwords"] == "Zyrtalix, Siobhan Ngata"

@@ -18,9 +18,10 @@ from pathlib import Path
 
 import httpx
 import pytest
+from e2e_helpers import new_api_key, start_stack
 
 from vexa.embedded import free_port
-from vexa.stack import Stack, StackSettings
+from vexa.stack import Stack
 from vexa.testing.simulator import SimConfig, SimParticipant, SimulatorServer
 from vexa.testing.speech import speak_sentences
 from vexa.transcription.wer import wer
@@ -67,37 +68,26 @@ def simulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimulatorSer
 
 @pytest.fixture(scope="module")
 def stack(database_url: str, redis_url: str, simulator: SimulatorServer, tmp_path_factory) -> Iterator[Stack]:
-    names = ("GATEWAY_PORT", "ADMIN_PORT", "BOT_MANAGER_PORT", "COLLECTOR_PORT", "TRANSCRIPTION_PORT")
-    ports = {k: str(free_port()) for k in (*names, "TRANSCRIPTION_HEALTH_PORT")}
-    settings = StackSettings(
-        DATABASE_URL=database_url, REDIS_URL=redis_url, ADMIN_API_TOKEN="lang-admin-token", **ports
-    )
-    running = Stack(
-        settings=settings,
-        home=Path(tmp_path_factory.mktemp("vexa-home-lang")),
-        extra_env={
+    home = Path(tmp_path_factory.mktemp("vexa-home-lang"))
+    running = start_stack(
+        database_url,
+        redis_url,
+        home,
+        {
             "MEETING_BASE_URL": simulator.base_url,
             "WHISPER_MODEL": "base",  # `vexa up`'s default: multilingual
             "BOT_LEAVE_WHEN_ALONE_S": "3",
             "IMMUTABILITY_THRESHOLD": "2",
             "BACKGROUND_TASK_INTERVAL": "1",
         },
-    ).start()
+    )
     yield running
     running.stop()
 
 
 @pytest.fixture(scope="module")
 def api_key(stack: Stack) -> str:
-    admin = {"X-Admin-API-Key": stack.admin_token}
-    with httpx.Client(base_url=stack.gateway_url, timeout=30) as c:
-        user = c.post(
-            "/admin/users", json={"email": "lang@example.com", "max_concurrent_bots": 5}, headers=admin
-        )
-        assert user.status_code in (200, 201), user.text
-        token = c.post(f"/admin/users/{user.json()['id']}/tokens", headers=admin)
-        assert token.status_code == 201, token.text
-        return token.json()["token"]
+    return new_api_key(stack, "lang@example.com")
 
 
 async def _finished_segments(c: httpx.AsyncClient, native: str, timeout: float) -> list[dict]:

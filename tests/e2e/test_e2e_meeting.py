@@ -14,9 +14,10 @@ from pathlib import Path
 import httpx
 import pytest
 import websockets
+from e2e_helpers import new_api_key, start_stack
 
 from vexa.embedded import free_port
-from vexa.stack import Stack, StackSettings
+from vexa.stack import Stack
 from vexa.testing.simulator import SimConfig, SimParticipant, SimulatorServer
 from vexa.testing.speech import synthesize
 from vexa.transcription.wer import wer
@@ -51,25 +52,12 @@ def simulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimulatorSer
 
 @pytest.fixture(scope="module")
 def stack(database_url: str, redis_url: str, simulator: SimulatorServer, tmp_path_factory) -> Iterator[Stack]:
-    ports = {
-        k: str(free_port())
-        for k in (
-            "GATEWAY_PORT",
-            "ADMIN_PORT",
-            "BOT_MANAGER_PORT",
-            "COLLECTOR_PORT",
-            "TRANSCRIPTION_PORT",
-            "TRANSCRIPTION_HEALTH_PORT",
-        )
-    }
-    settings = StackSettings(
-        DATABASE_URL=database_url, REDIS_URL=redis_url, ADMIN_API_TOKEN="e2e-admin-token", **ports
-    )
-    home = tmp_path_factory.mktemp("vexa-home")
-    running = Stack(
-        settings=settings,
-        home=Path(home),
-        extra_env={
+    home = Path(tmp_path_factory.mktemp("vexa-home"))
+    running = start_stack(
+        database_url,
+        redis_url,
+        home,
+        {
             "MEETING_BASE_URL": simulator.base_url,
             "WHISPER_MODEL": "tiny.en",
             "BOT_LEAVE_WHEN_ALONE_S": "3",
@@ -77,22 +65,14 @@ def stack(database_url: str, redis_url: str, simulator: SimulatorServer, tmp_pat
             "IMMUTABILITY_THRESHOLD": "2",
             "BACKGROUND_TASK_INTERVAL": "1",
         },
-    ).start()
+    )
     yield running
     running.stop()
 
 
 @pytest.fixture(scope="module")
 def api_key(stack: Stack) -> str:
-    admin = {"X-Admin-API-Key": stack.admin_token}
-    with httpx.Client(base_url=stack.gateway_url, timeout=30) as c:
-        user = c.post(
-            "/admin/users", json={"email": "e2e@example.com", "max_concurrent_bots": 5}, headers=admin
-        )
-        assert user.status_code in (200, 201), user.text
-        token = c.post(f"/admin/users/{user.json()['id']}/tokens", headers=admin)
-        assert token.status_code == 201, token.text
-        return token.json()["token"]
+    return new_api_key(stack, "e2e@example.com")
 
 
 async def _statuses_until_done(

@@ -14,13 +14,11 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import Iterator
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-from conftest import Service, speech, start_service
+from conftest import Service, speech
 from vexa.testing.real_speech import cards, librivox, meeting
 from vexa.testing.streaming_eval import boundary_deletions, stream_meeting
 from vexa.transcription.models import resolve_model
@@ -83,15 +81,6 @@ async def test_client_that_stops_sending_gets_everything_committed(service: Serv
     assert wer(m.text, committed) <= 0.25, committed
 
 
-@pytest.fixture(scope="module")
-def vocabulary_service(redis_url: str, tmp_session_dir: Path) -> Iterator[Service]:
-    svc = start_service(redis_url, tmp_session_dir, "vocabulary")
-    try:
-        yield svc
-    finally:
-        svc.proc.stop()
-
-
 async def _say(service: Service, audio: np.ndarray, **config: object) -> str:
     from vexa.testing.real_speech import Meeting
 
@@ -102,10 +91,10 @@ async def _say(service: Service, audio: np.ndarray, **config: object) -> str:
     return run.committed_text()
 
 
-async def test_custom_vocabulary_spells_a_rare_name(vocabulary_service: Service) -> None:
+async def test_custom_vocabulary_spells_a_rare_name(service: Service) -> None:
     audio = speech("Our new product is called Zyrtalix and it ships next week.")
     without, with_words = await asyncio.gather(
-        _say(vocabulary_service, audio), _say(vocabulary_service, audio, hotwords="Zyrtalix, Siobhan")
+        _say(service, audio), _say(service, audio, hotwords="Zyrtalix, Siobhan")
     )
     assert "zyrtalix" not in without.lower(), without
     assert "Zyrtalix" in with_words, with_words

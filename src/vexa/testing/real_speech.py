@@ -56,30 +56,28 @@ def _load(path: Path) -> np.ndarray:
     return resample(audio, rate, SR)
 
 
-@cache
-def librivox() -> tuple[Clip, ...]:
-    """Five LibriVox clips (Sense and Sensibility), 26.7 s, 71 words."""
-    folder = _require(DATA_DIR / "librivox")
+def _sphinx_clips(folder: Path, transcription: str) -> tuple[Clip, ...]:
+    """Clips named by a sphinx transcription file (``<s> words </s> (name)`` per line)."""
+    _require(folder)
     clips = []
-    for line in (folder / "transcription").read_text().splitlines():
+    for line in (folder / transcription).read_text().splitlines():
         m = _SPHINX_LINE.search(line)
         if m:
             name = m.group(2).strip()
             clips.append(Clip(name, _load(folder / f"{name}.wav"), " ".join(m.group(1).split())))
     return tuple(clips)
+
+
+@cache
+def librivox() -> tuple[Clip, ...]:
+    """Five LibriVox clips (Sense and Sensibility), 26.7 s, 71 words."""
+    return _sphinx_clips(DATA_DIR / "librivox", "transcription")
 
 
 @cache
 def cards() -> tuple[Clip, ...]:
     """Five short spoken commands ("ten of clubs"), 1-3.5 s each."""
-    folder = _require(DATA_DIR / "cards")
-    clips = []
-    for line in (folder / "cards.transcription").read_text().splitlines():
-        m = _SPHINX_LINE.search(line)
-        if m:
-            name = m.group(2).strip()
-            clips.append(Clip(name, _load(folder / f"{name}.wav"), " ".join(m.group(1).split())))
-    return tuple(clips)
+    return _sphinx_clips(DATA_DIR / "cards", "cards.transcription")
 
 
 @dataclass
