@@ -423,9 +423,10 @@ async def test_reconciler_fails_meetings_left_without_a_bot(start_manager, make_
 async def test_custom_vocabulary_reaches_the_bot_and_is_validated(start_manager, make_user, db, redis):
     _, token = await make_user()
     async with start_manager() as client:
+        words = ["x" * 90] * 10  # 918 characters joined: more than a session's hotwords can carry
         too_long = await client.post(
             "/bots",
-            json={"platform": "google_meet", "native_meeting_id": GMEET, "custom_vocabulary": ["x" * 90] * 11},
+            json={"platform": "google_meet", "native_meeting_id": GMEET, "custom_vocabulary": words},
             headers=_hdr(token),
         )
         assert too_long.status_code == 422 and "custom_vocabulary" in too_long.text

@@ -85,7 +85,7 @@ class Meeting:
     """One participant's audio as sent, with where each utterance's speech ends."""
 
     audio: np.ndarray
-    utterances: list[tuple[float, float, str]] = field(default_factory=list)  # (start s, end s, words)
+    utterances: list[tuple[float, float, str]] = field(default_factory=list)  # (start s, speech end s, words)
     pauses_after: list[float] = field(default_factory=list)
     trailing_silence_s: float = 0.0
 
@@ -96,6 +96,18 @@ class Meeting:
     @property
     def seconds(self) -> float:
         return len(self.audio) / SR
+
+
+def speech_end_s(audio: np.ndarray, floor: float = 0.05) -> float:
+    """Seconds into ``audio`` where its speech ends (recordings carry some silence after the last word).
+
+    The last 20 ms window whose RMS is above ``floor`` of the clip's loudest window.
+    """
+    win = int(0.02 * SR)
+    frames = audio[: len(audio) // win * win].reshape(-1, win)
+    rms = np.sqrt((frames**2).mean(axis=1))
+    loud = np.flatnonzero(rms >= floor * rms.max()) if len(rms) else []
+    return (int(loud[-1]) + 1) * win / SR if len(loud) else len(audio) / SR
 
 
 def split_at_quietest(audio: np.ndarray, lo: float = 0.35, hi: float = 0.65) -> int:
@@ -139,6 +151,7 @@ def meeting(
     for j, (audio, text) in enumerate(pieces):
         start = t
         parts.append(audio)
+        speech_end = t + speech_end_s(audio)
         t += len(audio) / SR
         last = j == len(pieces) - 1
         pause = trailing_silence_s if last else (1.2 if not text else pauses[k % len(pauses)])
@@ -147,7 +160,7 @@ def meeting(
         words = (pending_text + " " + text).strip() if text else ""
         # A sentence that resumes mid-way is one utterance for the reference text; its
         # first half still ends (and must be committed) at the mid-sentence pause.
-        out.utterances.append((start, t, words))
+        out.utterances.append((start, speech_end, words))
         pending_text = ""
         out.pauses_after.append(pause)
         parts.append(np.zeros(int(pause * SR), np.float32))

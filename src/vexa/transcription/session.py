@@ -175,9 +175,11 @@ class Session:
     async def _drive(self) -> None:
         """Score speech, commit and decode until the stream ends; then decode the rest."""
         t = self.transcriber
+        decoded = False
         while True:
-            if not self._ended:
+            if not self._ended and not decoded:
                 await self._wait_for_work()
+            decoded = False
             self._wake.clear()
             await self._score_speech()
             ended = self._ended
@@ -188,7 +190,8 @@ class Session:
             await self._emit(changes)
             if job is not None:
                 await self._decode(job)
-                continue  # the result may allow a commit or call for the next decode at once
+                decoded = True  # the result may allow a commit or call for the next decode: poll at once
+                continue
             if ended:
                 break
         await self._emit(t.finish())

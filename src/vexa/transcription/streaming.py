@@ -187,7 +187,9 @@ class StreamingTranscriber:
             if limit is not None:
                 return self._job(final=True, upto=min(limit, speech_end + self.end_silence_s))
             return self._job(final=True)
-        if self.duration - self.last_job_end >= self.min_chunk_s:
+        # Drafts of a long utterance cost more each and matter less: space them out with its length.
+        spacing = max(self.min_chunk_s, 0.25 * (self.duration - self.utterance_start))
+        if self.duration - self.last_job_end >= spacing:
             return self._job(final=False)
         return None
 
