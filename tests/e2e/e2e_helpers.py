@@ -19,15 +19,29 @@ PORT_VARIABLES = (
 )
 
 
-def start_stack(database_url: str, redis_url: str, home: Path, extra_env: dict[str, str]) -> Stack:
-    """The real stack on the test session's PostgreSQL and Redis (every service its own process)."""
+def start_stack(
+    database_url: str, redis_url: str, home: Path, meeting_base_url: str, model: str, **extra_env: str
+) -> Stack:
+    """The real stack on the test session's PostgreSQL and Redis (every service its own process).
+
+    Bots go to the simulated meeting at ``meeting_base_url``, leave 3 s after they are alone, and
+    segments become final 2 s after they stop changing, so tests do not wait for production timings.
+    """
+    env = {
+        "MEETING_BASE_URL": meeting_base_url,
+        "WHISPER_MODEL": model,
+        "BOT_LEAVE_WHEN_ALONE_S": "3",
+        "IMMUTABILITY_THRESHOLD": "2",
+        "BACKGROUND_TASK_INTERVAL": "1",
+        **extra_env,
+    }
     settings = StackSettings(
         DATABASE_URL=database_url,
         REDIS_URL=redis_url,
         ADMIN_API_TOKEN="e2e-admin-token",
         **{k: str(free_port()) for k in PORT_VARIABLES},
     )
-    return Stack(settings=settings, home=home, extra_env=extra_env).start()
+    return Stack(settings=settings, home=home, extra_env=env).start()
 
 
 def new_api_key(stack: Stack, email: str) -> str:

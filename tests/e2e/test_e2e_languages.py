@@ -69,18 +69,7 @@ def simulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimulatorSer
 @pytest.fixture(scope="module")
 def stack(database_url: str, redis_url: str, simulator: SimulatorServer, tmp_path_factory) -> Iterator[Stack]:
     home = Path(tmp_path_factory.mktemp("vexa-home-lang"))
-    running = start_stack(
-        database_url,
-        redis_url,
-        home,
-        {
-            "MEETING_BASE_URL": simulator.base_url,
-            "WHISPER_MODEL": "base",  # `vexa up`'s default: multilingual
-            "BOT_LEAVE_WHEN_ALONE_S": "3",
-            "IMMUTABILITY_THRESHOLD": "2",
-            "BACKGROUND_TASK_INTERVAL": "1",
-        },
-    )
+    running = start_stack(database_url, redis_url, home, simulator.base_url, "base")
     yield running
     running.stop()
 

@@ -54,17 +54,7 @@ def simulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimulatorSer
 def stack(database_url: str, redis_url: str, simulator: SimulatorServer, tmp_path_factory) -> Iterator[Stack]:
     home = Path(tmp_path_factory.mktemp("vexa-home"))
     running = start_stack(
-        database_url,
-        redis_url,
-        home,
-        {
-            "MEETING_BASE_URL": simulator.base_url,
-            "WHISPER_MODEL": "tiny.en",
-            "BOT_LEAVE_WHEN_ALONE_S": "3",
-            "BOT_ADMISSION_TIMEOUT_S": "8",
-            "IMMUTABILITY_THRESHOLD": "2",
-            "BACKGROUND_TASK_INTERVAL": "1",
-        },
+        database_url, redis_url, home, simulator.base_url, "tiny.en", BOT_ADMISSION_TIMEOUT_S="8"
     )
     yield running
     running.stop()

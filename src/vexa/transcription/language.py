@@ -36,10 +36,6 @@ class LanguageTracker:
         self._evidence: dict[str, float] = defaultdict(float)
         self._weight = 0.0
 
-    @property
-    def needs_detection(self) -> bool:
-        return self.fixed is None
-
     def set_fixed(self, language: str | None) -> None:
         """The client changed the language (``session_control``); None means detect again."""
         self.fixed = language

@@ -26,7 +26,7 @@ from vexa.transcription.protocol import ProtocolError, error, parse_config, wait
 from vexa.transcription.publisher import StreamPublisher
 from vexa.transcription.session import Session, SessionServices, reject
 from vexa.transcription.settings import TranscriptionSettings
-from vexa.transcription.vad import Scorer, score_block, silero_scorer
+from vexa.transcription.vad import FRAME, SILENT_PEAK, Scorer, score_block, silero_scorer
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +52,8 @@ class TranscriptionServer:
         self.speech_scoring_s = 0.0
 
     async def score_speech(self, block: np.ndarray) -> np.ndarray:
+        if float(np.abs(block).max()) < SILENT_PEAK:
+            return np.zeros(len(block) // FRAME, dtype=np.float32)  # digital silence: no thread hop
         if self._scorer is None:
             self._scorer = silero_scorer()
         loop = asyncio.get_running_loop()

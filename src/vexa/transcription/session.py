@@ -33,7 +33,7 @@ from vexa.transcription.engine import DecodeOptions, DecodeOutcome
 from vexa.transcription.protocol import END_OF_AUDIO, SessionConfig, SessionControl, describe, error, ready
 from vexa.transcription.settings import TranscriptionSettings
 from vexa.transcription.streaming import StreamingTranscriber
-from vexa.transcription.vad import SILENT_PEAK, VadParams
+from vexa.transcription.vad import VadParams
 from vexa.transcription.words import SAMPLE_RATE, DecodeJob, OutSegment
 
 log = logging.getLogger(__name__)
@@ -210,9 +210,7 @@ class Session:
         if work is None:
             return
         block, frames = work
-        if self.use_vad and float(np.abs(block).max()) < SILENT_PEAK:
-            probs = np.zeros(frames, dtype=np.float32)  # digital silence: no model, no thread hop
-        elif self.use_vad:
+        if self.use_vad:
             probs = await self.services.score_speech(block)
         else:
             probs = np.ones(frames, dtype=np.float32)  # the client asked for no VAD: all of it is speech

@@ -92,14 +92,6 @@ class SpeechTracker:
         for p in probs[len(probs) - frames :]:
             self._step(float(p))
 
-    def score_now(self, audio: np.ndarray, audio_start_sample: int, scorer: Scorer) -> None:
-        """Score every pending frame synchronously (tests and the session's VAD thread)."""
-        todo = self.frames_to_score(audio, audio_start_sample)
-        if todo is None:
-            return
-        block, frames = todo
-        self.add_scores(score_block(block, scorer), frames)
-
     def _step(self, prob: float) -> None:
         t0 = self.scored * FRAME_S
         t1 = t0 + FRAME_S
