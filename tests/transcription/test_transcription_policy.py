@@ -8,12 +8,14 @@ added to the output is the policy's doing.
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from vexa.transcription.engine import _repeats
 from vexa.transcription.language import LanguageTracker
+from vexa.transcription.scheduling import DRAFT, FINAL, PriorityGate
 from vexa.transcription.streaming import StreamingTranscriber
 from vexa.transcription.vad import FRAME, SpeechTracker, score_block
 from vexa.transcription.wer import normalize, wer
@@ -254,3 +256,32 @@ def test_wer_normalises_case_punctuation_and_digits() -> None:
     assert normalize("Hello, World! 5 p.m.") == ["hello", "world", "five", "p", "m"]
     assert wer("five apples", "5 Apples.") == 0.0
     assert wer("a b c d", "a c d") == 0.25
+
+
+async def test_waiting_final_decodes_run_before_waiting_drafts() -> None:
+    gate = PriorityGate(1)
+    order: list[str] = []
+    release = asyncio.Event()
+
+    async def hold() -> None:
+        async with gate.slot(DRAFT):
+            await release.wait()
+
+    async def run(name: str, priority: int) -> None:
+        async with gate.slot(priority):
+            order.append(name)
+
+    holder = asyncio.create_task(hold())
+    await asyncio.sleep(0)
+    waiters = [asyncio.create_task(run("draft-a", DRAFT)), asyncio.create_task(run("draft-b", DRAFT))]
+    cancelled = asyncio.create_task(run("cancelled-final", FINAL))
+    await asyncio.sleep(0)
+    waiters.append(asyncio.create_task(run("final", FINAL)))
+    await asyncio.sleep(0)
+    assert gate.queued == 4
+    cancelled.cancel()  # a session that ended while waiting gives its place up
+    await asyncio.sleep(0)
+    release.set()
+    await asyncio.gather(holder, *waiters)
+    assert order == ["final", "draft-a", "draft-b"]
+    assert gate.free == 1 and gate.queued == 0

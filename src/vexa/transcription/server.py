@@ -209,6 +209,7 @@ class TranscriptionServer:
             "available": max(0, capacity - active),
             "total_sessions": self.total_sessions,
             "decodes_in_flight": self.engine.busy,
+            "decodes_queued": self.engine.queued,
             "decodes": self.engine.decodes,
             "full_window_retries": self.engine.full_window_retries,
             "speech_scoring_seconds": round(self.speech_scoring_s, 2),

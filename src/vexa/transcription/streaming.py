@@ -184,7 +184,9 @@ class StreamingTranscriber:
         )
         if bound is not None and usable:
             self._commit_utterance()
-            return self._step(stalled=stalled, idle=idle, end=end) if (end or next_onset is not None) else None
+            if end or next_onset is not None:
+                return self._step(stalled=stalled, idle=idle, end=end)
+            return None
         if bound is not None or stalled or self.vad.silence_s() >= self.early_decode_s:
             if usable:
                 return None  # the decode that heard everything is in; wait for the pause to last
