@@ -12,6 +12,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AnyHttpUrl, BaseModel, ConfigDict, EmailStr, Field, field_validator, model_validator
 
 from vexa.platforms import Platform, native_id_problem, passcode_problem
+from vexa.webhooks.events import normalize_choice
 
 Task = Literal["transcribe", "translate"]
 LANGUAGE_PATTERN = r"^[a-z]{2,3}(-[A-Za-z]{2,4})?$"
@@ -124,9 +125,85 @@ class UserDetailResponse(UserResponse):
 
 
 class WebhookUpdate(StorableInput):
-    model_config = ConfigDict(extra="forbid")
+    """PUT /user/webhook: upstream's fields. Unknown fields are ignored, as upstream does."""
 
-    webhook_url: AnyHttpUrl
+    model_config = ConfigDict(extra="ignore")
+
+    webhook_url: AnyHttpUrl = Field(description="http(s) URL on a public address.")
+    webhook_secret: str | None = Field(
+        None,
+        max_length=512,
+        description="Signing secret; generated (whsec_...) and shown once when none is given or stored.",
+    )
+    webhook_events: dict[str, bool] | list[str] | None = Field(
+        None,
+        description=(
+            "Which events to receive: {event: enabled} (upstream's form) or a list of names. "
+            "Default: meeting.completed only. Events: meeting.completed, meeting.started, "
+            "meeting.status_change, bot.failed, transcription.ready, recording.ready."
+        ),
+        examples=[{"meeting.completed": True, "bot.failed": True}],
+    )
+
+    @field_validator("webhook_secret")
+    @classmethod
+    def _secret(cls, value: str | None) -> str | None:
+        value = (value or "").strip()
+        return value or None
+
+    @field_validator("webhook_events")
+    @classmethod
+    def _events(cls, value: dict[str, bool] | list[str] | None) -> dict[str, bool] | None:
+        if value is None:
+            return None
+        if len(value) > 50:
+            raise ValueError("too many webhook events")
+        return normalize_choice(value)
+
+
+class WebhookSetResponse(UserResponse):
+    """The user (upstream's answer) plus what this PUT decided."""
+
+    webhook_secret: str | None = Field(
+        None, description="The signing secret: shown here once, when it was set or generated; never again."
+    )
+    webhook_secret_set: bool = True
+    webhook_events: list[str] = Field(description="Events this user now receives.")
+
+
+class WebhookInfo(BaseModel):
+    """GET /user/webhook (upstream's shape): the secret masked to its last 4 characters."""
+
+    webhook_url: str | None = None
+    webhook_secret_set: bool
+    webhook_secret: str | None = None
+    webhook_events: dict[str, bool] | None = None
+    enabled_events: list[str] = Field(default_factory=list)
+
+
+class WebhookDelivery(BaseModel):
+    event_id: str
+    event_type: str
+    outcome: Literal["delivered", "retrying", "failed", "blocked", "dropped"]
+    attempt: int
+    target_host: str | None = None
+    status_code: int | None = None
+    error: str | None = None
+    duration_ms: int | None = None
+    next_attempt_at: str | None = None
+    created_at: str
+
+
+class WebhookDeliveries(BaseModel):
+    deliveries: list[WebhookDelivery]
+
+
+class WebhookTestResult(BaseModel):
+    event_id: str
+    delivered: bool
+    status_code: int | None = None
+    error: str | None = None
+    duration_ms: int
 
 
 # --- meetings and bots (bot-manager, collector) -----------------------------------------------
