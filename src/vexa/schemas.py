@@ -281,6 +281,12 @@ class MeetingListResponse(BaseModel):
     meetings: list[MeetingResponse]
 
 
+class BotListResponse(MeetingListResponse):
+    """GET /bots (upstream's shape): the meetings plus whether another page follows."""
+
+    has_more: bool = False
+
+
 class MeetingDataUpdate(StorableInput):
     model_config = ConfigDict(extra="forbid")
 
@@ -310,6 +316,102 @@ class BotStatus(BaseModel):
 
 class BotStatusResponse(BaseModel):
     running_bots: list[BotStatus]
+
+
+# --- admin analytics (admin-api; upstream's shapes) -------------------------------------------
+
+
+class MeetingUserStat(MeetingResponse):
+    user: UserResponse
+
+
+class PaginatedMeetingUserStatResponse(BaseModel):
+    total: int
+    items: list[MeetingUserStat]
+
+
+class UserTableResponse(BaseModel):
+    """A user without ``data`` or tokens."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    email: str
+    name: str | None = None
+    image_url: str | None = None
+    created_at: datetime
+    max_concurrent_bots: int
+
+
+class MeetingTableResponse(BaseModel):
+    """A meeting without ``data``."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    user_id: int
+    platform: str
+    native_meeting_id: str | None = Field(None, validation_alias="platform_specific_id")
+    status: str
+    start_time: datetime | None = None
+    end_time: datetime | None = None
+    created_at: datetime
+    updated_at: datetime
+
+
+class MeetingSessionResponse(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    meeting_id: int
+    session_uid: str
+    session_start_time: datetime
+
+
+class TranscriptionStats(BaseModel):
+    total_transcriptions: int
+    total_duration: float
+    unique_speakers: int
+    languages_detected: list[str]
+
+
+class MeetingPerformanceMetrics(BaseModel):
+    join_time: float | None = None
+    admission_time: float | None = None
+    total_duration: float | None = None
+    bot_uptime: float | None = None
+
+
+class MeetingTelematicsResponse(BaseModel):
+    meeting: MeetingResponse
+    sessions: list[MeetingSessionResponse]
+    transcription_stats: TranscriptionStats | None = None
+    performance_metrics: MeetingPerformanceMetrics | None = None
+
+
+class UserMeetingStats(BaseModel):
+    total_meetings: int
+    completed_meetings: int
+    failed_meetings: int
+    active_meetings: int
+    total_duration: float | None = None
+    average_duration: float | None = None
+
+
+class UserUsagePatterns(BaseModel):
+    most_used_platform: str | None = None
+    meetings_per_day: float
+    peak_usage_hours: list[int]
+    last_activity: datetime | None = None
+
+
+class UserAnalyticsResponse(BaseModel):
+    """Upstream's shape, except ``api_tokens``: token metadata, never the token itself."""
+
+    user: UserDetailResponse
+    meeting_stats: UserMeetingStats
+    usage_patterns: UserUsagePatterns
+    api_tokens: list[TokenInfo] | None = None
 
 
 # --- transcripts (collector) -------------------------------------------------------------------

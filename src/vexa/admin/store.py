@@ -141,4 +141,3 @@ async def revoke_token(session: AsyncSession, token_id: int) -> APIToken | None:
         row.revoked = True
         await session.commit()
     return row
-

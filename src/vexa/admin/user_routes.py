@@ -49,7 +49,9 @@ def _settings(request: Request):
 @router.put(
     "/user/webhook",
     response_model=WebhookSetResponse,
-    responses={422: {"model": ErrorResponse, "description": "Invalid or unsafe webhook URL, or unknown event"}},
+    responses={
+        422: {"model": ErrorResponse, "description": "Invalid or unsafe webhook URL, or unknown event"}
+    },
     summary="Set the webhook URL, secret and events",
 )
 async def set_webhook(
@@ -133,7 +135,9 @@ async def list_deliveries(
     responses=NO_WEBHOOK,
     summary="Send a signed webhook.ping now and report the receiver's answer",
 )
-async def test_webhook(request: Request, user: AuthenticatedUser = Depends(require_user)) -> WebhookTestResult:
+async def test_webhook(
+    request: Request, user: AuthenticatedUser = Depends(require_user)
+) -> WebhookTestResult:
     settings = _settings(request)
     async with request.app.state.db.sessionmaker() as session:
         current = await config.load(session, user.user_id)
@@ -146,7 +150,13 @@ async def test_webhook(request: Request, user: AuthenticatedUser = Depends(requi
         timeout_s=settings.webhook_timeout_s, allow_private=settings.webhook_allow_private_urls
     ) as client:
         result = await attempt(
-            client, current.url, current.secret, ident, PING, raw, legacy_bearer=settings.webhook_legacy_bearer
+            client,
+            current.url,
+            current.secret,
+            ident,
+            PING,
+            raw,
+            legacy_bearer=settings.webhook_legacy_bearer,
         )
     outcome: deliveries.Outcome = "delivered" if result.ok else ("blocked" if result.blocked else "failed")
     await deliveries.record(

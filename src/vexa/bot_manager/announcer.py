@@ -80,6 +80,8 @@ class Announcer:
             events.append((BOT_FAILED, {"meeting": shown, "status_change": change}))
         for event, data in events:
             try:
-                await self.emitter.emit(meeting.user_id, event, data, key=f"meeting:{meeting.id}:{meeting.status}")
+                await self.emitter.emit(
+                    meeting.user_id, event, data, key=f"meeting:{meeting.id}:{meeting.status}"
+                )
             except Exception:
                 log.warning("could not queue webhook %s of meeting %s", event, meeting.id, exc_info=True)

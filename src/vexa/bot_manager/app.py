@@ -23,8 +23,6 @@ from vexa.bot_manager.lifecycle import CompletionReason, IllegalTransition
 from vexa.bot_manager.manager import BotManager
 from vexa.bot_manager.orchestrators import Orchestrator, create_orchestrator
 from vexa.bot_manager.settings import BotManagerSettings
-from vexa.webhooks.emit import WebhookEmitter
-from vexa.webhooks.worker import WebhookWorker
 from vexa.platforms import Platform
 from vexa.schemas import (
     BotStatusResponse,
@@ -35,6 +33,8 @@ from vexa.schemas import (
     MessageResponse,
 )
 from vexa.service import DataServices, data_services
+from vexa.webhooks.emit import WebhookEmitter
+from vexa.webhooks.worker import WebhookWorker
 
 log = logging.getLogger(__name__)
 
@@ -82,7 +82,9 @@ async def _bot_manager(
         timeout_s=settings.webhook_timeout_s,
     )
     orch = orchestrator or create_orchestrator(settings)
-    manager = BotManager(settings, stores.db, stores.redis, orch, WebhookEmitter(stores.redis, stores.db.sessionmaker))
+    manager = BotManager(
+        settings, stores.db, stores.redis, orch, WebhookEmitter(stores.redis, stores.db.sessionmaker)
+    )
     app.state.settings = settings
     app.state.manager = manager
     # Strong references: the event loop keeps only weak ones to tasks.

@@ -1,4 +1,4 @@
-"""A user's webhook settings: URL and event choice in ``users.data`` (as upstream keeps them), the secret apart.
+"""A user's webhook settings: URL and events in ``users.data`` (as upstream keeps them), the secret apart.
 
 The secret lives in ``webhook_secrets`` so that nothing which renders a user
 (admin routes, analytics, the ``PUT`` answer's ``data``) can show it; it is
@@ -42,9 +42,7 @@ async def load(session: AsyncSession, user_id: int) -> WebhookConfig | None:
         return None
     data: dict[str, Any] = row[0] or {}
     events = data.get(EVENTS_KEY)
-    return WebhookConfig(
-        data.get(URL_KEY) or None, events if isinstance(events, dict) else None, row[1]
-    )
+    return WebhookConfig(data.get(URL_KEY) or None, events if isinstance(events, dict) else None, row[1])
 
 
 async def save(
@@ -56,7 +54,9 @@ async def save(
     (changing the URL does not break verification) and a new one is generated only
     when there is none yet. ``events`` None keeps the current choice (upstream's rule).
     """
-    user = (await session.execute(select(User).where(User.id == user_id).with_for_update())).scalar_one_or_none()
+    user = (
+        await session.execute(select(User).where(User.id == user_id).with_for_update())
+    ).scalar_one_or_none()
     if user is None:
         return None
     data = {**(user.data or {}), URL_KEY: url}
@@ -81,7 +81,9 @@ async def save(
 
 async def clear(session: AsyncSession, user_id: int) -> bool:
     """Remove URL, event choice and secret; False when the user does not exist."""
-    user = (await session.execute(select(User).where(User.id == user_id).with_for_update())).scalar_one_or_none()
+    user = (
+        await session.execute(select(User).where(User.id == user_id).with_for_update())
+    ).scalar_one_or_none()
     if user is None:
         return False
     user.data = {k: v for k, v in (user.data or {}).items() if k not in (URL_KEY, EVENTS_KEY)}

@@ -4,8 +4,9 @@ A capped Redis list per user (newest first, ``KEEP`` rows, kept ``TTL_S`` after
 the last write) rather than a table: it is a recent-history view for debugging
 an endpoint, written on every attempt, and never needs a join. Field names are
 upstream's (``event_type``, ``event_id``, ``target_host``, ``outcome``,
-``status_code``, ``attempt``, ``created_at``). Rows name the receiving host only, never the URL (its path or query may carry the receiver's
-own secrets) and never a signing secret.
+``status_code``, ``attempt``, ``created_at``). Rows name the receiving host
+only, never the URL (its path or query may carry the receiver's own secrets)
+and never a signing secret.
 """
 
 from __future__ import annotations

@@ -38,7 +38,9 @@ class Attempt:
         return self.status_code is None or self.status_code >= 500 or self.status_code in RETRYABLE
 
 
-def make_client(*, timeout_s: float, allow_private: bool, resolver: Resolver | None = None) -> httpx.AsyncClient:
+def make_client(
+    *, timeout_s: float, allow_private: bool, resolver: Resolver | None = None
+) -> httpx.AsyncClient:
     """No redirects (a 30x to an internal address would dodge the guard), no proxies from the environment."""
     return httpx.AsyncClient(
         transport=PinnedTransport(allow_private=allow_private, resolver=resolver),

@@ -25,18 +25,30 @@ RECORDING_READY = "recording.ready"
 PING = "webhook.ping"
 
 EVENT_TYPES: frozenset[str] = frozenset(
-    {MEETING_COMPLETED, MEETING_STARTED, MEETING_STATUS_CHANGE, BOT_FAILED, TRANSCRIPTION_READY, RECORDING_READY}
+    {
+        MEETING_COMPLETED,
+        MEETING_STARTED,
+        MEETING_STATUS_CHANGE,
+        BOT_FAILED,
+        TRANSCRIPTION_READY,
+        RECORDING_READY,
+    }
 )
 DEFAULT_EVENTS: frozenset[str] = frozenset({MEETING_COMPLETED})
 # Other spellings accepted on input and mapped to upstream's names.
-ALIASES: Mapping[str, str] = {"transcript.ready": TRANSCRIPTION_READY, "meeting.status": MEETING_STATUS_CHANGE}
+ALIASES: Mapping[str, str] = {
+    "transcript.ready": TRANSCRIPTION_READY,
+    "meeting.status": MEETING_STATUS_CHANGE,
+}
 
 
 class UnknownEvent(ValueError):
     """An event name outside the vocabulary (the message lists the valid ones)."""
 
     def __init__(self, name: str) -> None:
-        super().__init__(f"unknown webhook event {name!r}; expected some of: {', '.join(sorted(EVENT_TYPES))}")
+        super().__init__(
+            f"unknown webhook event {name!r}; expected some of: {', '.join(sorted(EVENT_TYPES))}"
+        )
 
 
 def canonical(name: str) -> str:

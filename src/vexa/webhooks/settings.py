@@ -16,7 +16,7 @@ class WebhookSettings(ServiceSettings):
     webhook_legacy_bearer: bool = Field(
         False,
         alias="WEBHOOK_LEGACY_BEARER",
-        description="Also send upstream's legacy 'Authorization: Bearer <secret>' (puts the secret on the wire).",
+        description="Also send upstream's legacy 'Authorization: Bearer <secret>' (the secret on the wire).",
     )
     webhook_timeout_s: float = Field(10.0, gt=0, alias="WEBHOOK_TIMEOUT_S")
     webhook_retry_base_s: float = Field(1.0, gt=0, alias="WEBHOOK_RETRY_BASE_S")

@@ -64,9 +64,7 @@ def address_problem(address: str) -> str | None:
     return None
 
 
-async def resolve_target(
-    url: str, *, allow_private: bool, resolver: Resolver | None = None
-) -> Target:
+async def resolve_target(url: str, *, allow_private: bool, resolver: Resolver | None = None) -> Target:
     """Check ``url`` and pick the one address to connect to; raises ``UnsafeWebhookURL``."""
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https"):

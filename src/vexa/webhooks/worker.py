@@ -136,7 +136,11 @@ class WebhookWorker:
         if result.retryable and due - float(job["first_at"]) <= self.retry_for_s:
             log.info("%s failed (%s); next attempt in %.0fs", what, result.error, due - time.time())
             await self._log(
-                job, "retrying", result, host, next_attempt_at=deliveries.iso(datetime.fromtimestamp(due, UTC))
+                job,
+                "retrying",
+                result,
+                host,
+                next_attempt_at=deliveries.iso(datetime.fromtimestamp(due, UTC)),
             )
             async with self.redis.pipeline(transaction=True) as pipe:
                 pipe.zrem(QUEUE_KEY, raw)
