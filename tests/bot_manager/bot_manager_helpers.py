@@ -35,8 +35,8 @@ def make_settings(database_url: str, redis_url: str, tmp: Path, **overrides: Any
         "MEETING_BASE_URL": "http://127.0.0.1:8099",
         "RECONCILE_INTERVAL_S": 0.5,
         "BOT_STOP_TIMEOUT_S": 5.0,
-        "WEBHOOK_SECRET": "test-webhook-secret",
         "WEBHOOK_RETRY_BASE_S": 0.2,
+        "WEBHOOK_ALLOW_PRIVATE_URLS": True,  # the receiver stand-ins listen on 127.0.0.1
     }
     values.update(overrides)
     return BotManagerSettings(**values)
