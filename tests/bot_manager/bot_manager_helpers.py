@@ -3,20 +3,16 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
-import uvicorn
-from fastapi import FastAPI
 from sqlalchemy import select
 
 from vexa.bot_manager.settings import BotManagerSettings
 from vexa.db import Database
 from vexa.db.models import Meeting
-from vexa.embedded import free_port
 
 T = TypeVar("T")
 
@@ -40,29 +36,6 @@ def make_settings(database_url: str, redis_url: str, tmp: Path, **overrides: Any
     }
     values.update(overrides)
     return BotManagerSettings(**values)
-
-
-@contextlib.asynccontextmanager
-async def serve_app(app: FastAPI, port: int | None = None) -> AsyncIterator[str]:
-    """Serve ``app`` on 127.0.0.1 in this event loop (bots must reach it over HTTP)."""
-    port = port or free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on", access_log=False)
-    )
-    server.install_signal_handlers = lambda: None  # type: ignore[method-assign]  # older uvicorn
-    task = asyncio.create_task(server.serve())
-    for _ in range(200):
-        if server.started or task.done():
-            break
-        await asyncio.sleep(0.05)
-    if not server.started:
-        task.cancel()
-        raise RuntimeError("server did not start")
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        await asyncio.wait_for(task, 30)
 
 
 async def wait_for(check: Callable[[], Awaitable[T | None]], limit_s: float = 15.0, what: str = "") -> T:

@@ -16,9 +16,10 @@ from contextlib import asynccontextmanager
 
 import httpx
 import pytest
-from bot_manager_helpers import serve_app, standin_command, wait_for, wait_status
+from bot_manager_helpers import standin_command, wait_for, wait_status
 from standardwebhooks import WebhookVerificationError
 
+from vexa.testing.asgi import serve_app
 from vexa.testing.webhook_receiver import WebhookReceiverStandIn
 from vexa.webhooks import config, deliveries
 from vexa.webhooks.emit import DEAD_KEY, QUEUE_KEY, WebhookEmitter

@@ -42,7 +42,6 @@ read_only = APIRouter(
 admin_only = APIRouter(
     prefix="/admin", tags=["analytics"], dependencies=[Depends(require_admin)], responses=ADMIN_ERRORS
 )
-Id = Path(ge=1, le=2**31 - 1)
 Skip = Query(0, ge=0, le=2**31 - 1)
 
 
@@ -114,7 +113,7 @@ async def meetings_table(
 )
 async def meeting_telematics(
     request: Request,
-    meeting_id: int = Id,
+    meeting_id: int = Path(ge=1, le=2**31 - 1),
     include_transcriptions: bool = False,
     include_sessions: bool = True,
 ) -> MeetingTelematicsResponse:
@@ -185,7 +184,7 @@ async def meeting_telematics(
 )
 async def user_details(
     request: Request,
-    user_id: int = Id,
+    user_id: int = Path(ge=1, le=2**31 - 1),
     include_meetings: bool = Query(
         True, description="Accepted for upstream clients; statistics are always included."
     ),
