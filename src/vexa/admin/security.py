@@ -38,4 +38,4 @@ async def require_analytics(request: Request, key: str | None = Security(admin_k
         )
     state = request.app.state
     if not (_matches(key, state.admin_api_token) or _matches(key, state.settings.analytics_api_token)):
-        raise HTTPException(status.HTTP_403_FORBIDDEN, detail="Invalid admin or analytics API key")
+        raise HTTPException(status.HTTP_403_FORBIDDEN, detail="Invalid admin API key")
