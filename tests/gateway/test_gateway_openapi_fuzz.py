@@ -8,15 +8,21 @@ no 5xx other than the documented downstream ones (502/503/504).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import httpx
 import pytest
 import schemathesis
+from gateway_helpers import start_gateway  # type: ignore[import-not-found]
 from hypothesis import HealthCheck, given, settings
 from schemathesis.checks import (
     content_type_conformance,
     response_schema_conformance,
     status_code_conformance,
 )
+
+from vexa.embedded import free_port
+from vexa.testing.processes import ServiceProcess
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -35,21 +41,19 @@ def no_unexpected_server_error(ctx, response, case) -> None:
         assert "detail" in response.json(), response.text
 
 
-def test_gateway_conforms_to_its_openapi(gateway, gateway_key, admin_headers):
-    # schemathesis' pytest plugin (from_fixture) does not run under pytest 9, so drive each
-    # operation's Hypothesis strategy directly: same generation, same checks.
-    schema = schemathesis.openapi.from_url(gateway.base_url + "/openapi.json")
-    headers = {"X-API-Key": gateway_key, **admin_headers}
-    checks = [
-        status_code_conformance,
-        content_type_conformance,
-        response_schema_conformance,
-        no_unexpected_server_error,
-    ]
-    operations = [result.ok() for result in schema.get_all_operations()]
-    assert len(operations) >= 18
-    seen: dict[str, set[int]] = {}
+CHECKS = [
+    status_code_conformance,
+    content_type_conformance,
+    response_schema_conformance,
+    no_unexpected_server_error,
+]
+# Upstream's routes and the webhook routes added with per-user webhooks (issue 10).
+NEW_ROUTES = ("/bots", "/meetings/{meeting_id}", "/user/webhook", "/admin/stats/", "/admin/analytics/")
 
+
+def fuzz(base_url: str, headers: dict[str, str], operations) -> dict[str, set[int]]:
+    """Each operation's Hypothesis strategy, called against the live gateway; returns statuses seen."""
+    seen: dict[str, set[int]] = {}
     for operation in operations:
 
         @given(case=operation.as_strategy())
@@ -59,11 +63,55 @@ def test_gateway_conforms_to_its_openapi(gateway, gateway_key, admin_headers):
                 case.path_parameters = {"user_id": 10_000_000}  # keep the key's owner alive
             if case.operation.path == "/admin/tokens/{token_id}":
                 case.path_parameters = {"token_id": 10_000_000}  # and the key itself
-            response = case.call(base_url=gateway.base_url, headers=headers, timeout=30)
+            response = case.call(base_url=base_url, headers=headers, timeout=30)
             seen.setdefault(case.operation.label, set()).add(response.status_code)
-            case.validate_response(response, checks=checks)
+            case.validate_response(response, checks=CHECKS)
 
         run()
+    return seen
+
+
+def test_gateway_conforms_to_its_openapi(gateway, gateway_key, admin_headers):
+    # schemathesis' pytest plugin (from_fixture) does not run under pytest 9, so drive each
+    # operation's Hypothesis strategy directly: same generation, same checks.
+    schema = schemathesis.openapi.from_url(gateway.base_url + "/openapi.json")
+    operations = [result.ok() for result in schema.get_all_operations()]
+    assert len(operations) >= 18
+    seen = fuzz(gateway.base_url, {"X-API-Key": gateway_key, **admin_headers}, operations)
     # Downstream-down routes really answered 503, and admin routes really reached admin-api.
     assert 503 in seen["GET /meetings"] and 503 in seen["GET /bots/status"]
     assert seen["GET /admin/users"] & {200}
+
+
+@pytest.fixture(scope="module")
+def live_gateway(service_env, admin_api, tmp_session_dir) -> Iterator[ServiceProcess]:
+    """The gateway with a running collector, so the new meeting routes answer for real."""
+    collector = ServiceProcess(
+        "collector", free_port(), service_env, log_path=tmp_session_dir / "logs" / "fuzz-collector.log"
+    ).start()
+    gateway = start_gateway(
+        service_env,
+        tmp_session_dir / "logs" / "fuzz-gateway.log",
+        ADMIN_API_URL=admin_api.base_url,
+        BOT_MANAGER_URL=f"http://127.0.0.1:{free_port()}",
+        TRANSCRIPTION_COLLECTOR_URL=collector.base_url,
+    )
+    try:
+        yield gateway
+    finally:
+        gateway.stop()
+        collector.stop()
+
+
+def test_new_routes_conform_with_live_services(live_gateway, gateway_key, admin_headers):
+    schema = schemathesis.openapi.from_url(live_gateway.base_url + "/openapi.json")
+    operations = [
+        op
+        for op in (result.ok() for result in schema.get_all_operations())
+        if op.path.startswith(NEW_ROUTES) and op.path != "/bots/status"
+    ]
+    assert len(operations) >= 11
+    seen = fuzz(live_gateway.base_url, {"X-API-Key": gateway_key, **admin_headers}, operations)
+    # The collector really answered (no 503), and admin-api's analytics really ran.
+    assert seen["GET /bots"] & {200} and 503 not in seen["GET /bots"]
+    assert seen["GET /meetings/{meeting_id}"] & {404} and seen["GET /admin/stats/meetings-users"] & {200}
