@@ -22,6 +22,11 @@ def standin_command(mode: str = "lifecycle") -> list[str]:
     return [sys.executable, "-m", "vexa.testing.standin_bot", mode]
 
 
+def default_bot_command_for_tests() -> list[str]:
+    """The REAL bot (Chromium), run by this interpreter."""
+    return [sys.executable, "-m", "vexa", "bot"]
+
+
 def make_settings(database_url: str, redis_url: str, tmp: Path, **overrides: Any) -> BotManagerSettings:
     values: dict[str, Any] = {
         "DATABASE_URL": database_url,
