@@ -244,7 +244,10 @@ class Bot:
             status,
             reason,
             participants=sorted(self.audio.participants_seen),
-            details={"speaker_events": len(self.audio.speaker_events), "message": self.end_message},
+            details={
+                "speaker_events": len(self.audio.speaker_events),
+                **({"message": self.end_message} if self.end_message else {}),
+            },
         )
         return 0 if status == "completed" else 1
 
