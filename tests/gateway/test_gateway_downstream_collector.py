@@ -2,36 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import httpx
 import pytest
-from gateway_helpers import start_gateway  # type: ignore[import-not-found]
 from sqlalchemy import text
 
-from vexa.embedded import free_port
-from vexa.testing.processes import ServiceProcess
-
 pytestmark = pytest.mark.timeout(120)
-
-
-@pytest.fixture(scope="module")
-def collector_gateway(service_env, admin_api, tmp_session_dir) -> Iterator[ServiceProcess]:
-    collector = ServiceProcess(
-        "collector", free_port(), service_env, log_path=tmp_session_dir / "logs" / "gw-collector.log"
-    ).start()
-    gateway = start_gateway(
-        service_env,
-        tmp_session_dir / "logs" / "gateway-collector.log",
-        ADMIN_API_URL=admin_api.base_url,
-        BOT_MANAGER_URL=f"http://127.0.0.1:{free_port()}",
-        TRANSCRIPTION_COLLECTOR_URL=collector.base_url,
-    )
-    try:
-        yield gateway
-    finally:
-        gateway.stop()
-        collector.stop()
 
 
 async def test_meetings_and_transcripts_are_user_scoped(collector_gateway, make_user, db):
