@@ -72,6 +72,10 @@ class WebhookEmitter:
         ident = event_id(user_id, event, key)
         if not await self.redis.set(seen_key(ident), "1", nx=True, ex=SEEN_TTL_S):
             return ident  # already queued (a repeated callback, a second replica)
-        await enqueue(self.redis, new_job(user_id, event, ident, envelope(event, data, ident)))
+        try:
+            await enqueue(self.redis, new_job(user_id, event, ident, envelope(event, data, ident)))
+        except BaseException:
+            await self.redis.delete(seen_key(ident))  # not queued: a later emit may try again
+            raise
         log.info("webhook %s %s queued for user %s", event, ident, user_id)
         return ident

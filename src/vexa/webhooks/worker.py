@@ -29,7 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from vexa.webhooks import config, deliveries
 from vexa.webhooks.delivery import Attempt, attempt, host_of, make_client
-from vexa.webhooks.emit import DEAD_KEY, QUEUE_KEY, enqueue
+from vexa.webhooks.emit import DEAD_KEY, QUEUE_KEY
 from vexa.webhooks.ssrf import Resolver
 
 log = logging.getLogger(__name__)
@@ -104,6 +104,12 @@ class WebhookWorker:
             await deliveries.record(self.redis, int(job["user_id"]), entry)
 
     async def _deliver(self, client: httpx.AsyncClient, raw: str) -> None:
+        try:
+            await self._deliver_claimed(client, raw)
+        except Exception:  # e.g. the database is down: the lease runs out and the job comes back
+            log.warning("webhook delivery interrupted; it will be retried", exc_info=True)
+
+    async def _deliver_claimed(self, client: httpx.AsyncClient, raw: str) -> None:
         async with self._slots:
             job = json.loads(raw)
             async with self.sessionmaker() as session:
@@ -190,6 +196,3 @@ class WebhookWorker:
             await asyncio.wait({self._runner}, timeout=self.timeout_s + 5)
             if not self._runner.done():
                 self._runner.cancel()
-
-
-__all__ = ["WebhookWorker", "enqueue"]
