@@ -100,7 +100,9 @@ class PinnedTransport(httpx.AsyncBaseTransport):
     """Resolve and check each request's host once, then connect to exactly that address."""
 
     def __init__(self, *, allow_private: bool, resolver: Resolver | None = None) -> None:
-        self._inner = httpx.AsyncHTTPTransport(retries=0)
+        # No keep-alive: pooled connections are keyed by the pinned address, so two names on one
+        # address could otherwise share a TLS connection verified for the other name.
+        self._inner = httpx.AsyncHTTPTransport(retries=0, limits=httpx.Limits(max_keepalive_connections=0))
         self._allow_private = allow_private
         self._resolver = resolver
 
