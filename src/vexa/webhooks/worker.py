@@ -73,7 +73,7 @@ class WebhookWorker:
         self.lease_s = timeout_s + 30.0
         self.resolver = resolver
         self._claim = redis.register_script(_CLAIM)
-        self._slots = asyncio.Semaphore(concurrency)
+        self.concurrency = concurrency
         self._inflight: set[asyncio.Task[None]] = set()
         self._stopping = asyncio.Event()
         self._runner: asyncio.Task[None] | None = None
@@ -110,25 +110,24 @@ class WebhookWorker:
             log.warning("webhook delivery interrupted; it will be retried", exc_info=True)
 
     async def _deliver_claimed(self, client: httpx.AsyncClient, raw: str) -> None:
-        async with self._slots:
-            job = json.loads(raw)
-            async with self.sessionmaker() as session:
-                settings = await config.load(session, int(job["user_id"]))
-            if settings is None or not settings.url:
-                await self._log(job, "dropped", None, None, error="the user has no webhook any more")
-                await self.redis.zrem(QUEUE_KEY, raw)
-                return
-            host = host_of(settings.url)
-            result = await attempt(
-                client,
-                settings.url,
-                settings.secret,
-                job["id"],
-                job["event"],
-                job["body"].encode("utf-8"),
-                legacy_bearer=self.legacy_bearer,
-            )
-            await self._settle(raw, job, result, host)
+        job = json.loads(raw)
+        async with self.sessionmaker() as session:
+            settings = await config.load(session, int(job["user_id"]))
+        if settings is None or not settings.url:
+            await self._log(job, "dropped", None, None, error="the user has no webhook any more")
+            await self.redis.zrem(QUEUE_KEY, raw)
+            return
+        host = host_of(settings.url)
+        result = await attempt(
+            client,
+            settings.url,
+            settings.secret,
+            job["id"],
+            job["event"],
+            job["body"].encode("utf-8"),
+            legacy_bearer=self.legacy_bearer,
+        )
+        await self._settle(raw, job, result, host)
 
     async def _settle(self, raw: str, job: dict[str, Any], result: Attempt, host: str | None) -> None:
         tries = int(job["attempt"]) + 1
@@ -164,8 +163,12 @@ class WebhookWorker:
             await pipe.execute()
 
     async def _claim_due(self) -> list[str]:
+        """At most as many jobs as there are free slots, so no claimed job waits out its lease."""
+        free = self.concurrency - len(self._inflight)
+        if free <= 0:
+            return []
         now = time.time()
-        claimed = await self._claim(keys=[QUEUE_KEY], args=[now, _BATCH, now + self.lease_s])
+        claimed = await self._claim(keys=[QUEUE_KEY], args=[now, min(free, _BATCH), now + self.lease_s])
         return [c if isinstance(c, str) else c.decode() for c in claimed]
 
     async def run(self) -> None:
