@@ -78,10 +78,7 @@ class Announcer:
             events.append((MEETING_COMPLETED, {"meeting": shown}))
         if meeting.status == MeetingStatus.failed:
             events.append((BOT_FAILED, {"meeting": shown, "status_change": change}))
-        for event, data in events:
-            try:
-                await self.emitter.emit(
-                    meeting.user_id, event, data, key=f"meeting:{meeting.id}:{meeting.status}"
-                )
-            except Exception:
-                log.warning("could not queue webhook %s of meeting %s", event, meeting.id, exc_info=True)
+        try:
+            await self.emitter.emit_all(meeting.user_id, events, key=f"meeting:{meeting.id}:{meeting.status}")
+        except Exception:
+            log.warning("could not queue the webhooks of meeting %s", meeting.id, exc_info=True)

@@ -64,18 +64,28 @@ class WebhookEmitter:
         emitting the same (user, event, key) again is a no-op, and every delivery of it
         carries the same ``event_id``/``webhook-id``, so receivers can de-duplicate.
         """
-        event = canonical(event)
+        return (await self.emit_all(user_id, [(event, data)], key=key))[0]
+
+    async def emit_all(
+        self, user_id: int, events: list[tuple[str, dict[str, Any]]], *, key: str
+    ) -> list[str | None]:
+        """Several events of one happening (e.g. a status change): the user's settings are read once."""
+        names = [canonical(event) for event, _ in events]
         async with self.sessionmaker() as session:
             settings = await config.load(session, user_id)
-        if settings is None or not settings.url or not is_enabled(settings.events, event):
-            return None
-        ident = event_id(user_id, event, key)
-        if not await self.redis.set(seen_key(ident), "1", nx=True, ex=SEEN_TTL_S):
-            return ident  # already queued (a repeated callback, a second replica)
-        try:
-            await enqueue(self.redis, new_job(user_id, event, ident, envelope(event, data, ident)))
-        except BaseException:
-            await self.redis.delete(seen_key(ident))  # not queued: a later emit may try again
-            raise
-        log.info("webhook %s %s queued for user %s", event, ident, user_id)
-        return ident
+        out: list[str | None] = []
+        for event, (_, data) in zip(names, events, strict=True):
+            if settings is None or not settings.url or not is_enabled(settings.events, event):
+                out.append(None)
+                continue
+            ident = event_id(user_id, event, key)
+            out.append(ident)
+            if not await self.redis.set(seen_key(ident), "1", nx=True, ex=SEEN_TTL_S):
+                continue  # already queued (a repeated callback, a second replica)
+            try:
+                await enqueue(self.redis, new_job(user_id, event, ident, envelope(event, data, ident)))
+            except BaseException:
+                await self.redis.delete(seen_key(ident))  # not queued: a later emit may try again
+                raise
+            log.info("webhook %s %s queued for user %s", event, ident, user_id)
+        return out
