@@ -88,6 +88,8 @@ async def attempt(
         response = await client.post(url, content=body, headers=headers)
     except UnsafeWebhookURL as exc:
         return Attempt(None, str(exc), took(), blocked=True)
+    except (httpx.InvalidURL, httpx.UnsupportedProtocol):  # e.g. stored by hand: retrying cannot help
+        return Attempt(None, "the webhook URL is not a valid http(s) URL", took(), blocked=True)
     except httpx.HTTPError as exc:
         return Attempt(None, type(exc).__name__, took())
     code = response.status_code
