@@ -76,6 +76,7 @@ class WebhookWorker:
         self.concurrency = concurrency
         self._inflight: set[asyncio.Task[None]] = set()
         self._stopping = asyncio.Event()
+        self._slot_freed = asyncio.Event()
         self._runner: asyncio.Task[None] | None = None
 
     def delay_after(self, attempts: int) -> float:
@@ -178,19 +179,36 @@ class WebhookWorker:
             timeout_s=self.timeout_s, allow_private=self.allow_private, resolver=self.resolver
         ) as client:
             while not self._stopping.is_set():
+                claimed: list[str] = []
                 try:
-                    for raw in await self._claim_due():
+                    claimed = await self._claim_due()
+                    for raw in claimed:
                         task = asyncio.create_task(self._deliver(client, raw))
                         self._inflight.add(task)
-                        task.add_done_callback(self._inflight.discard)
+                        task.add_done_callback(self._finished)
                 except asyncio.CancelledError:
                     raise
                 except Exception:
                     log.warning("webhook queue unavailable; retrying", exc_info=True)
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._stopping.wait(), self.poll_interval_s)
+                if claimed and len(self._inflight) < self.concurrency:
+                    continue  # a backlog: claim again at once while slots are free
+                # Idle, or every slot busy: wait for a free slot, new work (polled) or close().
+                self._slot_freed.clear()
+                waits = {
+                    asyncio.ensure_future(self._stopping.wait()),
+                    asyncio.ensure_future(self._slot_freed.wait()),
+                }
+                _, pending = await asyncio.wait(
+                    waits, timeout=self.poll_interval_s, return_when=asyncio.FIRST_COMPLETED
+                )
+                for waiter in pending | waits:
+                    waiter.cancel()
             if self._inflight:  # let in-flight attempts finish while the client is open
                 await asyncio.wait(set(self._inflight), timeout=self.timeout_s)
+
+    def _finished(self, task: asyncio.Task[None]) -> None:
+        self._inflight.discard(task)
+        self._slot_freed.set()
 
     async def close(self) -> None:
         """Stop claiming; queued jobs stay in Redis for the next start or another replica."""
