@@ -247,3 +247,22 @@ async def test_send_time_guard_refuses_private_addresses_and_pins_the_resolved_o
 
 async def _log_count(redis, user_id: int, n: int) -> bool:
     return len(await _log(redis, user_id)) >= n
+
+
+async def test_a_job_claimed_by_a_worker_that_died_is_delivered_by_another(db, redis, make_user):
+    """At least once: a claim is a lease, so a worker killed mid-attempt does not lose the event."""
+    user_id, _ = await make_user()
+    receiver = WebhookReceiverStandIn()
+    async with serve_app(receiver.app) as base:
+        receiver.secret = await _configure(db, user_id, f"{base}/hook")
+        ident = await WebhookEmitter(redis, db.sessionmaker).emit(
+            user_id, "meeting.completed", {"n": 1}, key="k"
+        )
+        dead = WebhookWorker(redis, db.sessionmaker, allow_private=True)
+        dead.lease_s = 0.5
+        assert len(await dead._claim_due()) == 1  # claimed, then "killed" before any attempt
+        async with _worker(db, redis, allow_private=True):
+            await asyncio.sleep(0.3)
+            assert receiver.received == []  # the lease still holds
+            await wait_for(lambda: _async(receiver.processed), what="redelivery after the lease")
+    assert [p["event_id"] for p in receiver.processed] == [ident]
