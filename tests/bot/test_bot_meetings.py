@@ -143,6 +143,7 @@ async def test_admission_timeout(participants, simulator_factory, transcription_
     assert await asyncio.wait_for(Bot(config, BotSettings()).run(), 60) == 1
     assert callbacks.calls[-1]["status"] == "failed"
     assert callbacks.calls[-1]["reason"] == "awaiting_admission_timeout"
+    assert callbacks.calls[-1]["details"]["message"] == "not admitted within 3s"
     assert sim.state(NATIVE_IDS["teams"])["asked"] is True
     assert transcription_standin.sessions == []
 
@@ -159,7 +160,7 @@ async def test_unknown_meeting_reports_meeting_not_found(
         "meeting_id": 42,
         "status": "failed",
         "reason": "meeting_not_found",
-        "details": {"speaker_events": 0},
+        "details": {"speaker_events": 0, "message": "HTTP 404 for the google_meet meeting page"},
         "participants": [],
     }
 

@@ -190,7 +190,7 @@ async def test_callbacks_auth_and_illegal_transitions(start_manager, make_user, 
         meeting = await get_meeting(db, mid)
         assert meeting.status == "failed" and meeting.end_time is not None
         assert meeting.data["completion_reason"] == "evicted"
-        assert meeting.data["error_details"] == {"message": "kicked"}
+        assert meeting.data["error_details"] == "kicked"
         after = await client.post(url, json={"meeting_id": mid, "status": "active"}, headers=good)
         assert after.status_code == 409
         # The reconciler stops the bot whose meeting has ended.
@@ -261,7 +261,8 @@ async def test_crashed_bot_is_marked_failed(start_manager, make_user, db):
         ).json()["id"]
         meeting = await wait_status(db, mid, "failed")
         assert meeting.data["completion_reason"] == "bot_crashed"
-        assert meeting.data["error_details"]["exit_code"] == 3
+        assert meeting.data["completion_details"]["exit_code"] == 3
+        assert meeting.data["error_details"] == "the bot process exited (code 3) without a final status"
         assert [t["to"] for t in meeting.data["status_transition"]] == ["requested", "joining", "failed"]
         assert meeting.end_time is not None
 
@@ -384,7 +385,8 @@ async def test_orchestrator_start_failure_fails_meeting(start_manager, make_user
             mid = (await conn.execute(text("SELECT id FROM meetings"))).scalar_one()
         meeting = await get_meeting(db, mid)
         assert meeting.status == "failed" and meeting.data["completion_reason"] == "join_error"
-        assert meeting.data["error_details"]["error"] == "bot_start_failed"
+        assert meeting.data["completion_details"]["error"] == "bot_start_failed"
+        assert meeting.data["error_details"].startswith("could not start the bot: ")
 
 
 async def test_reconciler_fails_meetings_left_without_a_bot(start_manager, make_user, db):
@@ -414,7 +416,7 @@ async def test_reconciler_fails_meetings_left_without_a_bot(start_manager, make_
         assert (await client.get("/openapi.json")).status_code == 200
         meeting = await wait_status(db, stale, "failed")
         assert meeting.data["completion_reason"] == "join_error"
-        assert meeting.data["error_details"]["error"] == "bot_start_failed"
+        assert meeting.data["completion_details"]["error"] == "bot_start_failed"
         # An active meeting whose bot this manager does not know (e.g. killed with a previous process).
         meeting = await wait_status(db, orphan, "failed")
         assert meeting.data["completion_reason"] == "bot_crashed"

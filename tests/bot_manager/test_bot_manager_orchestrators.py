@@ -20,7 +20,7 @@ import docker.errors
 import httpx
 import pytest
 import yaml
-from bot_manager_helpers import make_settings, serve_app, wait_for
+from bot_manager_helpers import make_settings, wait_for
 from kubernetes import client as k8s
 from kubernetes.client.exceptions import ApiException
 from sqlalchemy import text
@@ -32,6 +32,7 @@ from vexa.bot_manager.orchestrators.docker_engine import DockerOrchestrator
 from vexa.bot_manager.orchestrators.kubernetes_pods import KubernetesOrchestrator
 from vexa.bot_manager.orchestrators.process import ProcessOrchestrator
 from vexa.bot_manager.settings import BotManagerSettings
+from vexa.testing.asgi import serve_app
 
 CONFIG = json.dumps({"meeting_id": 7, "token": "user-key"})
 SPEC = BotSpec(7, 3, "google_meet", "abc-defg-hij", CONFIG)

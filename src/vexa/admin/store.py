@@ -141,13 +141,3 @@ async def revoke_token(session: AsyncSession, token_id: int) -> APIToken | None:
         row.revoked = True
         await session.commit()
     return row
-
-
-async def set_webhook(session: AsyncSession, user_id: int, url: str) -> User | None:
-    user = await get_user(session, user_id)
-    if user is None:
-        return None
-    user.data = {**(user.data or {}), "webhook_url": url}
-    await session.commit()
-    await session.refresh(user)
-    return user

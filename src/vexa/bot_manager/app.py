@@ -23,7 +23,6 @@ from vexa.bot_manager.lifecycle import CompletionReason, IllegalTransition
 from vexa.bot_manager.manager import BotManager
 from vexa.bot_manager.orchestrators import Orchestrator, create_orchestrator
 from vexa.bot_manager.settings import BotManagerSettings
-from vexa.bot_manager.webhooks import WebhookDispatcher
 from vexa.platforms import Platform
 from vexa.schemas import (
     BotStatusResponse,
@@ -34,6 +33,8 @@ from vexa.schemas import (
     MessageResponse,
 )
 from vexa.service import DataServices, data_services
+from vexa.webhooks.emit import WebhookEmitter
+from vexa.webhooks.worker import WebhookWorker
 
 log = logging.getLogger(__name__)
 
@@ -70,15 +71,20 @@ async def _bot_manager(
     app: FastAPI, settings: BotManagerSettings, stores: DataServices, orchestrator: Orchestrator | None
 ) -> AsyncIterator[BotManager]:
     """The manager, its webhook worker and its watcher; on shutdown every bot is stopped."""
-    webhooks = WebhookDispatcher(
+    webhooks = WebhookWorker(
         stores.redis,
-        secret=settings.webhook_secret,
-        max_attempts=settings.webhook_max_attempts,
+        stores.db.sessionmaker,
+        allow_private=settings.webhook_allow_private_urls,
+        legacy_bearer=settings.webhook_legacy_bearer,
         retry_base_s=settings.webhook_retry_base_s,
+        max_delay_s=settings.webhook_retry_max_delay_s,
+        retry_for_s=settings.webhook_retry_for_s,
         timeout_s=settings.webhook_timeout_s,
     )
     orch = orchestrator or create_orchestrator(settings)
-    manager = BotManager(settings, stores.db, stores.redis, orch, webhooks)
+    manager = BotManager(
+        settings, stores.db, stores.redis, orch, WebhookEmitter(stores.redis, stores.db.sessionmaker)
+    )
     app.state.settings = settings
     app.state.manager = manager
     # Strong references: the event loop keeps only weak ones to tasks.

@@ -34,12 +34,12 @@ from vexa.bot_manager.orchestrators.base import BotSpec, Orchestrator
 from vexa.bot_manager.reconciler import Reconciler
 from vexa.bot_manager.settings import BotManagerSettings
 from vexa.bot_manager.transitions import MeetingTransitions
-from vexa.bot_manager.webhooks import WebhookDispatcher
 from vexa.db import Database
 from vexa.db.models import Meeting, MeetingStatus, User
 from vexa.meetings import CALLBACK_TOKEN_HASH_KEY, meeting_response
 from vexa.platforms import meeting_url
 from vexa.schemas import BotStatus, MeetingConfigUpdate, MeetingCreate, MeetingResponse
+from vexa.webhooks.emit import WebhookEmitter
 
 log = logging.getLogger(__name__)
 
@@ -59,13 +59,13 @@ class BotManager:
         db: Database,
         redis: Redis,
         orchestrator: Orchestrator,
-        webhooks: WebhookDispatcher,
+        webhooks: WebhookEmitter,
     ) -> None:
         self.settings = settings
         self.db = db
         self.redis = redis
         self.orchestrator = orchestrator
-        self.announcer = Announcer(redis, db.sessionmaker, webhooks, settings.meeting_base_url)
+        self.announcer = Announcer(redis, webhooks, settings.meeting_base_url)
         self.transitions = MeetingTransitions(db, redis, self.announcer)
         self.reconciler = Reconciler(settings, db, orchestrator, self.transitions)
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -206,7 +206,7 @@ class BotManager:
                     meeting.id,
                     S.failed,
                     reason=CompletionReason.join_error,
-                    details={"error": "bot_start_failed", "message": str(exc)},
+                    details={"error": "bot_start_failed", "message": f"could not start the bot: {exc}"},
                     source="bot_manager",
                 )
             raise ServiceError(

@@ -16,6 +16,7 @@ from redis.asyncio import Redis
 from vexa.bot_manager.announcer import Announcer
 from vexa.bot_manager.errors import ServiceError
 from vexa.bot_manager.lifecycle import CompletionReason, check_transition, is_terminal
+from vexa.bot_manager.reasons import error_details, safe_details
 from vexa.bot_manager.transcript_summary import merge_unique, transcript_speakers_and_languages
 from vexa.db import Database
 from vexa.db.models import Meeting, MeetingStatus
@@ -77,10 +78,11 @@ class MeetingTransitions:
             if is_terminal(new):
                 meeting.end_time = now
                 data["completion_reason"] = str(reason)
-                if new == S.failed:
-                    data["error_details"] = details or {"message": f"bot failed ({reason})"}
-                elif details:
-                    data["completion_details"] = details
+                problem = error_details(new.value, str(reason), details)
+                if problem:
+                    data["error_details"] = problem
+                if extra := safe_details(details):
+                    data["completion_details"] = extra
                 speakers, languages = await transcript_speakers_and_languages(session, self.redis, meeting_id)
                 data["participants"] = merge_unique(data.get("participants"), speakers)
                 data["languages"] = merge_unique(data.get("languages"), languages)
@@ -96,7 +98,7 @@ class MeetingTransitions:
             f" [{reason}]" if reason else "",
             source,
         )
-        await self.announcer.announce(meeting, str(reason) if reason else None)
+        await self.announcer.announce(meeting, str(reason) if reason else None, old=old, source=source)
         return meeting, True
 
     @staticmethod

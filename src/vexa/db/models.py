@@ -92,6 +92,16 @@ class APIToken(Base):
     user: Mapped[User] = relationship(back_populates="tokens")
 
 
+class WebhookSecret(Base):
+    """A user's webhook signing secret, kept out of ``users.data`` so no user view can show it."""
+
+    __tablename__ = "webhook_secrets"
+
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+    secret: Mapped[str] = mapped_column(String(512), nullable=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
 class Meeting(Base):
     __tablename__ = "meetings"
 

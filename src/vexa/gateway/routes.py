@@ -18,21 +18,31 @@ from vexa.meeting_filters import MeetingFilters, meeting_filters
 from vexa.meetings import valid_native_id
 from vexa.platforms import Platform
 from vexa.schemas import (
+    BotListResponse,
     BotStatusResponse,
     ErrorResponse,
     MeetingConfigUpdate,
     MeetingCreate,
     MeetingListResponse,
     MeetingResponse,
+    MeetingTableResponse,
+    MeetingTelematicsResponse,
     MeetingUpdate,
     MessageResponse,
+    PaginatedMeetingUserStatResponse,
     TokenInfo,
     TokenResponse,
     TranscriptionResponse,
+    UserAnalyticsResponse,
     UserCreate,
     UserDetailResponse,
     UserResponse,
+    UserTableResponse,
     UserUpdate,
+    WebhookDeliveries,
+    WebhookInfo,
+    WebhookSetResponse,
+    WebhookTestResult,
     WebhookUpdate,
 )
 from vexa.transcript_export import MEDIA_TYPES, ExportFormat
@@ -136,6 +146,16 @@ async def reconfigure_bot(
 
 
 @public.get(
+    "/bots",
+    tags=["bots"],
+    response_model=BotListResponse,
+    summary="The caller's bots (meetings), newest first; filter by status/platform, page with limit/offset",
+)
+async def list_bots(request: Request, _: MeetingFilters = Depends(meeting_filters)) -> Response:
+    return await _forward(request, COLLECTOR, "/bots")
+
+
+@public.get(
     "/bots/status", tags=["bots"], response_model=BotStatusResponse, summary="The caller's running bots"
 )
 async def bots_status(request: Request) -> Response:
@@ -153,6 +173,17 @@ async def bots_status(request: Request) -> Response:
 )
 async def list_meetings(request: Request, _: MeetingFilters = Depends(meeting_filters)) -> Response:
     return await _forward(request, COLLECTOR, "/meetings")
+
+
+@public.get(
+    "/meetings/{meeting_id}",
+    tags=["meetings"],
+    response_model=MeetingResponse,
+    responses=NOT_FOUND,
+    summary="One of the caller's meetings by its id",
+)
+async def get_meeting(request: Request, meeting_id: int = Path(ge=1, le=2**31 - 1)) -> Response:
+    return await _forward(request, COLLECTOR, f"/meetings/{meeting_id}")
 
 
 @public.get(
@@ -202,9 +233,47 @@ async def delete_meeting(request: Request, ref: str = Depends(meeting_ref)) -> R
 # --- user settings (admin-api) -------------------------------------------------------------------
 
 
-@public.put("/user/webhook", tags=["user"], response_model=UserResponse, summary="Set the webhook URL")
+@public.put(
+    "/user/webhook",
+    tags=["user"],
+    response_model=WebhookSetResponse,
+    summary="Set the webhook URL, secret and events (the secret is shown once)",
+)
 async def set_webhook(body: WebhookUpdate, request: Request) -> Response:
     return await _forward(request, ADMIN, "/user/webhook")
+
+
+@public.get("/user/webhook", tags=["user"], response_model=WebhookInfo, summary="The webhook settings")
+async def get_webhook(request: Request) -> Response:
+    return await _forward(request, ADMIN, "/user/webhook")
+
+
+@public.delete(
+    "/user/webhook", tags=["user"], status_code=204, response_class=Response, summary="Stop webhooks"
+)
+async def delete_webhook(request: Request) -> Response:
+    return await _forward(request, ADMIN, "/user/webhook")
+
+
+@public.get(
+    "/user/webhook/deliveries",
+    tags=["user"],
+    response_model=WebhookDeliveries,
+    summary="Recent webhook delivery attempts, newest first",
+)
+async def webhook_deliveries(request: Request, limit: int = Query(100, ge=1, le=500)) -> Response:
+    return await _forward(request, ADMIN, "/user/webhook/deliveries")
+
+
+@public.post(
+    "/user/webhook/test",
+    tags=["user"],
+    response_model=WebhookTestResult,
+    responses={404: _err("No webhook is set")},
+    summary="Send a signed test ping now",
+)
+async def test_webhook(request: Request) -> Response:
+    return await _forward(request, ADMIN, "/user/webhook/test")
 
 
 # --- admin (admin-api) ---------------------------------------------------------------------------
@@ -290,3 +359,73 @@ async def admin_list_tokens(request: Request, user_id: int = UserId) -> Response
 )
 async def admin_revoke_token(request: Request, token_id: int = Path(ge=1, le=2**31 - 1)) -> Response:
     return await _forward(request, ADMIN, f"/admin/tokens/{token_id}")
+
+
+# --- admin statistics and analytics (admin-api; upstream's paths) ---------------------------------
+
+Skip = Query(0, ge=0, le=2**31 - 1)
+
+
+@admin.get(
+    "/stats/meetings-users",
+    tags=["analytics"],
+    response_model=PaginatedMeetingUserStatResponse,
+    summary="Meetings with their users (admin or analytics key)",
+)
+async def admin_meetings_users(
+    request: Request, skip: int = Skip, limit: int = Query(100, ge=1, le=1000)
+) -> Response:
+    return await _forward(request, ADMIN, "/admin/stats/meetings-users")
+
+
+@admin.get(
+    "/analytics/users",
+    tags=["analytics"],
+    response_model=list[UserTableResponse],
+    summary="Users without data or tokens (admin or analytics key)",
+)
+async def admin_analytics_users(
+    request: Request, skip: int = Skip, limit: int = Query(1000, ge=1, le=10000)
+) -> Response:
+    return await _forward(request, ADMIN, "/admin/analytics/users")
+
+
+@admin.get(
+    "/analytics/meetings",
+    tags=["analytics"],
+    response_model=list[MeetingTableResponse],
+    summary="Meetings without data (admin or analytics key)",
+)
+async def admin_analytics_meetings(
+    request: Request, skip: int = Skip, limit: int = Query(1000, ge=1, le=10000)
+) -> Response:
+    return await _forward(request, ADMIN, "/admin/analytics/meetings")
+
+
+@admin.get(
+    "/analytics/meetings/{meeting_id}/telematics",
+    tags=["analytics"],
+    response_model=MeetingTelematicsResponse,
+    responses=NOT_FOUND,
+    summary="One meeting's sessions, transcript statistics and durations",
+)
+async def admin_meeting_telematics(
+    request: Request,
+    meeting_id: int = Path(ge=1, le=2**31 - 1),
+    include_transcriptions: bool = False,
+    include_sessions: bool = True,
+) -> Response:
+    return await _forward(request, ADMIN, f"/admin/analytics/meetings/{meeting_id}/telematics")
+
+
+@admin.get(
+    "/analytics/users/{user_id}/details",
+    tags=["analytics"],
+    response_model=UserAnalyticsResponse,
+    responses=NOT_FOUND,
+    summary="One user's record, meeting statistics and usage patterns",
+)
+async def admin_user_details(
+    request: Request, user_id: int = UserId, include_meetings: bool = True, include_tokens: bool = False
+) -> Response:
+    return await _forward(request, ADMIN, f"/admin/analytics/users/{user_id}/details")
