@@ -127,8 +127,8 @@ async def test_max_concurrent_bots_is_race_safe(start_manager, make_user, db):
             )
         )
         codes = sorted(r.status_code for r in results)
-        assert codes == [201, 201, 403, 403, 403]
-        refused = next(r for r in results if r.status_code == 403)
+        assert codes == [201, 201, 429, 429, 429]
+        refused = next(r for r in results if r.status_code == 429)
         assert refused.json()["detail"] == "User has reached the maximum concurrent bot limit (2)."
 
 

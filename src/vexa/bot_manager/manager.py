@@ -156,7 +156,7 @@ class BotManager:
                 ).scalar_one()
                 limit = user_row.max_concurrent_bots
                 if active >= limit:
-                    raise ServiceError(403, f"User has reached the maximum concurrent bot limit ({limit}).")
+                    raise ServiceError(429, f"User has reached the maximum concurrent bot limit ({limit}).")
                 meeting = Meeting(
                     user_id=user.user_id,
                     platform=platform,
