@@ -273,6 +273,7 @@ async def require_user(request: Request, api_key: str | None = Security(api_key_
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, detail="API key expired")
     if not scope_allows(user.scope, request.method, request.url.path):
         raise HTTPException(
-            status.HTTP_403_FORBIDDEN, detail=out_of_scope_detail(user.scope, request.method, request.url.path)
+            status.HTTP_403_FORBIDDEN,
+            detail=out_of_scope_detail(user.scope, request.method, request.url.path),
         )
     return user

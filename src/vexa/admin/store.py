@@ -6,9 +6,8 @@ one implementation (same idempotency, same hashing).
 
 from __future__ import annotations
 
-from datetime import datetime
-
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import delete, func, select
