@@ -1,6 +1,6 @@
 """API token scopes and expiry
 
-Revision ID: 0003_issue-10b
+Revision ID: 0003_issue_10b
 Revises: 0002
 Create Date: 2026-11-28 06:30:00
 
@@ -12,7 +12,7 @@ Create Date: 2026-11-28 06:30:00
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0003_issue-10b"
+revision = "0003_issue_10b"
 down_revision = "0002"
 branch_labels = None
 depends_on = None
