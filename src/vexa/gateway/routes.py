@@ -62,6 +62,7 @@ USER_ERRORS: dict[int | str, dict] = {
 ADMIN_ERRORS: dict[int | str, dict] = {
     401: _err("Missing X-Admin-API-Key"),
     403: _err("Wrong X-Admin-API-Key"),
+    429: _err("Rate limit reached (see Retry-After)"),
     **DOWNSTREAM_ERRORS,
 }
 NOT_FOUND = {404: _err("Not found (or not yours)")}

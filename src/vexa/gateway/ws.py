@@ -302,7 +302,9 @@ async def websocket_endpoint(websocket: WebSocket) -> None:
         await asyncio.gather(
             *(t for t in (receive, writer, dropped, revocation) if t is not None), return_exceptions=True
         )
-        if revoked.is_set():
+        if revoked.is_set() and user.expired():
+            await _close(websocket, CLOSE_UNAUTHENTICATED, "API key expired")
+        elif revoked.is_set():
             await _close(websocket, CLOSE_FORBIDDEN, "API key revoked")
         elif client.dropped.is_set():
             await _close(websocket, CLOSE_TOO_SLOW, "too slow: send queue full")
