@@ -224,7 +224,7 @@ class StreamWorker:
         """Keep what the producer sent (tokens redacted) in a capped stream, acknowledge the original."""
         payload = fields.get("payload")
         if payload is None:  # keep whatever the producer sent, so nothing is lost
-            payload = json.dumps(fields)[:100_000]
+            payload = json.dumps({k: redact_tokens(v) for k, v in fields.items()})[:100_000]
         async with self.redis.pipeline(transaction=True) as pipe:
             pipe.xadd(
                 self.dead_stream,
