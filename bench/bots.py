@@ -208,7 +208,12 @@ async def main() -> None:
         service = ServiceProcess(
             "transcription",
             port,
-            {"HEALTH_PORT": str(health), "REDIS_URL": os.environ.get("REDIS_URL", "")},
+            # The bench's bots are not started by a bot-manager (no bot tokens): standalone mode.
+            {
+                "HEALTH_PORT": str(health),
+                "REDIS_URL": os.environ.get("REDIS_URL", ""),
+                "WL_STANDALONE": "true",
+            },
             health_url=f"http://127.0.0.1:{health}/health",
             log_path=args.out / "transcription.log",
         ).start(timeout=120)
