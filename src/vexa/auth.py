@@ -74,6 +74,11 @@ def scope_allows(scope: str, method: str, path: str) -> bool:
     return False
 
 
+def may_follow_live_events(scope: str) -> bool:
+    """``WS /ws`` streams transcripts as they are made: a read, like GET /transcripts."""
+    return scope in (Scope.full, Scope.transcripts)
+
+
 def generate_token() -> str:
     return "".join(secrets.choice(_ALPHABET) for _ in range(TOKEN_LENGTH))
 

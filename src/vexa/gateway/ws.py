@@ -30,7 +30,7 @@ from typing import Any
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from sqlalchemy import select, tuple_
 
-from vexa.auth import AuthenticatedUser, TokenVerifier, out_of_scope_detail, scope_allows
+from vexa.auth import AuthenticatedUser, TokenVerifier, may_follow_live_events, out_of_scope_detail
 from vexa.db.models import Meeting
 from vexa.gateway.hub import EventHub
 from vexa.platforms import native_id_problem
@@ -146,7 +146,7 @@ def _refusal(key: str | None, user: AuthenticatedUser | None) -> tuple[int, str]
         return CLOSE_FORBIDDEN, "Invalid or revoked API key"
     if user.expired():
         return CLOSE_UNAUTHENTICATED, "API key expired"
-    if not scope_allows(user.scope, "GET", "/meetings/ws"):  # live transcripts are a read
+    if not may_follow_live_events(user.scope):
         return CLOSE_FORBIDDEN, out_of_scope_detail(user.scope, "GET", "/ws")
     return None
 
