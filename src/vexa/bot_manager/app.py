@@ -57,7 +57,7 @@ class CallbackResponse(BaseModel):
 
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
-    code: {"model": ErrorResponse} for code in (401, 403, 404, 409, 503)
+    code: {"model": ErrorResponse} for code in (401, 403, 404, 409, 429, 503)
 }
 
 
