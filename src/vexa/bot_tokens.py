@@ -53,7 +53,7 @@ def hash_bot_token(token: str) -> str:
 
 
 def is_bot_token(token: str | None) -> bool:
-    return bool(token) and token.startswith(PREFIX)  # type: ignore[union-attr]
+    return token is not None and token.startswith(PREFIX)
 
 
 def _key(token_hash: str) -> str:
@@ -78,9 +78,9 @@ async def mark_ended(redis: Redis, token_hash: str, grace_s: float) -> None:
 
 async def lookup(redis: Redis, token: str | None) -> BotTokenClaims | None:
     """The token's claims, or None for a missing, malformed, unknown or expired token."""
-    if not is_bot_token(token) or len(token) > 512:  # type: ignore[arg-type]
+    if token is None or not is_bot_token(token) or len(token) > 512:
         return None
-    digest = hash_bot_token(token)  # type: ignore[arg-type]
+    digest = hash_bot_token(token)
     raw = await redis.get(_key(digest))
     if raw is None:
         return None
