@@ -121,7 +121,13 @@ def start_ours(model: str, tmp: Path) -> Server:
     svc = ServiceProcess(
         "transcription",
         free_port(),
-        {"WHISPER_MODEL": model, "HEALTH_PORT": str(hport), "WL_MAX_CLIENTS": "128", "LOG_LEVEL": "WARNING"},
+        {
+            "WHISPER_MODEL": model,
+            "HEALTH_PORT": str(hport),
+            "WL_MAX_CLIENTS": "128",
+            "LOG_LEVEL": "WARNING",
+            "WL_STANDALONE": "true",  # anonymous WhisperLive clients, as against the WhisperLive peer
+        },
         health_url=f"http://127.0.0.1:{hport}/health",
         log_path=tmp / "vexa-transcription.log",
     )

@@ -9,7 +9,16 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AnyHttpUrl, BaseModel, ConfigDict, EmailStr, Field, field_validator, model_validator
+from pydantic import (
+    AnyHttpUrl,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    EmailStr,
+    Field,
+    field_validator,
+    model_validator,
+)
 
 from vexa.platforms import Platform, native_id_problem, passcode_problem
 from vexa.webhooks.events import normalize_choice
@@ -98,6 +107,28 @@ class UserResponse(BaseModel):
     created_at: datetime
 
 
+class TokenCreate(BaseModel):
+    """POST /admin/users/{id}/tokens (optional body): what the key may do and until when."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    scope: Literal["full", "bots", "transcripts"] = Field(
+        "full",
+        description="'full' (everything, upstream's only kind), 'bots' (the /bots routes) or "
+        "'transcripts' (read-only meetings and transcripts).",
+    )
+    expires_in: int | None = Field(
+        None, ge=60, le=10 * 365 * 86400, description="Seconds until the key expires (401 after)."
+    )
+    expires_at: AwareDatetime | None = Field(None, description="When the key expires (alternative).")
+
+    @model_validator(mode="after")
+    def _one_expiry(self) -> TokenCreate:
+        if self.expires_in is not None and self.expires_at is not None:
+            raise ValueError("give expires_in or expires_at, not both")
+        return self
+
+
 class TokenResponse(BaseModel):
     """Returned once, at creation: the only time the plaintext token is visible."""
 
@@ -105,6 +136,8 @@ class TokenResponse(BaseModel):
     user_id: int
     token: str
     created_at: datetime
+    scope: str = "full"
+    expires_at: datetime | None = None
 
 
 class TokenInfo(BaseModel):
@@ -118,6 +151,8 @@ class TokenInfo(BaseModel):
     created_at: datetime
     last_used_at: datetime | None = None
     revoked: bool
+    scope: str = "full"
+    expires_at: datetime | None = None
 
 
 class UserDetailResponse(UserResponse):

@@ -136,7 +136,7 @@ class Bot:
     def __init__(self, config: BotConfig, settings: BotSettings | None = None) -> None:
         self.config = config
         self.settings = settings or BotSettings()
-        self.reporter = StatusReporter(config.callback_url, config.callback_token, config.meeting_id)
+        self.reporter = StatusReporter(config.callback_url, config.token, config.meeting_id)
         self.audio = AudioRouter(config, self.settings)
         self._stop = asyncio.Event()
         self.stop_reason: str | None = None

@@ -17,7 +17,7 @@ from fastapi import Depends, FastAPI, Header, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from vexa.auth import AuthenticatedUser, api_key_header, require_user
+from vexa.auth import AuthenticatedUser, require_user
 from vexa.bot_manager.errors import ServiceError
 from vexa.bot_manager.lifecycle import CompletionReason, IllegalTransition
 from vexa.bot_manager.manager import BotManager
@@ -58,7 +58,7 @@ class CallbackResponse(BaseModel):
 
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
-    code: {"model": ErrorResponse} for code in (401, 403, 404, 409, 503)
+    code: {"model": ErrorResponse} for code in (401, 403, 404, 409, 429, 503)
 }
 
 
@@ -140,11 +140,9 @@ def create_app(
         body: MeetingCreate,
         request: Request,
         user: AuthenticatedUser = Depends(require_user),
-        api_key: str | None = Depends(api_key_header),
     ) -> MeetingResponse:
         """Send a bot into a meeting (one per user + platform + meeting id at a time)."""
-        assert api_key is not None  # require_user has checked it
-        return await _manager(request).create_bot(user, api_key, body)
+        return await _manager(request).create_bot(user, body)
 
     @app.delete(
         "/bots/{platform}/{native_meeting_id}",

@@ -64,8 +64,20 @@ class BotManagerSettings(DataSettings, WebhookSettings):
         description="A meeting left 'requested' with no bot this long failed.",
     )
 
+    bot_token_grace_s: float = Field(
+        3600.0,
+        gt=0,
+        alias="BOT_TOKEN_GRACE_S",
+        description="After a meeting ends its bot token opens no session but still authorises "
+        "segments already sent, this long (a collector backlog).",
+    )
+
     reconcile_interval_s: float = Field(10.0, gt=0, alias="RECONCILE_INTERVAL_S")
     bot_log_dir: Path | None = Field(None, alias="BOT_LOG_DIR")
+
+    def bot_token_ttl_s(self) -> float:
+        """A bot token outlives its bot's longest possible life by a margin, and no more."""
+        return self.bot_start_grace_s + self.bot_admission_timeout_s + self.bot_max_duration_s + 600
 
     def resolved_callback_url(self) -> str:
         return (self.callback_url or f"http://127.0.0.1:{self.port}").rstrip("/")

@@ -88,6 +88,9 @@ class APIToken(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     last_used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     revoked: Mapped[bool] = mapped_column(Boolean, nullable=False, server_default=sql("false"))
+    # What the key may do (vexa.auth.Scope): 'full' (upstream's only kind), 'bots', 'transcripts'.
+    scope: Mapped[str] = mapped_column(String(16), nullable=False, server_default=sql("'full'"))
+    expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
     user: Mapped[User] = relationship(back_populates="tokens")
 

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from urllib.parse import quote
 
-from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, Response, Security, status
+from fastapi import APIRouter, Body, Depends, HTTPException, Path, Query, Request, Response, Security, status
 
 from vexa.admin.security import admin_key_header
-from vexa.auth import require_user
+from vexa.auth import Scope, require_user
 from vexa.meeting_filters import MeetingFilters, meeting_filters
 from vexa.meetings import valid_native_id
 from vexa.platforms import Platform
@@ -30,6 +30,7 @@ from vexa.schemas import (
     MeetingUpdate,
     MessageResponse,
     PaginatedMeetingUserStatResponse,
+    TokenCreate,
     TokenInfo,
     TokenResponse,
     TranscriptionResponse,
@@ -63,13 +64,15 @@ DOWNSTREAM_ERRORS: dict[int | str, dict] = {
     504: _err("The internal service did not answer in time"),
 }
 USER_ERRORS: dict[int | str, dict] = {
-    401: _err("Missing X-API-Key"),
-    403: _err("Unknown or revoked X-API-Key"),
+    401: _err("Missing or expired X-API-Key"),
+    403: _err("Unknown or revoked X-API-Key, or one used outside its scope (the detail names it)"),
+    429: _err("Rate limit reached (see Retry-After)"),
     **DOWNSTREAM_ERRORS,
 }
 ADMIN_ERRORS: dict[int | str, dict] = {
     401: _err("Missing X-Admin-API-Key"),
     403: _err("Wrong X-Admin-API-Key"),
+    429: _err("Rate limit reached (see Retry-After)"),
     **DOWNSTREAM_ERRORS,
 }
 NOT_FOUND = {404: _err("Not found (or not yours)")}
@@ -112,7 +115,7 @@ admin = APIRouter(
     tags=["bots"],
     status_code=201,
     response_model=MeetingResponse,
-    responses={**CONFLICT, 429: _err("Concurrent bot limit reached")},
+    responses={**CONFLICT, 429: _err("Concurrent bot limit reached (as upstream), or rate limit")},
     summary="Send a bot into a meeting",
 )
 async def request_bot(body: MeetingCreate, request: Request) -> Response:
@@ -339,7 +342,13 @@ async def admin_delete_user(request: Request, user_id: int = UserId) -> Response
     responses=NOT_FOUND,
     summary="Issue an API token (plaintext shown once)",
 )
-async def admin_create_token(request: Request, user_id: int = UserId) -> Response:
+async def admin_create_token(
+    request: Request,
+    user_id: int = UserId,
+    body: TokenCreate | None = Body(None),
+    scope: Scope | None = Query(None, description="Same as the body's scope (upstream passes a query)."),
+    expires_in: int | None = Query(None, ge=60, le=10 * 365 * 86400, description="Seconds to expiry."),
+) -> Response:
     return await _forward(request, ADMIN, f"/admin/users/{user_id}/tokens")
 
 

@@ -1,6 +1,6 @@
 """per-user webhook secrets
 
-Revision ID: 0003_issue_10a
+Revision ID: 0003
 Revises: 0002
 Create Date: 2026-11-28 06:30:00
 
@@ -12,7 +12,7 @@ Create Date: 2026-11-28 06:30:00
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0003_issue_10a"  # alembic refuses "-" in revision ids
+revision = "0003"
 down_revision = "0002"
 branch_labels = None
 depends_on = None
