@@ -75,7 +75,7 @@ async def test_reported_messages_are_cleaned_before_they_are_stored(start_manage
                 "reason": "join_error",
                 "details": {"message": message},
             },
-            headers={"X-Bot-Token": standin["callback_token"]},
+            headers={"X-Bot-Token": standin["bot_token_env"]},
         )
         assert done.status_code == 200, done.text
     meeting = await wait_status(db, mid, "failed")
