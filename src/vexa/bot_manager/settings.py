@@ -63,6 +63,11 @@ class BotManagerSettings(DataSettings):
         description="A meeting left 'requested' with no bot this long failed.",
     )
 
+    recording_enabled_default: bool = Field(
+        True,
+        alias="RECORDING_ENABLED",
+        description="Record meetings unless the request or the user's data.recording_enabled says no.",
+    )
     webhook_secret: str | None = Field(None, alias="WEBHOOK_SECRET")
     webhook_max_attempts: int = Field(6, ge=1, alias="WEBHOOK_MAX_ATTEMPTS")
     webhook_retry_base_s: float = Field(1.0, gt=0, alias="WEBHOOK_RETRY_BASE_S")

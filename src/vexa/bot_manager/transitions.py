@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from redis.asyncio import Redis
+from redis.exceptions import RedisError
 
 from vexa.bot_manager.announcer import Announcer
 from vexa.bot_manager.errors import ServiceError
@@ -19,6 +20,8 @@ from vexa.bot_manager.lifecycle import CompletionReason, check_transition, is_te
 from vexa.bot_manager.transcript_summary import merge_unique, transcript_speakers_and_languages
 from vexa.db import Database
 from vexa.db.models import Meeting, MeetingStatus
+from vexa.recordings.jobs import enqueue_postprocess
+from vexa.recordings.records import RECORDINGS_KEY
 
 log = logging.getLogger(__name__)
 
@@ -97,6 +100,11 @@ class MeetingTransitions:
             source,
         )
         await self.announcer.announce(meeting, str(reason) if reason else None)
+        if is_terminal(new) and (meeting.data or {}).get(RECORDINGS_KEY):
+            try:
+                await enqueue_postprocess(self.redis, meeting_id)
+            except RedisError:
+                log.error("meeting %s: could not queue its recording's post-processing", meeting_id)
         return meeting, True
 
     @staticmethod

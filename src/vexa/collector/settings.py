@@ -8,6 +8,7 @@ import socket
 from pydantic import Field
 
 from vexa.config import SPEAKER_STREAM_DEFAULT, STREAM_NAME_DEFAULT, DataSettings
+from vexa.recordings.settings import RecordingStorageSettings
 from vexa.streams import DEAD_LETTER_SUFFIX
 
 
@@ -17,7 +18,33 @@ def _default_consumer_name() -> str:
     return f"{socket.gethostname()}-{os.getpid()}"
 
 
-class CollectorSettings(DataSettings):
+class PostprocessSettings(RecordingStorageSettings):
+    """Post-meeting work the collector hosts: finalizing recordings, the final transcript, retention."""
+
+    postprocess_enabled: bool = Field(True, alias="POSTPROCESS_ENABLED")
+    postprocess_concurrency: int = Field(
+        1, ge=1, le=16, alias="POSTPROCESS_CONCURRENCY", description="Meetings transcribed at once."
+    )
+    postprocess_model: str = Field(
+        "base",
+        alias="POSTPROCESS_MODEL",
+        description="The best model you have: a folder, a bundled name, or a hub name with downloads on.",
+    )
+    postprocess_beam_size: int = Field(5, ge=1, le=10, alias="POSTPROCESS_BEAM_SIZE")
+    postprocess_cpu_threads: int = Field(1, ge=0, alias="POSTPROCESS_CPU_THREADS")
+    postprocess_device: str = Field("cpu", alias="POSTPROCESS_DEVICE")
+    postprocess_compute_type: str = Field("default", alias="POSTPROCESS_COMPUTE_TYPE")
+    postprocess_nice: int = Field(
+        10, ge=0, le=19, alias="POSTPROCESS_NICE", description="CPU priority drop, so live work comes first."
+    )
+    recording_retention_days: float = Field(
+        0, ge=0, alias="RECORDING_RETENTION_DAYS", description="Delete recordings this old (0 keeps them)."
+    )
+    retention_interval_s: float = Field(3600.0, gt=0, alias="RETENTION_INTERVAL_S")
+    webhook_secret: str | None = Field(None, alias="WEBHOOK_SECRET", repr=False)
+
+
+class CollectorSettings(DataSettings, PostprocessSettings):
     """Stream consumption, persistence timing, speakers and filters."""
 
     redis_stream_name: str = Field(STREAM_NAME_DEFAULT, alias="REDIS_STREAM_NAME")
