@@ -15,7 +15,7 @@ from starlette.responses import Response
 from vexa.auth import AuthenticatedUser, require_user
 from vexa.collector.exports import ExportFormat, export_response
 from vexa.collector.meetings import session_starts
-from vexa.collector.recordings_api import remove_recordings
+from vexa.collector.recordings_api import delete_files
 from vexa.collector.segments import MeetingLock, absolute, decode, drop_meeting, read_raw, segment_field
 from vexa.db.models import TERMINAL_STATUSES, FinalSegment, Meeting, MeetingSession, Transcription
 from vexa.meeting_filters import MeetingFilters, meeting_filters
@@ -269,7 +269,8 @@ async def delete_meeting(
             await session.execute(select(Meeting.id).where(Meeting.id == meeting_db_id).with_for_update())
             await drop_meeting(state.redis, meeting_db_id)  # Redis first: leftovers would be persisted again
             # Recordings' files first: a storage failure leaves the meeting as it was, to retry.
-            await remove_recordings(state.db.sessionmaker, state.recording_storage, meeting_db_id, None)
+            recordings = (meeting.data or {}).get("recordings") or []
+            await delete_files(state.recording_storage, recordings, None)
             await session.execute(delete(Transcription).where(Transcription.meeting_id == meeting_db_id))
             await session.execute(delete(FinalSegment).where(FinalSegment.meeting_id == meeting_db_id))
             await session.execute(delete(MeetingSession).where(MeetingSession.meeting_id == meeting_db_id))

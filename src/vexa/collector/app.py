@@ -25,7 +25,7 @@ from vexa.collector.retention import run_retention
 from vexa.collector.settings import CollectorSettings
 from vexa.collector.trimming import StreamTrimmer, measure
 from vexa.db import Database
-from vexa.recordings.storage import open_storage
+from vexa.recordings.storage import StorageError, open_storage
 from vexa.service import add_error_handler, data_services
 
 log = logging.getLogger(__name__)
@@ -155,6 +155,15 @@ def create_app(settings: CollectorSettings | None = None, *, run_workers: bool =
     app.state.settings = settings
 
     add_error_handler(app, "transcription-collector")
+
+    @app.exception_handler(StorageError)
+    async def _storage_error(_: Request, exc: StorageError) -> JSONResponse:
+        log.error("recording storage: %s", exc)
+        return JSONResponse(
+            {"detail": "Recording storage is unavailable; try again shortly"},
+            status_code=503,
+            headers={"Retry-After": "5"},
+        )
 
     @app.get("/health", tags=["health"])
     async def health(request: Request) -> JSONResponse:

@@ -146,21 +146,31 @@ class PostProcessor:
 
     # ---- one meeting -------------------------------------------------------------------------
     async def process(self, meeting_id: int, *, force: bool = False) -> None:
+        """Finalize the meeting's recordings, then (once, or again with ``force``) transcribe them."""
+        found = await self.finalize_recordings(meeting_id, force=force)
+        if found is None:
+            return
+        user_id, data, tracks = found
+        done = (data.get(FINAL_KEY) or {}).get("status") == "completed"
+        if tracks and (force or not done):
+            await self._transcribe(meeting_id, user_id, data, tracks)
+
+    async def finalize_recordings(
+        self, meeting_id: int, *, force: bool = False
+    ) -> tuple[int, dict[str, Any], list[Track]] | None:
+        """Chunks -> media files for recordings still in progress; returns (user, data, tracks)."""
         async with self.sessionmaker() as session:
             meeting = await session.get(Meeting, meeting_id)
             if meeting is None:
-                return
+                return None
             user_id, data = meeting.user_id, dict(meeting.data or {})
-        recordings = data.get(records.RECORDINGS_KEY) or []
         tracks: list[Track] = []
-        for rec in recordings:
+        for rec in data.get(records.RECORDINGS_KEY) or []:
             if rec.get("status") == records.IN_PROGRESS or (force and not rec.get("media_files")):
                 tracks += await self._finalize(meeting_id, user_id, rec)
             elif rec.get("status") == records.COMPLETED:
                 tracks += await self._load(rec)
-        done = (data.get(FINAL_KEY) or {}).get("status") == "completed"
-        if tracks and (force or not done):
-            await self._transcribe(meeting_id, user_id, data, tracks)
+        return user_id, data, tracks
 
     async def _load(self, rec: dict[str, Any]) -> list[Track]:
         from vexa.recordings.finalize import load_tracks

@@ -14,6 +14,7 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, Header, HTTPException, Path, Request, status
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.responses import JSONResponse, Response
 
 from vexa.auth import AuthenticatedUser, require_user
@@ -25,7 +26,6 @@ from vexa.recordings.storage import RecordingStorage, StorageError
 log = logging.getLogger(__name__)
 router = APIRouter(dependencies=[Depends(require_user)], tags=["recordings"])
 
-RecordingId = Path(ge=1, le=2**53)
 MAX_RANGE_BYTES = 8 * 1024 * 1024  # one answer's slice; players ask again for the rest
 
 
@@ -71,7 +71,9 @@ async def list_recordings(request: Request, user: AuthenticatedUser = Depends(re
 
 @router.get("/recordings/{recording_id}", summary="One recording of the caller's")
 async def get_recording(
-    request: Request, recording_id: int = RecordingId, user: AuthenticatedUser = Depends(require_user)
+    request: Request,
+    recording_id: int = Path(ge=1, le=2**53),
+    user: AuthenticatedUser = Depends(require_user),
 ) -> JSONResponse:
     meeting, rec = await _owned(request, user.user_id, recording_id)
     return JSONResponse(public(rec, meeting))
@@ -98,7 +100,7 @@ def parse_range(header: str | None, total: int) -> tuple[int, int] | None:
         return None
     if start >= total:
         raise HTTPException(
-            status.HTTP_416_REQUESTED_RANGE_NOT_SATISFIABLE,
+            status.HTTP_416_RANGE_NOT_SATISFIABLE,
             detail="Requested range not satisfiable",
             headers={"Content-Range": f"bytes */{total}"},
         )
@@ -113,8 +115,8 @@ def parse_range(header: str | None, total: int) -> tuple[int, int] | None:
 )
 async def get_media(
     request: Request,
-    recording_id: int = RecordingId,
-    media_file_id: int = RecordingId,
+    recording_id: int = Path(ge=1, le=2**53),
+    media_file_id: int = Path(ge=1, le=2**53),
     range_header: str | None = Header(None, alias="Range"),
     user: AuthenticatedUser = Depends(require_user),
 ) -> Response:
@@ -145,7 +147,9 @@ async def get_media(
 
 @router.delete("/recordings/{recording_id}", summary="Delete one recording's files and record")
 async def delete_recording(
-    request: Request, recording_id: int = RecordingId, user: AuthenticatedUser = Depends(require_user)
+    request: Request,
+    recording_id: int = Path(ge=1, le=2**53),
+    user: AuthenticatedUser = Depends(require_user),
 ) -> JSONResponse:
     meeting, _ = await _owned(request, user.user_id, recording_id)
     if meeting.status not in TERMINAL_STATUSES:
@@ -158,30 +162,32 @@ async def delete_recording(
     return JSONResponse({"id": recording_id, "deleted": True, "files_deleted": removed})
 
 
+async def delete_files(storage: RecordingStorage, recs: list[dict[str, Any]], ids: set[int] | None) -> int:
+    """Delete the stored objects of ``recs`` (all, or those in ``ids``); returns how many."""
+    removed = 0
+    for rec in recs:
+        if ids is None or rec.get("id") in ids:
+            removed += await storage.delete_prefix(rec["storage_prefix"])
+    return removed
+
+
 async def remove_recordings(
-    sessionmaker: Any, storage: RecordingStorage, meeting_id: int, ids: set[int] | None
+    sessionmaker: async_sessionmaker[AsyncSession], storage: RecordingStorage, meeting_id: int, ids: set[int]
 ) -> int:
     """Storage first (a failure leaves the record, so it can be retried), then the records."""
     async with sessionmaker() as session:
         meeting = await session.get(Meeting, meeting_id)
         recs = list((meeting.data or {}).get(records.RECORDINGS_KEY) or []) if meeting else []
-    removed = 0
-    for rec in recs:
-        if ids is None or rec.get("id") in ids:
-            try:
-                removed += await storage.delete_prefix(rec["storage_prefix"])
-            except StorageError:
-                log.error("meeting %s: could not delete recording %s from storage", meeting_id, rec["id"])
-                raise
+    try:
+        removed = await delete_files(storage, recs, ids)
+    except StorageError:
+        log.error("meeting %s: could not delete recordings %s from storage", meeting_id, sorted(ids))
+        raise
     async with sessionmaker() as session, session.begin():
         meeting = await session.get(Meeting, meeting_id, with_for_update=True, populate_existing=True)
         if meeting is not None:
             data = dict(meeting.data or {})
-            kept = [
-                r
-                for r in data.get(records.RECORDINGS_KEY) or []
-                if ids is not None and r.get("id") not in ids
-            ]
+            kept = [r for r in data.get(records.RECORDINGS_KEY) or [] if r.get("id") not in ids]
             if kept:
                 data[records.RECORDINGS_KEY] = kept
             else:

@@ -194,8 +194,6 @@ async def transcribe_meeting(request: Request, ref: str = Depends(meeting_ref)) 
 
 # --- recordings (collector) ----------------------------------------------------------------------
 
-RecordingId = Path(ge=1, le=2**53)
-
 
 @public.get("/recordings", tags=["recordings"], summary="The caller's recordings")
 async def list_recordings(request: Request) -> Response:
@@ -203,7 +201,7 @@ async def list_recordings(request: Request) -> Response:
 
 
 @public.get("/recordings/{recording_id}", tags=["recordings"], responses=NOT_FOUND, summary="One recording")
-async def get_recording(request: Request, recording_id: int = RecordingId) -> Response:
+async def get_recording(request: Request, recording_id: int = Path(ge=1, le=2**53)) -> Response:
     return await _forward(request, COLLECTOR, f"/recordings/{recording_id}")
 
 
@@ -213,7 +211,7 @@ async def get_recording(request: Request, recording_id: int = RecordingId) -> Re
     responses={**NOT_FOUND, **CONFLICT},
     summary="Delete a recording's files",
 )
-async def delete_recording(request: Request, recording_id: int = RecordingId) -> Response:
+async def delete_recording(request: Request, recording_id: int = Path(ge=1, le=2**53)) -> Response:
     return await _forward(request, COLLECTOR, f"/recordings/{recording_id}")
 
 
@@ -229,7 +227,7 @@ async def delete_recording(request: Request, recording_id: int = RecordingId) ->
     summary="A recording's audio file (FLAC); HTTP Range supported",
 )
 async def get_recording_media(
-    request: Request, recording_id: int = RecordingId, media_file_id: int = RecordingId
+    request: Request, recording_id: int = Path(ge=1, le=2**53), media_file_id: int = Path(ge=1, le=2**53)
 ) -> Response:
     return await _forward(request, COLLECTOR, f"/recordings/{recording_id}/media/{media_file_id}/raw")
 

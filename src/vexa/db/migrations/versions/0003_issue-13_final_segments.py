@@ -1,6 +1,6 @@
 """final (post-meeting) transcript segments
 
-Revision ID: 0003_issue-13
+Revision ID: 0003_issue13
 Revises: 0002
 Create Date: 2026-11-28 06:45:00
 
@@ -12,7 +12,7 @@ upstream keeps them), so they need no table.
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0003_issue-13"
+revision = "0003_issue13"
 down_revision = "0002"
 branch_labels = None
 depends_on = None
