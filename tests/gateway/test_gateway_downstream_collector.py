@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 
 import httpx
+import numpy as np
 import pytest
 from gateway_helpers import start_gateway  # type: ignore[import-not-found]
 from sqlalchemy import text
 
 from vexa.embedded import free_port
+from vexa.recordings.audio import encode_flac
+from vexa.recordings.finalize import finalize
+from vexa.recordings.records import new_recording
+from vexa.recordings.storage import LocalStorage
 from vexa.testing.processes import ServiceProcess
 
 pytestmark = pytest.mark.timeout(120)
@@ -17,8 +23,9 @@ pytestmark = pytest.mark.timeout(120)
 
 @pytest.fixture(scope="module")
 def collector_gateway(service_env, admin_api, tmp_session_dir) -> Iterator[ServiceProcess]:
+    env = {**service_env, "RECORDINGS_DIR": str(tmp_session_dir / "gw-recordings")}
     collector = ServiceProcess(
-        "collector", free_port(), service_env, log_path=tmp_session_dir / "logs" / "gw-collector.log"
+        "collector", free_port(), env, log_path=tmp_session_dir / "logs" / "gw-collector.log"
     ).start()
     gateway = start_gateway(
         service_env,
@@ -65,3 +72,44 @@ async def test_meetings_and_transcripts_are_user_scoped(collector_gateway, make_
             headers={"X-API-Key": other_token},
         )
         assert patched.status_code == 404
+
+
+async def test_recording_media_byte_ranges_through_the_gateway(
+    collector_gateway, make_user, db, tmp_session_dir
+):
+    """Browsers seek with Range: the gateway passes it on and relays 206 + Content-Range."""
+    owner_id, owner_token = await make_user()
+    _, other_token = await make_user()
+    async with db.engine.begin() as conn:
+        meeting_id = (
+            await conn.execute(
+                text(
+                    "INSERT INTO meetings (user_id, platform, platform_specific_id, status) "
+                    "VALUES (:u, 'google_meet', 'rec-defg-hij', 'completed') RETURNING id"
+                ),
+                {"u": owner_id},
+            )
+        ).scalar_one()
+    record = new_recording(meeting_id)
+    storage = LocalStorage(tmp_session_dir / "gw-recordings")
+    audio = np.sin(np.arange(16000 * 3) / 16000 * 2 * np.pi * 440).astype(np.float32) * 0.3
+    await storage.put(f"{record['storage_prefix']}/chunks/t1/000001_0.flac", encode_flac(audio))
+    finalized = await finalize(storage, record["storage_prefix"])
+    record.update(status="completed", media_files=finalized.media_files)
+    async with db.engine.begin() as conn:
+        await conn.execute(
+            text("UPDATE meetings SET data = CAST(:d AS jsonb) WHERE id = :id"),
+            {"d": json.dumps({"recordings": [record]}), "id": meeting_id},
+        )
+    mixed = finalized.media_files[0]
+    url = f"/recordings/{record['id']}/media/{mixed['id']}/raw"
+    async with httpx.AsyncClient(base_url=collector_gateway.base_url, timeout=10) as client:
+        listed = await client.get("/recordings", headers={"X-API-Key": owner_token})
+        assert [r["id"] for r in listed.json()["recordings"]] == [record["id"]]
+        part = await client.get(url, headers={"X-API-Key": owner_token, "Range": "bytes=0-99"})
+        assert part.status_code == 206, part.text
+        assert part.headers["content-range"] == f"bytes 0-99/{mixed['file_size_bytes']}"
+        assert part.content == (await storage.get(mixed["storage_path"]))[:100]
+        assert part.headers["accept-ranges"] == "bytes"
+        denied = await client.get(url, headers={"X-API-Key": other_token})
+        assert denied.status_code == 404
