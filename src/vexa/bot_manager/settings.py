@@ -14,6 +14,7 @@ from typing import Literal
 from pydantic import AliasChoices, Field
 
 from vexa.config import DataSettings, vexa_home
+from vexa.recordings.settings import RecordingStorageSettings
 
 
 def default_bot_command() -> list[str]:
@@ -21,7 +22,7 @@ def default_bot_command() -> list[str]:
     return [sys.executable, "-m", "vexa", "bot"]
 
 
-class BotManagerSettings(DataSettings):
+class BotManagerSettings(DataSettings, RecordingStorageSettings):
     """One class for the whole service; tests build it with explicit values."""
 
     port: int = Field(8080, alias="BOT_MANAGER_PORT")

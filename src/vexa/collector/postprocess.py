@@ -82,7 +82,7 @@ class PostProcessor:
 
         s = self.settings
         return OfflineOptions(
-            model=resolve_model(s.postprocess_model),
+            model=resolve_model(s.offline_model, s.allow_model_download),
             device=s.postprocess_device,
             compute_type=s.postprocess_compute_type,
             cpu_threads=s.postprocess_cpu_threads,
@@ -244,9 +244,7 @@ class PostProcessor:
         work = people or tracks  # per participant when we have them; else the unattributed capture
         vocabulary = data.get("custom_vocabulary") or []
         options = self.options(data.get("language"), ", ".join(vocabulary) or None)
-        await self._progress(
-            meeting_id, status="processing", progress=0.0, model=self.settings.postprocess_model
-        )
+        await self._progress(meeting_id, status="processing", progress=0.0, model=self.settings.offline_model)
         loop = asyncio.get_running_loop()
         segments: list[dict[str, Any]] = []
         try:

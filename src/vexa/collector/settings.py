@@ -25,11 +25,18 @@ class PostprocessSettings(RecordingStorageSettings):
     postprocess_concurrency: int = Field(
         1, ge=1, le=16, alias="POSTPROCESS_CONCURRENCY", description="Meetings transcribed at once."
     )
-    postprocess_model: str = Field(
-        "base",
+    postprocess_model: str | None = Field(
+        None,
         alias="POSTPROCESS_MODEL",
-        description="The best model you have: a folder, a bundled name, or a hub name with downloads on.",
+        description="The best model you have (folder, bundled name, or hub name); default WHISPER_MODEL.",
     )
+    whisper_model: str = Field("base", alias="WHISPER_MODEL")
+    allow_model_download: bool = Field(False, alias="ALLOW_MODEL_DOWNLOAD")
+
+    @property
+    def offline_model(self) -> str:
+        return self.postprocess_model or self.whisper_model
+
     postprocess_beam_size: int = Field(5, ge=1, le=10, alias="POSTPROCESS_BEAM_SIZE")
     postprocess_cpu_threads: int = Field(1, ge=0, alias="POSTPROCESS_CPU_THREADS")
     postprocess_device: str = Field("cpu", alias="POSTPROCESS_DEVICE")

@@ -30,3 +30,18 @@ class RecordingStorageSettings(ServiceSettings):
 
     def local_root(self) -> Path:
         return self.recordings_dir or vexa_home() / "recordings"
+
+    def storage_env(self) -> dict[str, str]:
+        """These settings as the environment of a bot container (which gets nothing else from us)."""
+        env = {"STORAGE_BACKEND": self.storage_backend}
+        if self.storage_backend == "local":
+            env["RECORDINGS_DIR"] = str(self.local_root())
+            return env
+        env.update(S3_BUCKET=self.s3_bucket, S3_PREFIX=self.s3_prefix, S3_REGION=self.s3_region)
+        if self.s3_endpoint:
+            env["S3_ENDPOINT"] = self.s3_endpoint
+        if self.s3_access_key:
+            env["S3_ACCESS_KEY"] = self.s3_access_key.get_secret_value()
+        if self.s3_secret_key:
+            env["S3_SECRET_KEY"] = self.s3_secret_key.get_secret_value()
+        return env

@@ -71,7 +71,10 @@ class KubernetesOrchestrator(Orchestrator):
                     client.V1Container(
                         name="bot",
                         image=s.bot_image,
-                        env=[client.V1EnvVar(name="BOT_CONFIG", value=spec.bot_config_json)],
+                        env=[
+                            *(client.V1EnvVar(name=k, value=v) for k, v in s.storage_env().items()),
+                            client.V1EnvVar(name="BOT_CONFIG", value=spec.bot_config_json),
+                        ],
                         resources=client.V1ResourceRequirements(
                             requests={"cpu": _cpu(s.bot_cpu_request), "memory": s.bot_memory_request},
                             limits={"cpu": _cpu(s.bot_cpu_limit), "memory": s.bot_memory_limit},
