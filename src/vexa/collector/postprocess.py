@@ -247,9 +247,13 @@ class PostProcessor:
         await self._progress(meeting_id, status="processing", progress=0.0, model=self.settings.offline_model)
         loop = asyncio.get_running_loop()
         segments: list[dict[str, Any]] = []
+        cpu_s = 0.0
         try:
             for done, track in enumerate(work, start=1):
-                found = await loop.run_in_executor(self.pool, partial(transcribe_track, track.audio, options))
+                found, spent = await loop.run_in_executor(
+                    self.pool, partial(transcribe_track, track.audio, options)
+                )
+                cpu_s += spent
                 segments += [{**seg, "speaker": track.name} for seg in found]
                 await self._progress(meeting_id, progress=round(done / len(work), 3))
         except Exception as exc:
@@ -270,7 +274,16 @@ class PostProcessor:
                 )
                 for s in segments
             )
-        await self._progress(meeting_id, status="completed", progress=1.0, segments=len(segments), error=None)
+        audio_s = sum(len(t.audio) for t in work) / 16000
+        await self._progress(
+            meeting_id,
+            status="completed",
+            progress=1.0,
+            segments=len(segments),
+            error=None,
+            cpu_seconds=round(cpu_s, 2),
+            audio_seconds=round(audio_s, 2),
+        )
         log.info("meeting %s: final transcript ready (%d segments)", meeting_id, len(segments))
         async with self.sessionmaker() as session:
             meeting = (await session.execute(select(Meeting).where(Meeting.id == meeting_id))).scalar_one()

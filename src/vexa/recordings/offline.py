@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -60,10 +61,11 @@ def _load(options: OfflineOptions) -> Any:
     return _model
 
 
-def transcribe_track(audio: np.ndarray, options: OfflineOptions) -> list[dict[str, Any]]:
-    """Segments ``{start, end, text, language}`` (seconds on the track's own timeline)."""
+def transcribe_track(audio: np.ndarray, options: OfflineOptions) -> tuple[list[dict[str, Any]], float]:
+    """Segments ``{start, end, text, language}`` (track timeline, seconds) and the CPU seconds spent."""
     if len(audio) == 0:
-        return []
+        return [], 0.0
+    cpu_before = time.process_time()  # this child's CPU, all its threads
     model = _load(options)
     segments, info = model.transcribe(
         audio,
@@ -81,4 +83,4 @@ def transcribe_track(audio: np.ndarray, options: OfflineOptions) -> list[dict[st
         out.append(
             {"start": round(seg.start, 3), "end": round(seg.end, 3), "text": text, "language": info.language}
         )
-    return out
+    return out, time.process_time() - cpu_before
