@@ -21,13 +21,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import tempfile
 import time
 from pathlib import Path
 
 import httpx
 
-from _stack import run, stores
+from _stack import stores
 from vexa.embedded import free_port
 from vexa.stack import Stack, StackSettings
 from vexa.testing.real_speech import librivox, meeting
@@ -79,7 +80,7 @@ async def one_meeting(stack: Stack, token: str) -> tuple[dict[str, str], dict[st
         return live, final, data
 
 
-async def main() -> None:
+def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--model", default="base", help="live and post-meeting model (WHISPER_MODEL)")
     args = parser.parse_args()
@@ -116,14 +117,14 @@ async def main() -> None:
         stack = Stack(settings=settings, home=folder / "home", extra_env=env).start()
         try:
             admin = {"X-Admin-API-Key": stack.admin_token}
-            async with httpx.AsyncClient(base_url=stack.gateway_url, headers=admin, timeout=30) as c:
-                user = (await c.post("/admin/users", json={"email": "bench-final@example.com"})).json()
-                token = (await c.post(f"/admin/users/{user['id']}/tokens")).json()["token"]
-            live, final, data = await one_meeting(stack, token)
+            with httpx.Client(base_url=stack.gateway_url, headers=admin, timeout=30) as c:
+                user = c.post("/admin/users", json={"email": "bench-final@example.com"}).json()
+                token = c.post(f"/admin/users/{user['id']}/tokens").json()["token"]
+            live, final, data = asyncio.run(one_meeting(stack, token))
         finally:
             stack.stop()
             sim.stop()
-        floor = {name: await asyncio.to_thread(offline, args.model, wav) for name, wav in wavs.items()}
+        floor = {name: offline(args.model, wav) for name, wav in wavs.items()}
 
     refs = {name: m.text for name, m in people.items()}
     print(
@@ -149,4 +150,5 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    run(main())
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    main()
