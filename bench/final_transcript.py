@@ -83,6 +83,7 @@ async def one_meeting(stack: Stack, token: str) -> tuple[dict[str, str], dict[st
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--model", default="base", help="live and post-meeting model (WHISPER_MODEL)")
+    parser.add_argument("--show", action="store_true", help="print each transcript's text")
     args = parser.parse_args()
     clips = librivox()
     people = {
@@ -140,6 +141,11 @@ def main() -> None:
         w = [wer(ref, t) for t in row]
         ratio = w[1] / w[2] if w[2] else (1.0 if w[1] == 0 else float("inf"))
         print(f"{name:8} {w[0]:9.3f} {w[1]:10.3f} {w[2]:8.3f} {ratio:14.2f}")
+    if args.show:
+        for name in people:
+            print(f"{name} reference: {refs[name]}")
+            for label, got in (("live", live), ("final", final), ("offline", floor)):
+                print(f"  {label:8} {got.get(name, '')}")
     state = data.get("final_transcript") or {}
     minutes = max(m["duration_seconds"] for r in data.get("recordings", []) for m in r["media_files"]) / 60
     cpu = state.get("cpu_seconds") or 0.0

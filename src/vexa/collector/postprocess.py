@@ -61,10 +61,17 @@ class PostProcessor:
         self.sessionmaker = sessionmaker
         self.storage = storage
         self.consumer = consumer
-        self.webhooks = WebhookDispatcher(redis, secret=settings.webhook_secret)
+        self._webhooks: WebhookDispatcher | None = None
         self._slots = asyncio.Semaphore(settings.postprocess_concurrency)
         self._pool: ProcessPoolExecutor | None = None
         self._inflight: set[asyncio.Task[None]] = set()
+
+    @property
+    def webhooks(self) -> WebhookDispatcher:
+        """Made on first use: it only queues here (the bot-manager delivers and signs)."""
+        if self._webhooks is None:
+            self._webhooks = WebhookDispatcher(self.redis, secret=self.settings.webhook_secret)
+        return self._webhooks
 
     @property
     def pool(self) -> ProcessPoolExecutor:
