@@ -115,7 +115,7 @@ def main() -> None:
             "BACKGROUND_TASK_INTERVAL": "1",
             "LOG_LEVEL": "WARNING",
         }
-        stack = Stack(settings=settings, home=folder / "home", extra_env=env).start()
+        stack = Stack(settings=settings, home=folder / "home", extra_env=env, any_free_ports=True).start()
         try:
             admin = {"X-Admin-API-Key": stack.admin_token}
             with httpx.Client(base_url=stack.gateway_url, headers=admin, timeout=30) as c:
