@@ -7,6 +7,8 @@ track in its own niced child process with beam search and whole-file VAD.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 from collections.abc import AsyncIterator
 
@@ -21,6 +23,7 @@ from vexa.bot_manager.webhooks import WEBHOOK_QUEUE_KEY
 from vexa.collector.app import create_app
 from vexa.collector.settings import CollectorSettings
 from vexa.db import Database
+from vexa.recordings.jobs import POSTPROCESS_STREAM, enqueue_postprocess
 from vexa.testing.real_speech import librivox
 from vexa.transcription.wer import wer
 
@@ -71,10 +74,22 @@ async def test_final_transcript_per_participant_replaces_live_by_default(
     )
 
     await redis.delete(WEBHOOK_QUEUE_KEY)
-    await app.state.collector.postprocessor.process(meeting_id)
-
-    meeting = (await client.get("/meetings", headers={"X-API-Key": key})).json()["meetings"][0]
-    state = meeting["data"]["final_transcript"]
+    # Through the queue, as the bot-manager hands it over when the meeting ends.
+    await enqueue_postprocess(redis, meeting_id)
+    worker = asyncio.create_task(app.state.collector.postprocessor.run())
+    try:
+        state: dict = {}
+        for _ in range(240):
+            meeting = (await client.get("/meetings", headers={"X-API-Key": key})).json()["meetings"][0]
+            state = meeting["data"].get("final_transcript") or {}
+            if state.get("status") in ("completed", "failed"):
+                break
+            await asyncio.sleep(0.5)
+    finally:
+        worker.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await worker
+    assert await redis.xlen(POSTPROCESS_STREAM) == 0, "the job was acknowledged and removed"
     assert state["status"] == "completed" and state["progress"] == 1.0 and state["segments"] > 0
 
     final = (await client.get("/transcripts/google_meet/fin-aaaa-bbb", headers={"X-API-Key": key})).json()

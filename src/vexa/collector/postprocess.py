@@ -20,6 +20,7 @@ import asyncio
 import contextlib
 import logging
 import multiprocessing
+import time
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from datetime import UTC, datetime
@@ -44,6 +45,7 @@ from vexa.recordings.storage import RecordingStorage, StorageError
 log = logging.getLogger(__name__)
 
 FINAL_KEY = "final_transcript"
+CLAIM_CHECK_S = 60.0  # how often jobs of dead collectors are looked for
 
 
 class PostProcessor:
@@ -105,14 +107,16 @@ class PostProcessor:
 
     async def run(self) -> None:
         await self.ensure_group()
-        # Our own unacknowledged entries first (a restart mid-job), then new ones.
-        cursor = "0"
+        backlog = await self._read("0", count=1000)  # our own unacknowledged entries (a restart mid-job)
+        last_claim = time.monotonic()
         while True:
             await self._slots.acquire()
             try:
-                reply = await self.redis.xreadgroup(
-                    POSTPROCESS_GROUP, self.consumer, {POSTPROCESS_STREAM: cursor}, count=1, block=2000
-                )
+                if not backlog and time.monotonic() - last_claim > CLAIM_CHECK_S:
+                    last_claim = time.monotonic()
+                    backlog = await self._claim_stale()
+                entries = backlog[:1] if backlog else await self._read(">", count=1, block_ms=2000)
+                backlog = backlog[1:]
             except asyncio.CancelledError:
                 self._slots.release()
                 raise
@@ -121,27 +125,49 @@ class PostProcessor:
                 log.warning("post-processing queue unreadable; retrying", exc_info=True)
                 await asyncio.sleep(2)
                 continue
-            entries = reply[0][1] if reply else []
             if not entries:
                 self._slots.release()
-                cursor = ">"
                 continue
             entry_id, fields = entries[0]
             task = asyncio.create_task(self._job(entry_id, fields))
             self._inflight.add(task)
             task.add_done_callback(self._inflight.discard)
 
+    async def _read(self, cursor: str, *, count: int, block_ms: int | None = None) -> list[Any]:
+        reply = await self.redis.xreadgroup(
+            POSTPROCESS_GROUP, self.consumer, {POSTPROCESS_STREAM: cursor}, count=count, block=block_ms
+        )
+        return list(reply[0][1]) if reply else []
+
+    async def _claim_stale(self) -> list[Any]:
+        """Jobs a dead collector took and never finished (idle longer than ``POSTPROCESS_CLAIM_IDLE_S``)."""
+        reply = await self.redis.xautoclaim(
+            POSTPROCESS_STREAM,
+            POSTPROCESS_GROUP,
+            self.consumer,
+            min_idle_time=int(self.settings.postprocess_claim_idle_s * 1000),
+            start_id="0-0",
+            count=10,
+        )
+        claimed = [entry for entry in reply[1] if entry and entry[1]]
+        if claimed:
+            log.info("post-processing: took over %d stale jobs", len(claimed))
+        return claimed
+
     async def _job(self, entry_id: Any, fields: dict[Any, Any]) -> None:
+        """One job; acknowledged when done or failed, left pending when cancelled (resumed later)."""
         try:
-            decoded = {_s(k): _s(v) for k, v in fields.items()}
-            meeting_id = int(decoded.get("meeting_id", "0"))
-            await self.process(meeting_id, force=bool(decoded.get("force")))
-        except Exception:
-            log.exception("post-processing entry %s failed", _s(entry_id))
-        finally:
+            try:
+                decoded = {_s(k): _s(v) for k, v in fields.items()}
+                await self.process(int(decoded.get("meeting_id", "0")), force=bool(decoded.get("force")))
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("post-processing entry %s failed", _s(entry_id))
             with contextlib.suppress(Exception):
                 await self.redis.xack(POSTPROCESS_STREAM, POSTPROCESS_GROUP, entry_id)
                 await self.redis.xdel(POSTPROCESS_STREAM, entry_id)
+        finally:
             self._slots.release()
 
     async def close(self) -> None:

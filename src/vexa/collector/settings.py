@@ -44,6 +44,12 @@ class PostprocessSettings(RecordingStorageSettings):
     postprocess_nice: int = Field(
         10, ge=0, le=19, alias="POSTPROCESS_NICE", description="CPU priority drop, so live work comes first."
     )
+    postprocess_claim_idle_s: float = Field(
+        1800.0,
+        gt=0,
+        alias="POSTPROCESS_CLAIM_IDLE_S",
+        description="A job unfinished this long by its collector (it died) is taken over by another.",
+    )
     recording_retention_days: float = Field(
         0, ge=0, alias="RECORDING_RETENTION_DAYS", description="Delete recordings this old (0 keeps them)."
     )
