@@ -265,6 +265,13 @@ class MeetingCreate(StorableInput):
         ),
         examples=[["Zyrtalix", "Siobhan", "Kubernetes"]],
     )
+    recording_enabled: bool | None = Field(
+        None,
+        description=(
+            "Record the meeting's audio (one track per participant plus the mix). "
+            "Default: the user's `recording_enabled` setting, else on."
+        ),
+    )
 
     @field_validator("custom_vocabulary")
     @classmethod

@@ -50,7 +50,7 @@ def assert_heard(session_audio: np.ndarray, wav) -> None:
 
 @pytest.mark.parametrize("platform", ["google_meet", "teams", "zoom"])
 async def test_bot_joins_transcribes_each_participant_and_leaves_when_meeting_ends(
-    platform, participants, simulator_factory, transcription_standin, callbacks, alice_wav, bob_wav
+    platform, participants, simulator_factory, transcription_standin, callbacks, alice_wav, bob_wav, tmp_path
 ) -> None:
     sim = simulator_factory(participants, admit_after=1.0, leave_after_audio=1.5, play_delay=2.0)
     if platform == "teams":
@@ -58,10 +58,12 @@ async def test_bot_joins_transcribes_each_participant_and_leaves_when_meeting_en
         transcription_standin.close_after_samples = 3 * 16000
         transcription_standin.close_speaker = "Alice"
     config = bot_config(platform, sim, transcription_standin.url, callbacks.url)
-    bot = Bot(config, BotSettings())
+    assert config.recording_enabled is False
+    bot = Bot(config, BotSettings(STORAGE_BACKEND="local", RECORDINGS_DIR=str(tmp_path / "recordings")))
     code = await asyncio.wait_for(bot.run(), 90)
 
     assert code == 0
+    assert not (tmp_path / "recordings").exists(), "recording off: no file"
     assert callbacks.statuses() == ["joining", "awaiting_admission", "active", "completed"]
     final = callbacks.calls[-1]
     assert final["reason"] == "meeting_ended" and final["meeting_id"] == 42

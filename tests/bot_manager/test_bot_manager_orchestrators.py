@@ -136,6 +136,18 @@ class KubeApiStandIn:
         return SimpleNamespace(items=[p for p in self.pods.values() if p.metadata.labels.get(key) == value])
 
 
+# Bot containers share no files with the bot-manager: they are told where recordings go.
+STORAGE_ENV = {
+    "STORAGE_BACKEND": "minio",
+    "S3_BUCKET": "rec",
+    "S3_PREFIX": "",
+    "S3_REGION": "us-east-1",
+    "S3_ENDPOINT": "http://minio:9000",
+    "S3_ACCESS_KEY": "ak",
+    "S3_SECRET_KEY": "sk",
+}
+
+
 def _settings(**kw: Any) -> BotManagerSettings:
     base = {
         "DATABASE_URL": "postgresql://u@127.0.0.1/x",
@@ -146,6 +158,11 @@ def _settings(**kw: Any) -> BotManagerSettings:
         "BOT_MEMORY_LIMIT": "2g",
         "BOT_CPU_LIMIT": 1.5,
         "BOT_STOP_TIMEOUT_S": 20,
+        "STORAGE_BACKEND": "minio",
+        "S3_ENDPOINT": "http://minio:9000",
+        "S3_BUCKET": "rec",
+        "S3_ACCESS_KEY": "ak",
+        "S3_SECRET_KEY": "sk",
     }
     base.update(kw)
     return BotManagerSettings(**base)
@@ -163,7 +180,7 @@ async def test_docker_builds_exact_run_request_and_maps_state():
             "name": "vexa-bot-7",
             "detach": True,
             "auto_remove": True,
-            "environment": {"BOT_CONFIG": CONFIG, "BOT_TOKEN": "vbt_meeting-token"},
+            "environment": {**STORAGE_ENV, "BOT_CONFIG": CONFIG, "BOT_TOKEN": "vbt_meeting-token"},
             "labels": LABELS,
             "mem_limit": "2g",
             "nano_cpus": 1_500_000_000,
@@ -229,6 +246,7 @@ async def test_kubernetes_builds_exact_pod_and_maps_phases():
                     "name": "bot",
                     "image": "vexa-bot:test",
                     "env": [
+                        *({"name": k, "value": v} for k, v in STORAGE_ENV.items()),
                         {"name": "BOT_CONFIG", "value": CONFIG},
                         {
                             "name": "BOT_TOKEN",

@@ -52,8 +52,9 @@ def gateway(
 @pytest.fixture(scope="module")
 def collector_gateway(service_env, admin_api, tmp_session_dir) -> Iterator[ServiceProcess]:
     """A gateway with a running collector (the bot-manager is down); one per test module."""
+    env = {**service_env, "RECORDINGS_DIR": str(tmp_session_dir / "gw-recordings")}
     collector = ServiceProcess(
-        "collector", free_port(), service_env, log_path=tmp_session_dir / "logs" / "gw-collector.log"
+        "collector", free_port(), env, log_path=tmp_session_dir / "logs" / "gw-collector.log"
     ).start()
     gateway = start_gateway(
         service_env,

@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
+import json
+
 import httpx
+import numpy as np
 import pytest
 from sqlalchemy import text
+
+from vexa.recordings.audio import encode_flac
+from vexa.recordings.finalize import finalize
+from vexa.recordings.records import new_recording
+from vexa.recordings.storage import LocalStorage
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -90,3 +98,44 @@ async def test_upstream_bots_list_and_meeting_by_id_are_user_scoped(collector_ga
         assert theirs.status_code == 404 and theirs.json() == {"detail": "Meeting not found"}
         assert (await client.get("/meetings/999999", headers=owner)).status_code == 404
         assert (await client.get("/meetings/0", headers=owner)).status_code == 422
+
+
+async def test_recording_media_byte_ranges_through_the_gateway(
+    collector_gateway, make_user, db, tmp_session_dir
+):
+    """Browsers seek with Range: the gateway passes it on and relays 206 + Content-Range."""
+    owner_id, owner_token = await make_user()
+    _, other_token = await make_user()
+    async with db.engine.begin() as conn:
+        meeting_id = (
+            await conn.execute(
+                text(
+                    "INSERT INTO meetings (user_id, platform, platform_specific_id, status) "
+                    "VALUES (:u, 'google_meet', 'rec-defg-hij', 'completed') RETURNING id"
+                ),
+                {"u": owner_id},
+            )
+        ).scalar_one()
+    record = new_recording(meeting_id)
+    storage = LocalStorage(tmp_session_dir / "gw-recordings")
+    audio = np.sin(np.arange(16000 * 3) / 16000 * 2 * np.pi * 440).astype(np.float32) * 0.3
+    await storage.put(f"{record['storage_prefix']}/chunks/t1/000001_0.flac", encode_flac(audio))
+    finalized = await finalize(storage, record["storage_prefix"])
+    record.update(status="completed", media_files=finalized.media_files)
+    async with db.engine.begin() as conn:
+        await conn.execute(
+            text("UPDATE meetings SET data = CAST(:d AS jsonb) WHERE id = :id"),
+            {"d": json.dumps({"recordings": [record]}), "id": meeting_id},
+        )
+    mixed = finalized.media_files[0]
+    url = f"/recordings/{record['id']}/media/{mixed['id']}/raw"
+    async with httpx.AsyncClient(base_url=collector_gateway.base_url, timeout=10) as client:
+        listed = await client.get("/recordings", headers={"X-API-Key": owner_token})
+        assert [r["id"] for r in listed.json()["recordings"]] == [record["id"]]
+        part = await client.get(url, headers={"X-API-Key": owner_token, "Range": "bytes=0-99"})
+        assert part.status_code == 206, part.text
+        assert part.headers["content-range"] == f"bytes 0-99/{mixed['file_size_bytes']}"
+        assert part.content == (await storage.get(mixed["storage_path"]))[:100]
+        assert part.headers["accept-ranges"] == "bytes"
+        denied = await client.get(url, headers={"X-API-Key": other_token})
+        assert denied.status_code == 404

@@ -19,10 +19,12 @@ from playwright.async_api import Browser, Page, Playwright, async_playwright
 
 from vexa.bot.commands import listen_for_commands
 from vexa.bot.platforms import ADAPTERS, JoinFailed, MeetingAdapter
+from vexa.bot.recorder import MeetingRecorder
 from vexa.bot.settings import BotConfig, BotSettings
 from vexa.bot.status import StatusReporter
 from vexa.bot.transcription_client import TranscriptionStream
 from vexa.logs import setup_logging
+from vexa.recordings.storage import open_storage
 
 log = logging.getLogger("vexa.bot")
 
@@ -73,6 +75,7 @@ class AudioRouter:
         self.participants_seen: set[str] = set()
         self.participants_changed_at = time.monotonic()
         self.closed = False
+        self.recorder: MeetingRecorder | None = None
 
     def on_audio(self, key: str, name: str, pid: str, b64: str, t_ms: float) -> None:
         if self.closed:
@@ -91,7 +94,10 @@ class AudioRouter:
             self.streams[key] = stream
             self.tasks.append(asyncio.create_task(stream.run()))
             log.info("new audio stream %s", stream.label)
-        stream.push(base64.b64decode(b64), t_ms / 1000.0)
+        pcm = base64.b64decode(b64)
+        stream.push(pcm, t_ms / 1000.0)
+        if self.recorder is not None:
+            self.recorder.push(key, name if key != "mixed" else None, pid or None, pcm, t_ms / 1000.0)
 
     def on_speaker(self, event_type: str, name: str, pid: str, t_ms: float) -> None:
         event = {
@@ -124,7 +130,10 @@ class AudioRouter:
 
     async def close(self) -> None:
         self.closed = True
-        await asyncio.gather(*(s.close() for s in self.streams.values()), return_exceptions=True)
+        closing = [s.close() for s in self.streams.values()]
+        if self.recorder is not None:
+            closing.append(self.recorder.close())
+        await asyncio.gather(*closing, return_exceptions=True)
         for task in self.tasks:
             task.cancel()
         await asyncio.gather(*self.tasks, return_exceptions=True)
@@ -217,6 +226,12 @@ class Bot:
                 )
             )
         helpers.append(asyncio.create_task(self._max_duration()))
+        if self.config.recording_enabled and self.config.recording_prefix:
+            self.audio.recorder = MeetingRecorder(
+                open_storage(self.settings), self.config.recording_prefix, self.settings.recording_chunk_s
+            )
+            self.audio.recorder.start()
+            log.info("recording to %s (%s)", self.config.recording_prefix, self.settings.storage_backend)
         await self.reporter.send("joining")
         status, reason = "failed", "join_error"
         try:

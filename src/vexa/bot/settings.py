@@ -13,7 +13,7 @@ import os
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from vexa.config import ServiceSettings
+from vexa.recordings.settings import RecordingStorageSettings
 
 
 class BotConfig(BaseModel):
@@ -39,6 +39,9 @@ class BotConfig(BaseModel):
     leave_when_alone_s: float = 60.0
     max_duration_s: float = 4 * 3600.0
     admission_timeout_s: float = 300.0
+    # Where this meeting's recording goes (set by the bot-manager when recording is on).
+    recording_enabled: bool = False
+    recording_prefix: str | None = None
 
     @classmethod
     def from_env(cls) -> BotConfig:
@@ -55,8 +58,8 @@ class BotConfig(BaseModel):
         return cls.model_validate(data)
 
 
-class BotSettings(ServiceSettings):
-    """Process-level knobs, the same for every meeting on a machine."""
+class BotSettings(RecordingStorageSettings):
+    """Process-level knobs, the same for every meeting on a machine (and where recordings are stored)."""
 
     chromium_path: str = Field("/usr/lib/chromium/chromium", alias="BOT_CHROMIUM_PATH")
     headless: bool = Field(True, alias="BOT_HEADLESS")
@@ -73,4 +76,11 @@ class BotSettings(ServiceSettings):
     reconnect_max_s: float = Field(10.0, alias="BOT_RECONNECT_MAX_S")
     per_participant: bool = Field(
         True, alias="BOT_PER_PARTICIPANT_AUDIO", description="One transcription session per participant."
+    )
+    recording_chunk_s: float = Field(
+        10.0,
+        gt=0,
+        le=60,
+        alias="RECORDING_CHUNK_S",
+        description="Seconds per recording chunk: at most this much is lost if the bot is killed.",
     )

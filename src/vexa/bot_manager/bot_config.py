@@ -36,6 +36,7 @@ def build_bot_config(
     language: str | None = None,
     task: str | None = None,
     custom_vocabulary: list[str] | None = None,
+    recording_prefix: str | None = None,
 ) -> dict[str, Any]:
     """The exact ``BOT_CONFIG`` object: no secret in it (the token goes in ``BOT_TOKEN``)."""
     return {
@@ -53,6 +54,8 @@ def build_bot_config(
         "leave_when_alone_s": settings.bot_leave_when_alone_s,
         "max_duration_s": settings.bot_max_duration_s,
         "admission_timeout_s": settings.bot_admission_timeout_s,
+        "recording_enabled": recording_prefix is not None,
+        "recording_prefix": recording_prefix,
     }
 
 

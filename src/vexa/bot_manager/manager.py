@@ -34,6 +34,7 @@ from vexa.db import Database
 from vexa.db.models import Meeting, MeetingStatus, User
 from vexa.meetings import CALLBACK_TOKEN_HASH_KEY, meeting_response
 from vexa.platforms import meeting_url
+from vexa.recordings.records import RECORDINGS_KEY, new_recording
 from vexa.schemas import BotStatus, MeetingConfigUpdate, MeetingCreate, MeetingResponse
 from vexa.webhooks.emit import WebhookEmitter
 
@@ -165,10 +166,23 @@ class BotManager:
                 )
                 session.add(meeting)
                 await session.flush()
+                if self._records(req, user_row):
+                    data = {**data, RECORDINGS_KEY: [new_recording(meeting.id)]}
+                    meeting.data = data
+                    await session.flush()
                 await session.refresh(meeting)
         except IntegrityError as exc:  # the partial unique index: the database's last word on duplicates
             raise ServiceError(409, f"An active bot already exists for {platform}/{native}.") from exc
         return meeting, data
+
+    def _records(self, req: MeetingCreate, user_row: User) -> bool:
+        """The request's ``recording_enabled``, else the user's default, else the service's."""
+        if req.recording_enabled is not None:
+            return req.recording_enabled
+        user_default = (user_row.data or {}).get("recording_enabled")
+        if isinstance(user_default, bool):
+            return user_default
+        return self.settings.recording_enabled_default
 
     async def _start_bot(
         self,
@@ -199,6 +213,7 @@ class BotManager:
             language=req.language,
             task=data["task"],
             custom_vocabulary=req.custom_vocabulary,
+            recording_prefix=next((r["storage_prefix"] for r in data.get(RECORDINGS_KEY, [])), None),
         )
         spec = BotSpec(meeting.id, user.user_id, platform, native, bot_config_json(config), bot_token)
         try:

@@ -14,6 +14,7 @@ from typing import Literal
 from pydantic import AliasChoices, Field
 
 from vexa.config import DataSettings, vexa_home
+from vexa.recordings.settings import RecordingStorageSettings
 from vexa.webhooks.settings import WebhookSettings
 
 
@@ -22,7 +23,7 @@ def default_bot_command() -> list[str]:
     return [sys.executable, "-m", "vexa", "bot"]
 
 
-class BotManagerSettings(DataSettings, WebhookSettings):
+class BotManagerSettings(DataSettings, WebhookSettings, RecordingStorageSettings):
     """One class for the whole service; tests build it with explicit values."""
 
     port: int = Field(8080, alias="BOT_MANAGER_PORT")
@@ -70,6 +71,11 @@ class BotManagerSettings(DataSettings, WebhookSettings):
         alias="BOT_TOKEN_GRACE_S",
         description="After a meeting ends its bot token opens no session but still authorises "
         "segments already sent, this long (a collector backlog).",
+    )
+    recording_enabled_default: bool = Field(
+        True,
+        alias="RECORDING_ENABLED",
+        description="Record meetings unless the request or the user's data.recording_enabled says no.",
     )
 
     reconcile_interval_s: float = Field(10.0, gt=0, alias="RECONCILE_INTERVAL_S")

@@ -23,6 +23,8 @@ from vexa.bot_manager.transcript_summary import merge_unique, transcript_speaker
 from vexa.db import Database
 from vexa.db.models import Meeting, MeetingStatus
 from vexa.meetings import CALLBACK_TOKEN_HASH_KEY
+from vexa.recordings.jobs import enqueue_postprocess
+from vexa.recordings.records import RECORDINGS_KEY
 
 log = logging.getLogger(__name__)
 
@@ -107,6 +109,11 @@ class MeetingTransitions:
         if is_terminal(new):
             await self._end_bot_token(meeting)
         await self.announcer.announce(meeting, str(reason) if reason else None, old=old, source=source)
+        if is_terminal(new) and (meeting.data or {}).get(RECORDINGS_KEY):
+            try:
+                await enqueue_postprocess(self.redis, meeting_id)
+            except RedisError:
+                log.error("meeting %s: could not queue its recording's post-processing", meeting_id)
         return meeting, True
 
     async def _end_bot_token(self, meeting: Meeting) -> None:

@@ -8,6 +8,7 @@ bodies before any internal service sees them, and makes sure internal paths
 
 from __future__ import annotations
 
+from typing import Literal
 from urllib.parse import quote
 
 from fastapi import APIRouter, Body, Depends, HTTPException, Path, Query, Request, Response, Security, status
@@ -207,8 +208,62 @@ async def get_transcript(
     ref: str = Depends(meeting_ref),
     meeting_id: int | None = Query(None, ge=1, le=2**31 - 1, description="A specific meeting's database id"),
     format: ExportFormat = Query(ExportFormat.json, description="json (default), txt, srt, vtt or md"),
+    source: Literal["final", "live"] | None = Query(
+        None, description="live: the transcript made during the meeting; default: the final one once ready"
+    ),
 ) -> Response:
     return await _forward(request, COLLECTOR, f"/transcripts/{ref}")
+
+
+@public.post(
+    "/meetings/{platform}/{native_meeting_id}/transcribe",
+    tags=["transcripts"],
+    status_code=202,
+    responses={**NOT_FOUND, **CONFLICT},
+    summary="Queue the post-meeting transcription of a finished meeting's recording (again)",
+)
+async def transcribe_meeting(request: Request, ref: str = Depends(meeting_ref)) -> Response:
+    return await _forward(request, COLLECTOR, f"/meetings/{ref}/transcribe")
+
+
+# --- recordings (collector) ----------------------------------------------------------------------
+
+
+@public.get("/recordings", tags=["recordings"], summary="The caller's recordings")
+async def list_recordings(request: Request) -> Response:
+    return await _forward(request, COLLECTOR, "/recordings")
+
+
+@public.get("/recordings/{recording_id}", tags=["recordings"], responses=NOT_FOUND, summary="One recording")
+async def get_recording(request: Request, recording_id: int = Path(ge=1, le=2**53)) -> Response:
+    return await _forward(request, COLLECTOR, f"/recordings/{recording_id}")
+
+
+@public.delete(
+    "/recordings/{recording_id}",
+    tags=["recordings"],
+    responses={**NOT_FOUND, **CONFLICT},
+    summary="Delete a recording's files",
+)
+async def delete_recording(request: Request, recording_id: int = Path(ge=1, le=2**53)) -> Response:
+    return await _forward(request, COLLECTOR, f"/recordings/{recording_id}")
+
+
+@public.get(
+    "/recordings/{recording_id}/media/{media_file_id}/raw",
+    tags=["recordings"],
+    response_class=Response,
+    responses={
+        **NOT_FOUND,
+        206: {"description": "The requested byte range"},
+        416: _err("Range past the end"),
+    },
+    summary="A recording's audio file (FLAC); HTTP Range supported",
+)
+async def get_recording_media(
+    request: Request, recording_id: int = Path(ge=1, le=2**53), media_file_id: int = Path(ge=1, le=2**53)
+) -> Response:
+    return await _forward(request, COLLECTOR, f"/recordings/{recording_id}/media/{media_file_id}/raw")
 
 
 @public.patch(

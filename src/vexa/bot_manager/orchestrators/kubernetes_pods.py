@@ -96,6 +96,7 @@ class KubernetesOrchestrator(Orchestrator):
                         name="bot",
                         image=s.bot_image,
                         env=[
+                            *(client.V1EnvVar(name=k, value=v) for k, v in s.storage_env().items()),
                             client.V1EnvVar(name="BOT_CONFIG", value=spec.bot_config_json),
                             client.V1EnvVar(
                                 name="BOT_TOKEN",
