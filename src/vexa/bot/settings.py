@@ -64,3 +64,11 @@ class BotSettings(ServiceSettings):
     per_participant: bool = Field(
         True, alias="BOT_PER_PARTICIPANT_AUDIO", description="One transcription session per participant."
     )
+    speaker_lag_ms: float = Field(
+        300.0,
+        ge=0,
+        le=5000,
+        alias="BOT_SPEAKER_LAG_MS",
+        description="How late the page's speaking indicator follows the audio; speaker events are "
+        "dated this much earlier (the mixed path attributes words by them).",
+    )

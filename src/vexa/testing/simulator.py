@@ -6,7 +6,9 @@ name field, ask-to-join, waiting room, admission, participant tiles with speakin
 indicators, removal and end-of-meeting screens. Simulated participants "speak" by
 playing WAV files through an in-page ``MediaStream`` (a Web Audio
 ``MediaStreamAudioDestinationNode``) attached to a media element's ``srcObject``,
-which is how real meeting pages hand remote audio to the browser. No
+which is how real meeting pages hand remote audio to the browser: per participant
+on each tile (Google Meet) or one mixed stream for everyone (Teams, Zoom web), with
+the speaking indicator late and flickering as real ones are (``sim_plan``). No
 RTCPeerConnection is ever opened, so nothing leaves loopback.
 
 Each meeting (keyed by its native id taken from the URL path) has its own state;
@@ -165,6 +167,8 @@ class MeetingState:
     playing: str | None = None
     played: list[dict[str, Any]] = field(default_factory=list)
     participants: list[str] = field(default_factory=list)
+    origin_at: float | None = None
+    """Wall-clock time of the plan's 0 s (the page's audio origin): plan times + this = when."""
 
     @property
     def admitted(self) -> bool:
@@ -329,7 +333,15 @@ def create_app(sim: MeetingSimulator) -> Starlette:
             log.info("SIMULATED %s: %r asks to join", state.native_id, state.bot_name)
         elif kind == "speech_start":
             state.playing = body["name"]
-            state.played.append({"name": body["name"], "started_at": now, "ended_at": None, "duration": None})
+            state.played.append(
+                {
+                    "name": body["name"],
+                    "turn": body.get("turn"),
+                    "started_at": now,
+                    "ended_at": None,
+                    "duration": None,
+                }
+            )
         elif kind == "speech_end":
             state.playing = None
             for item in reversed(state.played):
@@ -341,6 +353,10 @@ def create_app(sim: MeetingSimulator) -> Starlette:
                 state.end_due = now + sim.config.leave_after_audio
         elif kind == "left":
             state.bot_left = True
+        elif kind == "origin":
+            state.origin_at = float(body.get("at") or now)
+        elif kind == "roster":
+            state.participants = [str(n) for n in body.get("names") or []]
         else:
             return JSONResponse({"detail": f"unknown event {kind!r}"}, 422)
         sim.tick(state)
