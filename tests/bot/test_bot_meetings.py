@@ -11,6 +11,7 @@ import asyncio
 import json
 import os
 import sys
+from itertools import pairwise
 
 import httpx
 import numpy as np
@@ -122,7 +123,7 @@ def assert_turns(events: list[dict], names: list[str]) -> None:
     assert [name for name, _ in runs] == names, runs
     for name, kinds in runs:
         assert kinds[0] == "SPEAKER_START" and kinds[-1] == "SPEAKER_END", (name, kinds)
-        assert all(a != b for a, b in zip(kinds, kinds[1:], strict=False)), (name, kinds)
+        assert all(a != b for a, b in pairwise(kinds)), (name, kinds)
 
 
 async def _wait_status(callbacks, status: str, within_s: float = 40) -> None:
