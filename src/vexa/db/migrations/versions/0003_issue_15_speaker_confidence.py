@@ -1,6 +1,6 @@
 """speaker confidence for mixed-stream attribution
 
-Revision ID: 0003_issue-15
+Revision ID: 0003_issue_15
 Revises: 0002
 Create Date: 2026-11-28 06:40:00
 
@@ -12,7 +12,7 @@ Create Date: 2026-11-28 06:40:00
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0003_issue-15"
+revision = "0003_issue_15"
 down_revision = "0002"
 branch_labels = None
 depends_on = None
