@@ -128,25 +128,29 @@ def plan(people: list[Person], options: PlanOptions) -> Plan:
     # Late joiners speak once they are in: move their turns after everyone who is there.
     order.sort(key=lambda ik: people[ik[0]].join_at > 0)
     out = Plan(joins={i: p.join_at for i, p in enumerate(people) if p.join_at > 0})
-    total = sum(shapes[people[i].clips[k]][0] for i, k in order)
+    # Overlap and gaps are measured between voiced audio, not the clips' silent edges.
+    total = sum(_voiced_s(shapes[people[i].clips[k]][1]) for i, k in order)
     overlap_each = options.overlap * total / (1 + options.overlap) / max(1, len(order) - 1)
     t = 0.0
-    prev_end = 0.0
-    prev_dur = 0.0
+    prev_voiced_end = 0.0
+    prev_voiced = 0.0
     for n, (i, k) in enumerate(order):
         duration, spans = shapes[people[i].clips[k]]
-        at = prev_end + options.gap if n else 0.0
+        first_on = spans[0][0] if spans else 0.0
+        voiced = (spans[-1][1] - first_on) if spans else duration
+        at = prev_voiced_end + options.gap - first_on if n else 0.0
         if n and options.overlap > 0:
-            at = prev_end - min(overlap_each, 0.6 * min(prev_dur, duration))
-        at = max(at, people[i].join_at + 1.0 if people[i].join_at > 0 else 0.0)
+            at = prev_voiced_end - min(overlap_each, 0.6 * min(prev_voiced, voiced)) - first_on
+        at = max(at, people[i].join_at + 1.0 if people[i].join_at > 0 else 0.0, 0.0)
         out.turns.append(Turn(i, k, round(at, 3), duration))
         for a, b in spans:
             out.voiced.append(Span(i, round(at + a, 3), round(at + b, 3)))
             on = at + a + options.lag + rng.uniform(-options.lag_jitter, options.lag_jitter)
             off = at + b + options.lag + rng.uniform(-options.lag_jitter, options.lag_jitter)
             out.indicator.extend(_blips(i, on, max(on + 0.1, off), options.blips_per_min, rng))
-        prev_end, prev_dur = at + duration, duration
-        t = max(t, prev_end)
+        prev_voiced_end = at + (spans[-1][1] if spans else duration)
+        prev_voiced = voiced
+        t = max(t, at + duration)
     for i, person in enumerate(people):
         mine = [tn for tn in out.turns if tn.who == i]
         if person.leaves and mine:
@@ -155,6 +159,10 @@ def plan(people: list[Person], options: PlanOptions) -> Plan:
             out.renames[i] = round(mine[0].at + mine[0].duration + 0.4, 3)
     out.end = round(t, 3)
     return out
+
+
+def _voiced_s(spans: list[tuple[float, float]]) -> float:
+    return sum(b - a for a, b in spans)
 
 
 def _blips(who: int, on: float, off: float, per_min: float, rng: random.Random) -> list[Span]:
