@@ -303,7 +303,8 @@ async def main() -> None:
             svc.stop()
     print()
     print(
-        f"model {args.model}, speed {args.speed}x, grid {'full' if args.full else 'reduced'}, seed {args.seed}"
+        f"model {args.model}, speed {args.speed}x, "
+        f"grid {'full' if args.full else 'reduced'}, seed {args.seed}"
     )
     print(table(rows))
 

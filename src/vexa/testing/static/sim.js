@@ -223,14 +223,17 @@
       el.play().catch(() => {});
     }
     const dests = new Map();
+    const destOf = (i) => {
+      if (!dests.has(i)) dests.set(i, ctx.createMediaStreamDestination());
+      return dests.get(i);
+    };
     const attach = (i) => {
-      // Per-participant: the tile's own element carries that person's stream.
+      // Per-participant: the tile's own element carries that person's stream (once they are in).
       if (mixed) return;
       const tile = tileOf(i);
       if (!tile) return;
-      if (!dests.has(i)) dests.set(i, ctx.createMediaStreamDestination());
       const el = tile.querySelector("audio");
-      el.srcObject = dests.get(i).stream;
+      el.srcObject = destOf(i).stream;
       el.play().catch(() => {});
     };
     present.forEach(attach);
@@ -259,11 +262,7 @@
       plan.turns.forEach((turn, n) => {
         const src = ctx.createBufferSource();
         src.buffer = buffers[turn.who][turn.clip];
-        if (mixed) src.connect(mixDest);
-        else {
-          attach(turn.who);
-          src.connect(dests.get(turn.who) || ctx.destination);
-        }
+        src.connect(mixed ? mixDest : destOf(turn.who));
         src.start(origin + turn.at);
         sources.push(src);
         const name = () => CFG.participants[turn.who].name;
