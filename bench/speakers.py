@@ -18,10 +18,14 @@ voices reading other sentences.
   simulated alike, so one row group stands for both.
 
 Audio goes to a real transcription service (``--model``) over its WebSocket at
-``--speed`` x real time. A word counts as correctly attributed when the named speaker's
-audio is voiced during it (0.15 s tolerance; in crosstalk either talker is right);
-*unknown* words count as not correct. WER is against the turns' reference text in
-turn order. The full-stack path through Chromium and the bot is covered by the tests
+``--speed`` x real time. A word counts as correctly attributed when the named speaker
+said it: of the people voiced within 1 s of it, the one whose line has that word (in
+crosstalk the words decide, not the time; a word in nobody's line falls back to who was
+voiced then, 0.15 s tolerance). *Unknown* words count as not correct. WER is against
+the turns' reference text in turn order (in crosstalk the transcript interleaves, so it
+counts order too); cpWER is per speaker (their lines against the words attributed to
+them; a word given to the wrong speaker counts twice). The full-stack path through
+Chromium and the bot is covered by the tests
 (tests/bot/test_bot_mixed_audio.py, tests/e2e/test_e2e_speakers.py).
 
     .venv/bin/python bench/speakers.py                 # reduced grid (see --full)
@@ -49,7 +53,7 @@ from vexa.testing.real_speech import SR, Meeting, librivox
 from vexa.testing.sim_plan import Person, Plan, PlanOptions, plan
 from vexa.testing.speech import read_wav, resample, synthesize
 from vexa.testing.streaming_eval import stream_meeting
-from vexa.transcription.wer import wer
+from vexa.transcription.wer import normalize, wer
 
 VOICES = ["en-us", "en-us+m3", "en-us+f3", "en-gb", "en-us+f2", "en-gb+m5", "en-us+m7"]
 SENTENCES = [
@@ -152,6 +156,7 @@ class Row:
     correct: int
     unknown: int
     wer: float
+    cp_wer: float
     seconds: float
 
     @property
@@ -159,7 +164,25 @@ class Row:
         return self.correct / self.words if self.words else float("nan")
 
 
-def _truth(p: Plan, lead_s: float, a: float, b: float) -> set[int]:
+def _truth(c: Cast, p: Plan, lead_s: float, a: float, b: float, word: str) -> set[int]:
+    """Who said this word: of the people voiced around it, the one(s) whose line has it.
+
+    Time alone would call either talker right in crosstalk; the words decide there.
+    Whisper's word times wander, so "around" is a second either side.
+    """
+    near = {v.who for v in p.voiced if lead_s + v.on - 1.0 < b and lead_s + v.off + 1.0 > a}
+    key = normalize(word)
+    saying = {
+        t.who
+        for t in p.turns
+        if t.who in near
+        and lead_s + t.at - 1.0 < b
+        and lead_s + t.at + t.duration + 1.0 > a
+        and key
+        and key[0] in normalize(c.texts[t.who][t.clip])
+    }
+    if saying:
+        return saying
     voiced = {v.who for v in p.voiced if lead_s + v.on - TRUTH_PAD_S < b and lead_s + v.off + TRUTH_PAD_S > a}
     if voiced:
         return voiced
@@ -219,10 +242,10 @@ def _config() -> dict[str, object]:
 def score(path: str, n: int, overlap: float, c: Cast, p: Plan, words, text: str, seconds: float) -> Row:  # type: ignore[no-untyped-def]
     index = {name: i for i, name in enumerate(c.names)}
     correct = unknown = 0
-    for speaker, a, b, _ in words:
+    for speaker, a, b, word in words:
         if speaker is None:
             unknown += 1
-        elif index[speaker] in _truth(p, 0.5, a, b):
+        elif index[speaker] in _truth(c, p, 0.5, a, b, word):
             correct += 1
     return Row(
         path,
@@ -233,8 +256,21 @@ def score(path: str, n: int, overlap: float, c: Cast, p: Plan, words, text: str,
         correct,
         unknown,
         wer(reference_text(c, p), text),
+        cp_wer(c, p, words),
         seconds,
     )
+
+
+def cp_wer(c: Cast, p: Plan, words) -> float:  # type: ignore[no-untyped-def]
+    """Concatenated per-speaker WER: each speaker's lines against the words attributed to them."""
+    errors = total = 0.0
+    for i, name in enumerate(c.names):
+        reference = " ".join(c.texts[t.who][t.clip] for t in p.turns if t.who == i)
+        hypothesis = " ".join(w[3] for w in words if w[0] == name)
+        n = len(normalize(reference))
+        errors += wer(reference, hypothesis) * n
+        total += n
+    return errors / total if total else 0.0
 
 
 def start_service(model: str, tmp: Path) -> tuple[str, ServiceProcess]:
@@ -252,13 +288,14 @@ def start_service(model: str, tmp: Path) -> tuple[str, ServiceProcess]:
 
 def table(rows: list[Row]) -> str:
     out = [
-        "| path | participants | overlap (planned / measured) | words | speaker accuracy | unknown | WER |",
-        "|---|---|---|---|---|---|---|",
+        "| path | participants | overlap (planned / measured) | words "
+        "| speaker accuracy | unknown | WER | cpWER |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         out.append(
             f"| {r.path} | {r.n} | {r.overlap:.0%} / {r.measured_overlap:.0%} | {r.words} | "
-            f"{r.accuracy:.1%} | {r.unknown / max(1, r.words):.1%} | {r.wer:.1%} |"
+            f"{r.accuracy:.1%} | {r.unknown / max(1, r.words):.1%} | {r.wer:.1%} | {r.cp_wer:.1%} |"
         )
     return "\n".join(out)
 
@@ -296,7 +333,7 @@ async def main() -> None:
                 print(
                     f"{label:26s} n={n} overlap={overlap:.0%} (measured {row.measured_overlap:.0%}): "
                     f"accuracy {row.accuracy:.1%}, unknown {row.unknown / max(1, row.words):.1%}, "
-                    f"WER {row.wer:.1%}, {row.words} words, {row.seconds:.0f}s",
+                    f"WER {row.wer:.1%}, cpWER {row.cp_wer:.1%}, {row.words} words, {row.seconds:.0f}s",
                     flush=True,
                 )
         finally:
