@@ -29,7 +29,8 @@ Chromium and the bot is covered by the tests
 (tests/bot/test_bot_mixed_audio.py, tests/e2e/test_e2e_speakers.py).
 
     .venv/bin/python bench/speakers.py                 # reduced grid (see --full)
-    .venv/bin/python bench/speakers.py --full          # 2/4/6 participants x 0/10/30 % overlap, all paths
+    .venv/bin/python bench/speakers.py --full --runs 2 # 2/4/6 participants x 0/10/30 % overlap, all paths
+    .venv/bin/python bench/speakers.py --lag 0.6       # the real lag differs from the compensated one
 """
 
 from __future__ import annotations
@@ -39,19 +40,17 @@ import asyncio
 import tempfile
 import time
 import uuid
-import wave
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from transcription import start_ours  # bench/transcription.py: our service as a process
 from vexa.collector.attribution import WordTiming, attribute_segment
 from vexa.collector.speakers import TimedEvent
-from vexa.embedded import free_port
-from vexa.testing.processes import ServiceProcess
 from vexa.testing.real_speech import SR, Meeting, librivox
 from vexa.testing.sim_plan import Person, Plan, PlanOptions, plan
-from vexa.testing.speech import read_wav, resample, synthesize
+from vexa.testing.speech import read_wav, resample, synthesize, write_wav
 from vexa.testing.streaming_eval import stream_meeting
 from vexa.transcription.wer import normalize, wer
 
@@ -84,15 +83,6 @@ class Cast:
     texts: list[list[str]]
 
 
-def _write_wav(path: Path, audio: np.ndarray) -> Path:
-    with wave.open(str(path), "wb") as w:
-        w.setnchannels(1)
-        w.setsampwidth(2)
-        w.setframerate(SR)
-        w.writeframes((np.clip(audio, -1, 1) * 32767).astype("<i2").tobytes())
-    return path
-
-
 def cast(n: int, folder: Path) -> Cast:
     """``n`` speakers with 3 turns each (2 participants) or 2 (more)."""
     turns = 3 if n <= 2 else 2
@@ -105,7 +95,7 @@ def cast(n: int, folder: Path) -> Cast:
         for k in range(turns):
             if i == 0:
                 clip = real[k % len(real)]
-                mine.append(_write_wav(folder / f"real-{k}.wav", clip.audio))
+                mine.append(write_wav(folder / f"real-{k}.wav", clip.audio))
                 words.append(clip.text)
             else:
                 text = SENTENCES[sentence % len(SENTENCES)]
@@ -273,19 +263,6 @@ def cp_wer(c: Cast, p: Plan, words) -> float:  # type: ignore[no-untyped-def]
     return errors / total if total else 0.0
 
 
-def start_service(model: str, tmp: Path) -> tuple[str, ServiceProcess]:
-    hport = free_port()
-    svc = ServiceProcess(
-        "transcription",
-        free_port(),
-        {"WHISPER_MODEL": model, "HEALTH_PORT": str(hport), "WL_MAX_CLIENTS": "32", "LOG_LEVEL": "WARNING"},
-        health_url=f"http://127.0.0.1:{hport}/health",
-        log_path=tmp / "transcription.log",
-    )
-    svc.start(timeout=180)
-    return f"ws://127.0.0.1:{svc.port}/ws", svc
-
-
 def table(rows: list[Row]) -> str:
     out = [
         "| path | participants | overlap (planned / measured) | words "
@@ -300,6 +277,27 @@ def table(rows: list[Row]) -> str:
     return "\n".join(out)
 
 
+def merge(rows: list[Row]) -> Row:
+    """Several runs of one grid cell as one row: words summed, rates weighted by words."""
+    first, words = rows[0], sum(r.words for r in rows)
+
+    def mean(attr: str) -> float:
+        return sum(getattr(r, attr) * max(1, r.words) for r in rows) / sum(max(1, r.words) for r in rows)
+
+    return Row(
+        first.path,
+        first.n,
+        first.overlap,
+        sum(r.measured_overlap for r in rows) / len(rows),
+        words,
+        sum(r.correct for r in rows),
+        sum(r.unknown for r in rows),
+        mean("wer"),
+        mean("cp_wer"),
+        sum(r.seconds for r in rows),
+    )
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="tiny.en")
@@ -309,7 +307,14 @@ async def main() -> None:
     parser.add_argument(
         "--full", action="store_true", help="every path x 2/4/6 participants x 0/10/30 %% overlap"
     )
+    parser.add_argument("--runs", type=int, default=1, help="meetings per grid cell (other seeds)")
     parser.add_argument("--seed", type=int, default=3)
+    parser.add_argument(
+        "--lag",
+        type=float,
+        default=BOT_LAG_S,
+        help="the simulated indicator's lag, s (the bot still compensates 0.3 s: robustness)",
+    )
     args = parser.parse_args()
     sizes, overlaps = [2, 4, 6], [0.0, 0.1, 0.3]
     grid = [("mixed", n, o) for n in sizes for o in overlaps]
@@ -317,18 +322,21 @@ async def main() -> None:
     grid += [("per participant", n, o) for n in sizes for o in (overlaps if args.full else [0.3])]
     with tempfile.TemporaryDirectory(prefix="vexa-bench-speakers-") as tmp:
         folder = Path(tmp)
-        url, svc = start_service(args.model, folder)
+        server = start_ours(args.model, folder)
         rows: list[Row] = []
         try:
             for path, n, overlap in grid:
                 c = cast(n, folder)
                 people = [Person(tuple(clips)) for clips in c.clips]
-                p = plan(people, PlanOptions(overlap=overlap, seed=args.seed + n))
-                t0 = time.monotonic()
-                runner = run_mixed if path == "mixed" else run_per_participant
-                words, text = await runner(url, c, p, args.speed)
                 label = "Teams / Zoom web (mixed)" if path == "mixed" else "Meet (per participant)"
-                row = score(label, n, overlap, c, p, words, text, time.monotonic() - t0)
+                runner = run_mixed if path == "mixed" else run_per_participant
+                runs = []
+                for k in range(args.runs):
+                    p = plan(people, PlanOptions(overlap=overlap, lag=args.lag, seed=args.seed + 10 * k + n))
+                    t0 = time.monotonic()
+                    words, text = await runner(server.url, c, p, args.speed)
+                    runs.append(score(label, n, overlap, c, p, words, text, time.monotonic() - t0))
+                row = merge(runs)
                 rows.append(row)
                 print(
                     f"{label:26s} n={n} overlap={overlap:.0%} (measured {row.measured_overlap:.0%}): "
@@ -337,11 +345,12 @@ async def main() -> None:
                     flush=True,
                 )
         finally:
-            svc.stop()
+            server.stop()
     print()
     print(
-        f"model {args.model}, speed {args.speed}x, "
-        f"grid {'full' if args.full else 'reduced'}, seed {args.seed}"
+        f"model {args.model}, speed {args.speed}x, grid {'full' if args.full else 'reduced'}, "
+        f"{args.runs} run(s) per cell from seed {args.seed}, "
+        f"indicator lag {args.lag}s (compensated {BOT_LAG_S}s)"
     )
     print(table(rows))
 
