@@ -11,12 +11,11 @@ import asyncio
 import json
 import os
 import sys
-from itertools import pairwise
 
 import httpx
 import numpy as np
 import pytest
-from bot_test_helpers import CALLBACK_TOKEN, NATIVE_IDS, bot_config
+from bot_test_helpers import CALLBACK_TOKEN, NATIVE_IDS, assert_turns, bot_config
 
 from vexa.bot.main import Bot
 from vexa.bot.settings import BotSettings
@@ -109,21 +108,6 @@ async def test_bot_joins_transcribes_each_participant_and_leaves_when_meeting_en
         start_ms, end_ms = events[0]["relative_timestamp_ms"], alice_ends[-1]["relative_timestamp_ms"]
         assert abs(start_ms - offset / 16) < 400, (start_ms, offset / 16)
         assert abs(end_ms - (offset + len(reference(alice_wav))) / 16) < 600
-
-
-def assert_turns(events: list[dict], names: list[str]) -> None:
-    """Speaker events in order: each person's START ... END (the indicator may flicker in between)."""
-    assert events, "no speaker events"
-    runs: list[tuple[str, list[str]]] = []
-    for e in events:
-        if runs and runs[-1][0] == e["participant_name"]:
-            runs[-1][1].append(e["event_type"])
-        else:
-            runs.append((e["participant_name"], [e["event_type"]]))
-    assert [name for name, _ in runs] == names, runs
-    for name, kinds in runs:
-        assert kinds[0] == "SPEAKER_START" and kinds[-1] == "SPEAKER_END", (name, kinds)
-        assert all(a != b for a, b in pairwise(kinds)), (name, kinds)
 
 
 async def _wait_status(callbacks, status: str, within_s: float = 40) -> None:

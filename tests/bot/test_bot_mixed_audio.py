@@ -13,13 +13,12 @@ import asyncio
 
 import numpy as np
 import pytest
-from bot_test_helpers import NATIVE_IDS, bot_config
-from test_bot_meetings import assert_turns, reference
+from bot_test_helpers import NATIVE_IDS, assert_turns, bot_config
 
 from vexa.bot.main import Bot
 from vexa.bot.settings import BotSettings
 from vexa.testing.simulator import SimParticipant
-from vexa.testing.speech import synthesize, windowed_match
+from vexa.testing.speech import read_wav, resample, synthesize, windowed_match
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
@@ -67,7 +66,8 @@ async def test_mixed_stream_one_session_with_ordered_speaker_events(
     origin = state["origin_at"] - stream.origin_wall  # plan time 0, in stream seconds
     clips = [alice_wav, bob_wav, alice2, carol]
     for turn, wav in zip(plan.turns, clips, strict=True):
-        ref = reference(wav)
+        data, rate = read_wav(wav)
+        ref = resample(data, rate, SR)
         at = round((origin + turn.at) * SR)
         got = audio[at - SR // 2 : at + len(ref) + SR // 2]
         windows = windowed_match(ref, got, window_s=1.0)
