@@ -190,7 +190,7 @@ async def _start_form_errors(browser, stack, token: str) -> None:
     await link.fill("https://meet.google.com/xyz-abcd-efg")
     await page.get_by_role("button", name="Send the bot").click()
     await expect(page.get_by_role("alert")).to_contain_text("maximum concurrent bot limit (1)")
-    assert tab.unexpected_errors(409, 403) == []
+    assert tab.unexpected_errors(409, 429) == []
     await tab.close()
 
 

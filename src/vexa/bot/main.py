@@ -160,10 +160,12 @@ class Bot:
     def __init__(self, config: BotConfig, settings: BotSettings | None = None) -> None:
         self.config = config
         self.settings = settings or BotSettings()
-        self.reporter = StatusReporter(config.callback_url, config.callback_token, config.meeting_id)
+        self.reporter = StatusReporter(config.callback_url, config.token, config.meeting_id)
         self.audio = AudioRouter(config, self.settings)
         self._stop = asyncio.Event()
         self.stop_reason: str | None = None
+        # Why it ended, in words, for the final status report (data.error_details): no stack traces.
+        self.end_message: str | None = None
 
     def request_stop(self, reason: str) -> None:
         if not self._stop.is_set():
@@ -250,9 +252,10 @@ class Bot:
                     await self.audio.close()
                     with contextlib.suppress(Exception):
                         await browser.close()
-        except Exception:
+        except Exception as exc:
             log.exception("bot crashed")
             status, reason = "failed", "join_error"
+            self.end_message = f"the bot crashed: {type(exc).__name__}"
             await self.audio.close()
         finally:
             for task in helpers:
@@ -265,7 +268,10 @@ class Bot:
             status,
             reason,
             participants=sorted(self.audio.participants_seen),
-            details={"speaker_events": len(self.audio.speaker_events)},
+            details={
+                "speaker_events": len(self.audio.speaker_events),
+                **({"message": self.end_message} if self.end_message else {}),
+            },
         )
         return 0 if status == "completed" else 1
 
@@ -276,6 +282,7 @@ class Bot:
     async def _in_meeting(self, page: Page, helpers: list[asyncio.Task[Any]]) -> tuple[str, str]:
         adapter_cls = ADAPTERS.get(self.config.platform)
         if adapter_cls is None:
+            self.end_message = f"unsupported platform {self.config.platform!r}"
             return "failed", "join_error"
         adapter: MeetingAdapter = adapter_cls(page, self.config.meeting_url, self.config.bot_name)
         try:
@@ -288,6 +295,7 @@ class Bot:
                 )
         except JoinFailed as exc:
             log.warning("could not join: %s", exc)
+            self.end_message = exc.detail or None
             return "failed", exc.reason
         if not finished:
             return "completed", self.stop_reason or "stopped"

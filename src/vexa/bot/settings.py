@@ -1,8 +1,9 @@
 """The bot's configuration: the per-meeting ``BOT_CONFIG`` JSON plus process settings.
 
-The bot-manager passes everything meeting-specific in one JSON env var (see
-docs/CONTRACTS.md "bot-manager ↔ bot"); machine-specific knobs (where Chromium
-lives, buffer sizes) are ordinary env vars read by ``BotSettings``.
+The bot-manager passes everything meeting-specific in one JSON env var and the
+bot's meeting token in ``BOT_TOKEN`` (see docs/CONTRACTS.md "bot-manager ↔ bot");
+machine-specific knobs (where Chromium lives, buffer sizes) are ordinary env vars
+read by ``BotSettings``.
 """
 
 from __future__ import annotations
@@ -28,10 +29,12 @@ class BotConfig(BaseModel):
     language: str | None = None
     task: str | None = "transcribe"
     custom_vocabulary: list[str] = Field(default_factory=list)
-    token: str = Field(repr=False)
+    token: str = Field(
+        repr=False,
+        description="The bot's own token, scoped to this meeting (env BOT_TOKEN); never the user's API key.",
+    )
     transcription_url: str
     callback_url: str | None = None
-    callback_token: str | None = Field(None, repr=False)
     redis_url: str | None = None
     leave_when_alone_s: float = 60.0
     max_duration_s: float = 4 * 3600.0
@@ -42,7 +45,14 @@ class BotConfig(BaseModel):
         raw = os.environ.get("BOT_CONFIG")
         if not raw:
             raise SystemExit("BOT_CONFIG is not set: the bot needs its meeting context as JSON")
-        return cls.model_validate(json.loads(raw))
+        data = json.loads(raw)
+        # The secret travels apart from the config, so Kubernetes can mount it from a Secret.
+        token = os.environ.get("BOT_TOKEN")
+        if token:
+            data["token"] = token
+        if not data.get("token"):
+            raise SystemExit("BOT_TOKEN is not set: the bot needs its meeting token")
+        return cls.model_validate(data)
 
 
 class BotSettings(ServiceSettings):

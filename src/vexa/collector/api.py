@@ -6,7 +6,7 @@ import asyncio
 import logging
 from typing import Any
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
+from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, status
 from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.responses import Response
@@ -20,6 +20,7 @@ from vexa.meeting_filters import MeetingFilters, meeting_filters
 from vexa.meetings import meeting_response, valid_native_id
 from vexa.platforms import Platform
 from vexa.schemas import (
+    BotListResponse,
     ErrorResponse,
     MeetingListResponse,
     MeetingResponse,
@@ -92,6 +93,43 @@ async def list_meetings(
         await filters.put_total(session, select(Meeting).where(Meeting.user_id == user.user_id), response)
         base = request.app.state.settings.meeting_base_url
         return MeetingListResponse(meetings=[meeting_response(m, base) for m in rows])
+
+
+@router.get("/bots", response_model=BotListResponse, tags=["bots"])
+async def list_bots(
+    request: Request,
+    filters: MeetingFilters = Depends(meeting_filters),
+    user: AuthenticatedUser = Depends(require_user),
+) -> BotListResponse:
+    """Upstream's ``GET /bots``: the caller's meetings (one per bot run) with ``has_more`` for paging."""
+    async with request.app.state.db.read_session() as session:
+        query = filters.page(select(Meeting).where(Meeting.user_id == user.user_id))
+        if filters.limit is not None:  # one extra row tells whether another page exists
+            query = query.limit(filters.limit + 1)
+        rows = list((await session.execute(query)).scalars())
+    has_more = filters.limit is not None and len(rows) > filters.limit
+    base = request.app.state.settings.meeting_base_url
+    return BotListResponse(
+        meetings=[meeting_response(m, base) for m in rows[: filters.limit]], has_more=has_more
+    )
+
+
+@router.get("/meetings/{meeting_id}", response_model=MeetingResponse, responses=NOT_FOUND, tags=["meetings"])
+async def get_meeting(
+    request: Request,
+    meeting_id: int = Path(ge=1, le=2**31 - 1, description="The meeting's database id"),
+    user: AuthenticatedUser = Depends(require_user),
+) -> MeetingResponse:
+    """One of the caller's meetings by its id (another user's is a 404, like a missing one)."""
+    async with request.app.state.db.read_session() as session:
+        meeting = (
+            await session.execute(
+                select(Meeting).where(Meeting.id == meeting_id, Meeting.user_id == user.user_id)
+            )
+        ).scalar_one_or_none()
+    if meeting is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, detail="Meeting not found")
+    return meeting_response(meeting, request.app.state.settings.meeting_base_url)
 
 
 @router.get(

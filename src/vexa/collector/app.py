@@ -44,6 +44,7 @@ class Collector:
             group=settings.redis_consumer_group,
             consumer=settings.consumer_name,
             dead_stream=settings.dead_letter_stream,
+            dead_maxlen=settings.dead_letter_maxlen,
             handler=SegmentHandler(
                 redis, self.directory, verifier, min_confidence=settings.speaker_min_confidence
             ),
@@ -59,7 +60,8 @@ class Collector:
             group=settings.speaker_consumer_group,
             consumer=settings.consumer_name,
             dead_stream=settings.speaker_dead_letter_stream,
-            handler=SpeakerHandler(verifier, ttl_s=settings.speaker_events_ttl),
+            dead_maxlen=settings.dead_letter_maxlen,
+            handler=SpeakerHandler(redis, verifier, ttl_s=settings.speaker_events_ttl),
             count=max(settings.redis_stream_read_count, 50),
             block_ms=settings.redis_stream_block_ms,
             claim_idle_ms=settings.pending_msg_timeout_ms,
@@ -74,6 +76,7 @@ class Collector:
             speaker_min_confidence=settings.speaker_min_confidence,
             interval_s=settings.background_task_interval,
             dead_stream=settings.dead_letter_stream,
+            dead_maxlen=settings.dead_letter_maxlen,
         )
         self.trimmer = StreamTrimmer(
             redis,

@@ -52,7 +52,7 @@ from vexa.collector.segments import (
 )
 from vexa.db.models import Meeting, Transcription
 from vexa.events import publish_event
-from vexa.streams import entry_version
+from vexa.streams import DEAD_LETTER_MAXLEN_DEFAULT, entry_version
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +70,7 @@ class Persister:
         interval_s: float,
         dead_stream: str,
         speaker_min_confidence: float = 0.35,
+        dead_maxlen: int = DEAD_LETTER_MAXLEN_DEFAULT,
         after_commit: Callable[[int], Awaitable[None]] | None = None,
     ) -> None:
         self.redis = redis
@@ -80,6 +81,7 @@ class Persister:
         self.interval_s = interval_s
         self.lock_ttl_ms = int(max(30.0, 3 * interval_s) * 1000)
         self.dead_stream = dead_stream
+        self.dead_maxlen = dead_maxlen
         # Fault injection for tests of the commit-then-HDEL window; None in production.
         self.after_commit = after_commit
         self.persisted = 0
@@ -230,6 +232,8 @@ class Persister:
                 pipe.xadd(
                     self.dead_stream,
                     {"payload": value, "reason": reason[:500], "meeting_id": str(meeting_id), "field": field},
+                    maxlen=self.dead_maxlen,
+                    approximate=True,
                 )
                 pipe.eval(_DELETE_IF_SAME, 1, segments_key(meeting_id), field, value)
                 await pipe.execute()

@@ -8,7 +8,7 @@ import socket
 from pydantic import Field
 
 from vexa.config import SPEAKER_STREAM_DEFAULT, STREAM_NAME_DEFAULT, DataSettings
-from vexa.streams import DEAD_LETTER_SUFFIX
+from vexa.streams import DEAD_LETTER_MAXLEN_DEFAULT, DEAD_LETTER_SUFFIX
 
 
 def _default_consumer_name() -> str:
@@ -60,6 +60,12 @@ class CollectorSettings(DataSettings):
 
     filter_config_path: str | None = Field(None, alias="FILTER_CONFIG_PATH")
     dead_letter_stream_raw: str | None = Field(None, alias="DEAD_LETTER_STREAM")
+    dead_letter_maxlen: int = Field(
+        DEAD_LETTER_MAXLEN_DEFAULT,
+        ge=100,
+        alias="DEAD_LETTER_MAXLEN",
+        description="Entries kept per dead-letter stream (XADD MAXLEN ~): the oldest go first.",
+    )
 
     meeting_cache_ttl_s: float = Field(
         5.0,

@@ -88,8 +88,21 @@ class APIToken(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     last_used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     revoked: Mapped[bool] = mapped_column(Boolean, nullable=False, server_default=sql("false"))
+    # What the key may do (vexa.auth.Scope): 'full' (upstream's only kind), 'bots', 'transcripts'.
+    scope: Mapped[str] = mapped_column(String(16), nullable=False, server_default=sql("'full'"))
+    expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
     user: Mapped[User] = relationship(back_populates="tokens")
+
+
+class WebhookSecret(Base):
+    """A user's webhook signing secret, kept out of ``users.data`` so no user view can show it."""
+
+    __tablename__ = "webhook_secrets"
+
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+    secret: Mapped[str] = mapped_column(String(512), nullable=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
 
 class Meeting(Base):

@@ -1,7 +1,7 @@
 """speaker confidence for mixed-stream attribution
 
-Revision ID: 0003_issue_15
-Revises: 0002
+Revision ID: 0005_issue_15
+Revises: 0004
 Create Date: 2026-11-28 06:40:00
 
 - ``transcriptions.speaker_confidence``: how sure the word-level attribution of a
@@ -12,8 +12,8 @@ Create Date: 2026-11-28 06:40:00
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0003_issue_15"
-down_revision = "0002"
+revision = "0005_issue_15"
+down_revision = "0004"
 branch_labels = None
 depends_on = None
 
