@@ -164,21 +164,38 @@ def models_install(
 def simulate_meeting(
     platform: str = typer.Option("google_meet", help="google_meet | teams | zoom"),
     port: int = typer.Option(8099),
-    participant: list[str] = typer.Option([], help="NAME=path.wav; repeat for each participant."),
+    participant: list[str] = typer.Option(
+        [],
+        help="NAME=a.wav[,b.wav][;join=SECONDS][;leave][;rename=NEW] or NAME;silent; repeat (up to 8).",
+    ),
     admit_after: float = typer.Option(2.0, help="Seconds before the host admits a waiting bot (<0: never)."),
     leave_after_audio: float = typer.Option(
         5.0, help="Seconds after the last audio before the meeting ends."
     ),
+    audio: str = typer.Option(
+        "auto", help="auto (the platform's way) | per_participant (Meet) | mixed (Teams, Zoom web)."
+    ),
+    overlap: float = typer.Option(0.0, min=0.0, max=0.5, help="Share of speech time with crosstalk."),
+    indicator_lag: float = typer.Option(0.3, min=0.0, max=2.0, help="Speaker indicator lag, seconds."),
+    flicker_per_min: float = typer.Option(4.0, min=0.0, help="Indicator drop-outs per minute of speech."),
+    screen_share: bool = typer.Option(False, help="Show a screen-share tile."),
 ) -> None:
     """Serve a SIMULATED meeting page on 127.0.0.1 for bots to join (no real platform involved)."""
     from vexa.testing.simulator import run_simulator
 
+    if audio not in ("auto", "per_participant", "mixed"):
+        raise typer.BadParameter("must be auto, per_participant or mixed", param_hint="--audio")
     run_simulator(
         platform=platform,
         port=port,
         participants=participant,
         admit_after=admit_after,
         leave_after_audio=leave_after_audio,
+        audio=audio,
+        overlap=overlap,
+        indicator_lag=indicator_lag,
+        flicker_per_min=flicker_per_min,
+        screen_share=screen_share,
     )
 
 

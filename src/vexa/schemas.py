@@ -472,6 +472,10 @@ class TranscriptionSegment(BaseModel):
     created_at: datetime | None = None
     speaker: str | None = None
     speaker_mapping_status: SpeakerMappingStatus | None = None
+    speaker_confidence: float | None = Field(
+        None,
+        description="Ours: for a mixed stream (Teams, Zoom), how sure the word-level attribution is (0-1).",
+    )
     absolute_start_time: datetime | None = None
     absolute_end_time: datetime | None = None
     completed: bool | None = Field(None, description="False while the segment is still being revised.")

@@ -85,6 +85,17 @@ class _Message(BaseModel):
     )
 
 
+class SegmentWord(BaseModel):
+    """One word's timing (ours, optional): lets a mixed stream be attributed per word."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    start: float = Field(ge=0)
+    end: float = Field(ge=0)
+    word: str = Field(max_length=200)
+    probability: float | None = Field(None, ge=0, le=1)
+
+
 class Segment(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
@@ -94,6 +105,7 @@ class Segment(BaseModel):
     language: str | None = None
     completed: bool = False
     speaker: str | None = None
+    words: list[SegmentWord] | None = Field(None, max_length=2000)
 
     @field_validator("text", "speaker", "language")
     @classmethod

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from itertools import pairwise
+
 from vexa.bot.settings import BotConfig
 from vexa.testing.simulator import SimulatorServer
 
@@ -39,3 +41,18 @@ def bot_config(
         max_duration_s=max_duration_s,
         admission_timeout_s=admission_timeout_s,
     )
+
+
+def assert_turns(events: list[dict], names: list[str]) -> None:
+    """Speaker events in order: each person's START ... END (the indicator may flicker in between)."""
+    assert events, "no speaker events"
+    runs: list[tuple[str, list[str]]] = []
+    for e in events:
+        if runs and runs[-1][0] == e["participant_name"]:
+            runs[-1][1].append(e["event_type"])
+        else:
+            runs.append((e["participant_name"], [e["event_type"]]))
+    assert [name for name, _ in runs] == names, runs
+    for name, kinds in runs:
+        assert kinds[0] == "SPEAKER_START" and kinds[-1] == "SPEAKER_END", (name, kinds)
+        assert all(a != b for a, b in pairwise(kinds)), (name, kinds)

@@ -58,7 +58,7 @@ def simulator_factory() -> Iterator:
     """``make(participants, admit_after=..., leave_after_audio=...)`` -> a started SimulatorServer."""
     started: list[SimulatorServer] = []
 
-    def make(people: list[SimParticipant], **kwargs: float) -> SimulatorServer:
+    def make(people: list[SimParticipant], **kwargs: object) -> SimulatorServer:
         server = SimulatorServer(SimConfig(participants=people, **kwargs), free_port()).start()
         started.append(server)
         return server

@@ -88,19 +88,26 @@ async def test_service_restart_mid_stream_loses_and_duplicates_nothing() -> None
     assert sessions[-1].ended
 
 
+async def _two_seconds_then_reconnected(
+    stream: TranscriptionStream, server: RecordingTranscriptionServer
+) -> None:
+    """Push 2 s of audio (sample 0 captured at wall time 100.0); wait for the second session."""
+    for i in range(20):
+        stream.push(ramp(i * 1600, 1600), 100.0 + (i + 1) * 0.1)
+        await asyncio.sleep(0.01)
+    for _ in range(200):
+        if len(server.sessions) >= 2:
+            return
+        await asyncio.sleep(0.05)
+
+
 async def test_events_after_reconnect_are_relative_to_the_new_session() -> None:
     server = await RecordingTranscriptionServer(free_port()).start()
     server.close_after_samples = SAMPLE_RATE
     stream = TranscriptionStream(server.url, CONFIG, confirm_interval_s=0.1)
     task = asyncio.create_task(stream.run())
     try:
-        for i in range(20):  # 2 s of audio, sample 0 captured at wall time 100.0
-            stream.push(ramp(i * 1600, 1600), 100.0 + (i + 1) * 0.1)
-            await asyncio.sleep(0.01)
-        for _ in range(200):
-            if len(server.sessions) >= 2:
-                break
-            await asyncio.sleep(0.05)
+        await _two_seconds_then_reconnected(stream, server)
         stream.send_event(
             {"type": "speaker_activity", "event_type": "SPEAKER_START", "participant_name": "Carol"},
             wall_time=101.5,
@@ -126,3 +133,36 @@ async def test_buffer_is_bounded_while_the_service_is_down() -> None:
     assert stream._pending_samples == SAMPLE_RATE
     await stream.close(within_s=1.0)
     await task
+
+
+async def test_new_session_gets_a_start_for_whoever_is_speaking_when_it_begins() -> None:
+    """Speaker events stay in order across a reconnect, and each session carries its own speakers."""
+    server = await RecordingTranscriptionServer(free_port()).start()
+    server.close_after_samples = SAMPLE_RATE  # closes after 1 s of audio (wall 101.0)
+    stream = TranscriptionStream(server.url, CONFIG, confirm_interval_s=0.1)
+    task = asyncio.create_task(stream.run())
+
+    def event(kind: str, name: str, wall: float) -> None:
+        message = {"type": "speaker_activity", "event_type": kind, "participant_name": name}
+        stream.send_event({**message, "participant_id": name.lower()}, wall_time=wall)
+
+    try:
+        event("SPEAKER_START", "Alice", 100.2)
+        event("SPEAKER_END", "Alice", 100.5)
+        event("SPEAKER_START", "Bob", 100.8)
+        await _two_seconds_then_reconnected(stream, server)
+        event("SPEAKER_END", "Bob", 101.5)
+        await stream.close()
+        await task
+    finally:
+        await server.stop()
+    first, second = server.sessions[:2]
+    said = [(t["participant_name"], t["event_type"], t["relative_timestamp_ms"]) for t in first.texts]
+    assert said == [
+        ("Alice", "SPEAKER_START", 200),
+        ("Alice", "SPEAKER_END", 500),
+        ("Bob", "SPEAKER_START", 800),
+    ]
+    offset_ms = first.samples * 1000 // SAMPLE_RATE
+    said = [(t["participant_name"], t["event_type"], t["relative_timestamp_ms"]) for t in second.texts]
+    assert said == [("Bob", "SPEAKER_START", 0), ("Bob", "SPEAKER_END", 1500 - offset_ms)]

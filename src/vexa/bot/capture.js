@@ -87,12 +87,23 @@
     return S.ready;
   }
 
+  // The participant's display name now: people get renamed mid-meeting, and their words
+  // from then on belong to the new name.
+  function currentName(pid, fallback) {
+    const cfg = S.cfg;
+    if (!pid || !cfg || !cfg.tile) return fallback;
+    const tile = document.querySelector(`${cfg.tile}[${cfg.tile_id_attr}="${CSS.escape(pid)}"]`);
+    const nameEl = tile && cfg.tile_name ? tile.querySelector(cfg.tile_name) : null;
+    return ((nameEl && nameEl.textContent) || "").trim() || fallback;
+  }
+
   function makeTap(key, name, pid) {
     const node = new AudioWorkletNode(S.ctx, "vexa-tap", { channelCount: 1, channelCountMode: "explicit" });
     node.port.onmessage = (ev) => {
       if (!S.started) return;
       try {
-        window.__vexaAudio(key, name, pid, b64(ev.data), Date.now());
+        tap.name = currentName(pid, tap.name);
+        window.__vexaAudio(key, tap.name, pid, b64(ev.data), Date.now());
       } catch (e) {}
     };
     node.connect(S.sink);
@@ -196,7 +207,8 @@
       last.forEach((p, id) => {
         if (p.speaking && !now.has(id)) window.__vexaSpeaker("SPEAKER_END", p.name, p.pid, t);
       });
-      const changed = now.size !== last.size || [...now.keys()].some((k) => !last.has(k));
+      const changed =
+        now.size !== last.size || [...now.keys()].some((k) => !last.has(k) || last.get(k).name !== now.get(k).name);
       last = now;
       if (changed) window.__vexaParticipants([...now.values()].map((p) => ({ name: p.name, id: p.pid })));
     };

@@ -76,12 +76,21 @@ class AudioRouter:
         self.participants_changed_at = time.monotonic()
         self.closed = False
         self.recorder: MeetingRecorder | None = None
+        self.paths: set[str] = set()  # "per-participant" and/or "mixed", as the page offered
+        self.retired: list[TranscriptionStream] = []  # replaced after a rename, still flushing
 
     def on_audio(self, key: str, name: str, pid: str, b64: str, t_ms: float) -> None:
         if self.closed:
             return  # late frames from the page after the bot started shutting down
         stream = self.streams.get(key)
+        if stream is not None and key != "mixed" and name and stream.base_config.get("speaker") != name:
+            # Renamed mid-meeting: their words from now on go out under the new name.
+            log.info("participant %s renamed to %r: new session", pid, name)
+            self.retired.append(stream)
+            self.tasks.append(asyncio.create_task(stream.close()))
+            stream = None
         if stream is None:
+            self._log_path(key)
             speaker = name if key != "mixed" else None
             stream = TranscriptionStream(
                 self.config.transcription_url,
@@ -99,16 +108,30 @@ class AudioRouter:
         if self.recorder is not None:
             self.recorder.push(key, name if key != "mixed" else None, pid or None, pcm, t_ms / 1000.0)
 
+    def _log_path(self, key: str) -> None:
+        """Say once which audio path the page offered: per participant, or one mixed stream."""
+        path = "mixed" if key == "mixed" else "per-participant"
+        if path not in self.paths:
+            self.paths.add(path)
+            how = (
+                "one mixed stream for everyone; speakers attributed per word from the page's indicator"
+                if path == "mixed"
+                else "a media element per participant; each transcribed as its own speaker"
+            )
+            log.info("%s audio path: the %s page gives %s", path, self.config.platform, how)
+
     def on_speaker(self, event_type: str, name: str, pid: str, t_ms: float) -> None:
+        """A speaking-indicator change, dated back by the indicator's lag (``BOT_SPEAKER_LAG_MS``)."""
         event = {
             "type": "speaker_activity",
             "event_type": event_type,
             "participant_name": name,
             "participant_id": pid or None,
         }
-        self.speaker_events.append({**event, "wall_time": t_ms / 1000.0})
+        wall = (t_ms - self.settings.speaker_lag_ms) / 1000.0
+        self.speaker_events.append({**event, "wall_time": wall})
         for stream in self.streams.values():
-            stream.send_event(event, wall_time=t_ms / 1000.0)
+            stream.send_event(event, wall_time=wall)
 
     def on_participants(self, people: list[dict[str, str]]) -> None:
         self.participants = {p.get("id") or p.get("name", ""): p.get("name", "") for p in people}
@@ -130,7 +153,8 @@ class AudioRouter:
 
     async def close(self) -> None:
         self.closed = True
-        closing = [s.close() for s in self.streams.values()]
+        streams = [*self.streams.values(), *self.retired]
+        closing = [s.close() for s in streams]
         if self.recorder is not None:
             closing.append(self.recorder.close())
         await asyncio.gather(*closing, return_exceptions=True)

@@ -84,3 +84,11 @@ class BotSettings(RecordingStorageSettings):
         alias="RECORDING_CHUNK_S",
         description="Seconds per recording chunk: at most this much is lost if the bot is killed.",
     )
+    speaker_lag_ms: float = Field(
+        300.0,
+        ge=0,
+        le=5000,
+        alias="BOT_SPEAKER_LAG_MS",
+        description="How late the page's speaking indicator follows the audio; speaker events are "
+        "dated this much earlier (the mixed path attributes words by them).",
+    )

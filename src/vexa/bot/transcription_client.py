@@ -99,6 +99,8 @@ class TranscriptionStream:
         self._pending: collections.deque[_Frame] = collections.deque()  # unconfirmed, in order
         self._pending_samples = 0
         self._texts: collections.deque[tuple[float | None, dict[str, Any]]] = collections.deque(maxlen=1000)
+        # Speaker events already sent, by wall time: a new session re-sends those its audio covers again.
+        self._sent_speakers: collections.deque[tuple[float, dict[str, Any]]] = collections.deque(maxlen=5000)
         self._wake = asyncio.Event()
         self._closing = False
         self._close_requested = asyncio.Event()
@@ -210,6 +212,7 @@ class TranscriptionStream:
         self._session, self._ws = session, ws
         self.stats.sessions.append(session)
         await ws.send(json.dumps({**self.base_config, "uid": session.uid}))
+        self._replay_speakers(first)
         log.info("%s: transcription session %s open (from sample %d)", self.label, session.uid, first)
         reader = asyncio.create_task(self._read(ws))
         pings: collections.deque[tuple[int, asyncio.Future[float]]] = collections.deque()
@@ -266,9 +269,44 @@ class TranscriptionStream:
             wall, message = self._texts[0]
             if wall is not None:
                 origin = (self.origin_wall or wall) + session.first_sample / SAMPLE_RATE
-                message = {**message, "relative_timestamp_ms": max(0, round((wall - origin) * 1000))}
-            await ws.send(json.dumps(message))
+                await ws.send(
+                    json.dumps({**message, "relative_timestamp_ms": max(0, round((wall - origin) * 1000))})
+                )
+                if message.get("type") == "speaker_activity":
+                    self._sent_speakers.append((wall, message))
+            else:
+                await ws.send(json.dumps(message))
             self._texts.popleft()
+
+    def _replay_speakers(self, first_sample: int) -> None:
+        """Queue, ahead of the unsent ones, the speaker events a new session needs again.
+
+        A new session starts at the first unconfirmed sample, so audio the previous session
+        may already have had comes again: the events inside it are re-sent (in their order),
+        and whoever was speaking when it starts gets a START at its offset 0, so the
+        collector's word attribution sees the same speakers in every session.
+        """
+        if self.origin_wall is None or not self._sent_speakers:
+            return
+        origin = self.origin_wall + first_sample / SAMPLE_RATE
+        speaking: dict[str, dict[str, Any]] = {}
+        again: list[tuple[float | None, dict[str, Any]]] = []
+        for wall, message in self._sent_speakers:
+            if wall >= origin:
+                again.append((wall, message))
+                continue
+            who = str(message.get("participant_id") or message.get("participant_name"))
+            if message.get("event_type") == "SPEAKER_START":
+                speaking[who] = message
+            else:
+                speaking.pop(who, None)
+        replay = [(origin, message) for message in speaking.values()] + again
+        kept = [(w, m) for w, m in self._sent_speakers if w < origin]
+        self._sent_speakers.clear()
+        self._sent_speakers.extend(kept)
+        self._texts.extendleft(reversed(replay))
+        if replay:
+            log.info("%s: re-sending %d speaker event(s) to the new session", self.label, len(replay))
 
     async def _read(self, ws: ClientConnection) -> None:
         """Drain server messages (SERVER_READY, segments); we only log notable ones."""

@@ -47,6 +47,7 @@ _SEGMENT_COLUMNS = (
     Transcription.created_at,
     Transcription.speaker,
     Transcription.speaker_mapping_status,
+    Transcription.speaker_confidence,
     Transcription.session_uid,
     Transcription.version,
 )

@@ -48,7 +48,9 @@ class Collector:
             consumer=settings.consumer_name,
             dead_stream=settings.dead_letter_stream,
             dead_maxlen=settings.dead_letter_maxlen,
-            handler=SegmentHandler(redis, self.directory, verifier),
+            handler=SegmentHandler(
+                redis, self.directory, verifier, min_confidence=settings.speaker_min_confidence
+            ),
             count=settings.redis_stream_read_count,
             block_ms=settings.redis_stream_block_ms,
             claim_idle_ms=settings.pending_msg_timeout_ms,
@@ -74,6 +76,7 @@ class Collector:
             db.sessionmaker,
             self.filter,
             immutability_threshold_s=settings.immutability_threshold,
+            speaker_min_confidence=settings.speaker_min_confidence,
             interval_s=settings.background_task_interval,
             dead_stream=settings.dead_letter_stream,
             dead_maxlen=settings.dead_letter_maxlen,

@@ -12,6 +12,7 @@ from redis.asyncio.client import Pipeline
 from vexa import bot_tokens
 from vexa.auth import TokenVerifier
 from vexa.collector import speakers
+from vexa.collector.attribution import attribute
 from vexa.collector.consumer import DeadLetter, Writes
 from vexa.collector.meetings import MeetingDirectory
 from vexa.collector.segments import StoredSegment, now_utc, queue_write
@@ -71,10 +72,18 @@ async def authorize(
 class SegmentHandler:
     """transcription / session_start / session_end messages from ``transcription_segments``."""
 
-    def __init__(self, redis: Redis, directory: MeetingDirectory, verifier: TokenVerifier) -> None:
+    def __init__(
+        self,
+        redis: Redis,
+        directory: MeetingDirectory,
+        verifier: TokenVerifier,
+        *,
+        min_confidence: float = 0.35,
+    ) -> None:
         self.redis = redis
         self.directory = directory
         self.verifier = verifier
+        self.min_confidence = min_confidence
 
     async def __call__(self, entry_id: str, fields: dict[str, str]) -> Writes | None:
         raw = _payload(fields)
@@ -117,33 +126,41 @@ class SegmentHandler:
         return writes
 
     async def _segments(self, msg: TranscriptionMessage, entry_id: str) -> list[StoredSegment]:
-        """Normalised drafts, one per start (the last one in the message wins), speakers mapped."""
+        """Normalised drafts, one per start (the last one in the message wins), speakers mapped.
+
+        A segment with word timings and no speaker of its own (a mixed stream) is attributed
+        word by word and, once completed, split where the speaker changes (``attribution``).
+        """
         now = now_utc()
         events: list[speakers.TimedEvent] | None = None
         by_field: dict[str, StoredSegment] = {}
         for seg in msg.segments:
             language = seg.language if seg.language and len(seg.language) <= MAX_LANGUAGE else None
             explicit = (seg.speaker or "").strip()[:MAX_SPEAKER] or None
-            if explicit:
-                speaker, status = explicit, speakers.MAPPED
-            else:
-                if events is None:
-                    events = await speakers.load_events(self.redis, msg.uid)
-                speaker, status = speakers.map_speaker(events, seg.start, seg.end)
-            stored = StoredSegment(
+            base = StoredSegment(
                 start=seg.start,
                 end_time=max(seg.end, seg.start),
                 text=seg.text.strip(),
                 language=language,
-                speaker=speaker,
-                speaker_mapping_status=status,
                 completed=seg.completed,
                 session_uid=msg.uid,
                 updated_at=now,
                 speaker_explicit=explicit is not None,
                 version=entry_id,
             )
-            by_field[stored.field] = stored
+            if explicit:
+                parts = [
+                    base.model_copy(update={"speaker": explicit, "speaker_mapping_status": speakers.MAPPED})
+                ]
+            else:
+                if events is None:
+                    events = await speakers.load_events(self.redis, msg.uid)
+                words = [(w.start, w.end, w.word) for w in seg.words or []]
+                parts = attribute(
+                    base.model_copy(update={"words": words or None}), events, self.min_confidence
+                )
+            for stored in parts:
+                by_field[stored.field] = stored
         return list(by_field.values())
 
 

@@ -35,6 +35,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from vexa.collector import speakers
+from vexa.collector.attribution import attribute
 from vexa.collector.consumer import is_transient
 from vexa.collector.filters import TranscriptionFilter
 from vexa.collector.meetings import session_starts
@@ -68,10 +69,12 @@ class Persister:
         immutability_threshold_s: float,
         interval_s: float,
         dead_stream: str,
+        speaker_min_confidence: float = 0.35,
         dead_maxlen: int = DEAD_LETTER_MAXLEN_DEFAULT,
         after_commit: Callable[[int], Awaitable[None]] | None = None,
     ) -> None:
         self.redis = redis
+        self.speaker_min_confidence = speaker_min_confidence
         self._sm = sessionmaker
         self.filter = transcript_filter
         self.threshold = timedelta(seconds=immutability_threshold_s)
@@ -244,9 +247,14 @@ class Persister:
         for seg in pending:
             if seg.session_uid not in cache:
                 cache[seg.session_uid] = await speakers.load_events(self.redis, seg.session_uid)
-            seg.speaker, seg.speaker_mapping_status = speakers.map_speaker(
-                cache[seg.session_uid], seg.start, seg.end_time
+            # Already split pieces are re-attributed whole (never re-split: their fields are fixed).
+            (again,) = attribute(
+                seg.model_copy(update={"completed": False}),
+                cache[seg.session_uid],
+                self.speaker_min_confidence,
             )
+            seg.speaker, seg.speaker_mapping_status = again.speaker, again.speaker_mapping_status
+            seg.speaker_confidence = again.speaker_confidence
 
     async def _announce(
         self, meeting_id: int, platform: str, native_id: str | None, kept: list[StoredSegment]
@@ -295,6 +303,7 @@ def _upsert(meeting_id: int, segments: list[StoredSegment]):  # type: ignore[no-
                 "text": s.text,
                 "speaker": s.speaker,
                 "speaker_mapping_status": s.speaker_mapping_status,
+                "speaker_confidence": s.speaker_confidence,
                 "language": s.language,
                 "version": entry_version(s.version),
             }
@@ -308,6 +317,7 @@ def _upsert(meeting_id: int, segments: list[StoredSegment]):  # type: ignore[no-
             "text": stmt.excluded.text,
             "speaker": stmt.excluded.speaker,
             "speaker_mapping_status": stmt.excluded.speaker_mapping_status,
+            "speaker_confidence": stmt.excluded.speaker_confidence,
             "language": stmt.excluded.language,
             "version": stmt.excluded.version,
         },

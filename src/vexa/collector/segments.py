@@ -53,6 +53,8 @@ class StoredSegment(BaseModel):
     language: str | None = None
     speaker: str | None = None
     speaker_mapping_status: str | None = None
+    speaker_confidence: float | None = None
+    words: list[tuple[float, float, str]] | None = None  # mixed stream: kept to re-attribute later
     completed: bool = False
     session_uid: str
     updated_at: datetime
@@ -74,6 +76,7 @@ class StoredSegment(BaseModel):
             created_at=created_at,
             speaker=self.speaker,
             speaker_mapping_status=self.speaker_mapping_status,  # type: ignore[arg-type]
+            speaker_confidence=self.speaker_confidence,
             absolute_start_time=absolute(session_start, self.start),
             absolute_end_time=absolute(session_start, self.end_time),
             completed=self.completed,

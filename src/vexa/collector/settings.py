@@ -88,6 +88,14 @@ class CollectorSettings(DataSettings, PostprocessSettings):
     speaker_events_stream: str = Field(SPEAKER_STREAM_DEFAULT, alias="SPEAKER_EVENTS_STREAM")
     speaker_consumer_group: str = Field("collector_speakers", alias="SPEAKER_CONSUMER_GROUP")
     speaker_events_ttl: int = Field(86_400, ge=1, alias="SPEAKER_EVENTS_TTL")
+    speaker_min_confidence: float = Field(
+        0.35,
+        ge=0,
+        le=1,
+        alias="SPEAKER_MIN_CONFIDENCE",
+        description="Mixed-stream words attributed with less confidence are labelled unknown "
+        "(speaker null, UNKNOWN) instead of guessed; 0 always guesses.",
+    )
 
     filter_config_path: str | None = Field(None, alias="FILTER_CONFIG_PATH")
     dead_letter_stream_raw: str | None = Field(None, alias="DEAD_LETTER_STREAM")

@@ -149,6 +149,7 @@ class Transcription(Base):
     text: Mapped[str] = mapped_column(Text, nullable=False)
     speaker: Mapped[str | None] = mapped_column(String(255))
     speaker_mapping_status: Mapped[str | None] = mapped_column(String(50))
+    speaker_confidence: Mapped[float | None] = mapped_column(Float)
     language: Mapped[str | None] = mapped_column(String(10))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     # Empty string rather than NULL so the idempotency key below is a plain unique constraint.

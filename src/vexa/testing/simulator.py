@@ -6,7 +6,9 @@ name field, ask-to-join, waiting room, admission, participant tiles with speakin
 indicators, removal and end-of-meeting screens. Simulated participants "speak" by
 playing WAV files through an in-page ``MediaStream`` (a Web Audio
 ``MediaStreamAudioDestinationNode``) attached to a media element's ``srcObject``,
-which is how real meeting pages hand remote audio to the browser. No
+which is how real meeting pages hand remote audio to the browser: per participant
+on each tile (Google Meet) or one mixed stream for everyone (Teams, Zoom web), with
+the speaking indicator late and flickering as real ones are (``sim_plan``). No
 RTCPeerConnection is ever opened, so nothing leaves loopback.
 
 Each meeting (keyed by its native id taken from the URL path) has its own state;
@@ -33,6 +35,8 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
+from vexa.testing.sim_plan import Person, Plan, PlanOptions, plan
+
 log = logging.getLogger("vexa.testing.simulator")
 
 STATIC_DIR = Path(__file__).parent / "static"
@@ -49,21 +53,49 @@ TITLES = {
 
 @dataclass(frozen=True)
 class SimParticipant:
-    """A simulated participant who plays one WAV file when it is their turn."""
+    """A simulated participant who plays their WAV files, one per turn (turns go round-robin)."""
 
     name: str
-    wav: Path
+    wav: Path | None
+    more: tuple[Path, ...] = ()
+    """Further clips, each a later turn."""
+    join_at: float = 0.0
+    """Seconds after the meeting's audio starts that they join (0: there from the start)."""
+    leaves: bool = False
+    """Leaves the meeting 1.5 s after their last turn."""
+    rename_to: str | None = None
+    """Renamed (their tile's name changes) just after their first turn."""
+
+    @property
+    def clips(self) -> tuple[Path, ...]:
+        return (self.wav, *self.more) if self.wav is not None else ()
 
     @classmethod
     def parse(cls, spec: str) -> SimParticipant:
-        """``"Name=path.wav"`` (the CLI form)."""
-        name, sep, path = spec.partition("=")
-        if not sep or not name.strip() or not path.strip():
-            raise ValueError(f"participant must be NAME=path.wav, got {spec!r}")
-        wav = Path(path.strip()).expanduser()
-        if not wav.is_file():
-            raise ValueError(f"participant {name!r}: no such WAV file {wav}")
-        return cls(name=name.strip(), wav=wav)
+        """The CLI form: ``NAME=a.wav[,b.wav...][;join=SECONDS][;leave][;rename=NEW]``; ``NAME;silent``."""
+        head, *options = [part.strip() for part in spec.split(";")]
+        name, sep, paths = head.partition("=")
+        silent = "silent" in options
+        if not name.strip() or (not silent and (not sep or not paths.strip())):
+            raise ValueError(
+                f"participant must be NAME=path.wav[,more.wav][;join=S][;leave][;rename=NEW], got {spec!r}"
+            )
+        wavs = [] if silent else [Path(p.strip()).expanduser() for p in paths.split(",") if p.strip()]
+        for wav in wavs:
+            if not wav.is_file():
+                raise ValueError(f"participant {name!r}: no such WAV file {wav}")
+        kw: dict[str, Any] = {}
+        for option in options:
+            key, _, value = option.partition("=")
+            if key == "join":
+                kw["join_at"] = float(value)
+            elif key == "leave":
+                kw["leaves"] = True
+            elif key == "rename" and value.strip():
+                kw["rename_to"] = value.strip()
+            elif key != "silent":
+                raise ValueError(f"participant {name!r}: unknown option {option!r}")
+        return cls(name=name.strip(), wav=wavs[0] if wavs else None, more=tuple(wavs[1:]), **kw)
 
 
 @dataclass
@@ -79,6 +111,40 @@ class SimConfig:
     """Silence between two participants' turns."""
     unknown_meetings: frozenset[str] = frozenset()
     """Native ids answered with the platform's "meeting not found" page (a dead or mistyped link)."""
+    audio: str = "auto"
+    """How remote audio reaches the page: ``per_participant`` (a media element per tile, as Google
+    Meet does), ``mixed`` (one element for everyone, as Teams and Zoom web do) or ``auto`` (the
+    platform's own way)."""
+    overlap: float = 0.0
+    """Share of the speech time two people talk at once (0-0.5)."""
+    indicator_lag: float = 0.3
+    """Seconds the active-speaker indicator trails the audio (each switch jittered by 0.1 s)."""
+    flicker_per_min: float = 4.0
+    """Random short drop-outs of the speaking indicator per minute of speech."""
+    screen_share: bool = False
+    """Show a screen-share tile (video, no audio, not a participant)."""
+    seed: int = 1
+
+    def audio_mode(self, platform: str) -> str:
+        if self.audio != "auto":
+            return self.audio
+        return "per_participant" if platform == "google_meet" else "mixed"
+
+    def plan(self) -> Plan:
+        people = [
+            Person(p.clips, join_at=p.join_at, leaves=p.leaves, renamed=p.rename_to is not None)
+            for p in self.participants
+        ]
+        return plan(
+            people,
+            PlanOptions(
+                gap=self.gap,
+                overlap=self.overlap,
+                lag=self.indicator_lag,
+                blips_per_min=self.flicker_per_min,
+                seed=self.seed,
+            ),
+        )
 
 
 @dataclass
@@ -101,6 +167,8 @@ class MeetingState:
     playing: str | None = None
     played: list[dict[str, Any]] = field(default_factory=list)
     participants: list[str] = field(default_factory=list)
+    origin_at: float | None = None
+    """Wall-clock time of the plan's 0 s (the page's audio origin): plan times + this = when."""
 
     @property
     def admitted(self) -> bool:
@@ -113,6 +181,7 @@ class MeetingSimulator:
     def __init__(self, config: SimConfig) -> None:
         self.config = config
         self.meetings: dict[str, MeetingState] = {}
+        self.plan = config.plan()
 
     def meeting(self, platform: str, native_id: str) -> MeetingState:
         state = self.meetings.get(native_id)
@@ -170,11 +239,18 @@ def _page(sim: MeetingSimulator, platform: str, native_id: str) -> HTMLResponse:
         "platform": platform,
         "meeting": native_id,
         "participants": [
-            {"name": p.name, "id": f"sim-participant-{i + 1}", "audio": f"/_sim/audio/{i}.wav"}
+            {
+                "name": p.name,
+                "rename_to": p.rename_to,
+                "id": f"sim-participant-{i + 1}",
+                "audio": [f"/_sim/audio/{i}/{k}.wav" for k in range(len(p.clips))],
+            }
             for i, p in enumerate(sim.config.participants)
         ],
+        "audio_mode": sim.config.audio_mode(platform),
+        "screen_share": sim.config.screen_share,
+        "plan": sim.plan.as_json(),
         "play_delay": sim.config.play_delay,
-        "gap": sim.config.gap,
     }
     html = (
         "<!doctype html><html><head><meta charset='utf-8'>"
@@ -224,10 +300,13 @@ def create_app(sim: MeetingSimulator) -> Starlette:
         return FileResponse(path)
 
     async def audio(request: Request) -> Response:
-        index = int(request.path_params["index"])
+        index, clip = int(request.path_params["index"]), int(request.path_params["clip"])
         if not 0 <= index < len(sim.config.participants):
             return JSONResponse({"detail": "no such participant"}, 404)
-        return FileResponse(sim.config.participants[index].wav, media_type="audio/wav")
+        clips = sim.config.participants[index].clips
+        if not 0 <= clip < len(clips):
+            return JSONResponse({"detail": "no such clip"}, 404)
+        return FileResponse(clips[clip], media_type="audio/wav")
 
     def _meeting_or_404(request: Request) -> MeetingState | None:
         return sim.meetings.get(request.path_params["meeting"])
@@ -254,7 +333,15 @@ def create_app(sim: MeetingSimulator) -> Starlette:
             log.info("SIMULATED %s: %r asks to join", state.native_id, state.bot_name)
         elif kind == "speech_start":
             state.playing = body["name"]
-            state.played.append({"name": body["name"], "started_at": now, "ended_at": None, "duration": None})
+            state.played.append(
+                {
+                    "name": body["name"],
+                    "turn": body.get("turn"),
+                    "started_at": now,
+                    "ended_at": None,
+                    "duration": None,
+                }
+            )
         elif kind == "speech_end":
             state.playing = None
             for item in reversed(state.played):
@@ -266,6 +353,10 @@ def create_app(sim: MeetingSimulator) -> Starlette:
                 state.end_due = now + sim.config.leave_after_audio
         elif kind == "left":
             state.bot_left = True
+        elif kind == "origin":
+            state.origin_at = float(body.get("at") or now)
+        elif kind == "roster":
+            state.participants = [str(n) for n in body.get("names") or []]
         else:
             return JSONResponse({"detail": f"unknown event {kind!r}"}, 422)
         sim.tick(state)
@@ -309,7 +400,7 @@ def create_app(sim: MeetingSimulator) -> Starlette:
         Route("/_sim/end", _control("end"), methods=["POST"]),
         Route("/_sim/everyone-leaves", _control("everyone-leaves"), methods=["POST"]),
         Route("/_sim/static/{name}", static),
-        Route("/_sim/audio/{index:int}.wav", audio),
+        Route("/_sim/audio/{index:int}/{clip:int}.wav", audio),
         Route("/_sim/m/{meeting}/state", page_state),
         Route("/_sim/m/{meeting}/event", page_event, methods=["POST"]),
         Route("/j/{number}", zoom),
@@ -368,14 +459,19 @@ def run_simulator(
     participants: list[str],
     admit_after: float = 2.0,
     leave_after_audio: float = 5.0,
+    **options: Any,
 ) -> None:
-    """Serve a SIMULATED meeting on 127.0.0.1:port until interrupted (``vexa simulate-meeting``)."""
+    """Serve a SIMULATED meeting on 127.0.0.1:port until interrupted (``vexa simulate-meeting``).
+
+    ``options``: the other ``SimConfig`` fields (audio, overlap, indicator_lag, screen_share, ...).
+    """
     if platform not in TITLES:
         raise SystemExit(f"unknown platform {platform!r}; expected one of {', '.join(TITLES)}")
+    people = [SimParticipant.parse(p) for p in participants]
+    if not 0 <= len(people) <= 8:
+        raise SystemExit("a simulated meeting has at most 8 participants")
     config = SimConfig(
-        participants=[SimParticipant.parse(p) for p in participants],
-        admit_after=admit_after,
-        leave_after_audio=leave_after_audio,
+        participants=people, admit_after=admit_after, leave_after_audio=leave_after_audio, **options
     )
     example = {"google_meet": "/abc-defg-hij", "zoom": "/j/1234567890", "teams": "/meet/1234567890123"}[
         platform

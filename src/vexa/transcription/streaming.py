@@ -287,7 +287,8 @@ class StreamingTranscriber:
         if job.revise is not None:
             old = self.completed[job.revise]
             text = join_words(result.words) or old.text
-            self.completed[job.revise] = OutSegment(old.start, old.end, text, True, result.language)
+            words = result.words if result.words else old.words
+            self.completed[job.revise] = OutSegment(old.start, old.end, text, True, result.language, words)
             return [self.completed[job.revise]]
         if self.utterance_start is None or abs(job.since - self.utterance_start) > 1e-6:
             return []  # the utterance was committed meanwhile (end of stream): a stale draft
@@ -393,7 +394,7 @@ class StreamingTranscriber:
         if words:
             start = self.open.start if self.open.start is not None else words[0].start
             self.completed.append(
-                OutSegment(start, max(start, words[-1].end), join_words(words), True, language)
+                OutSegment(start, max(start, words[-1].end), join_words(words), True, language, words)
             )
             self.open = _OpenSegment(words=rest, language=self.open.language)
         elif self.open.start is not None and not rest:
@@ -448,7 +449,7 @@ class StreamingTranscriber:
         start = self.open.start if self.open.start is not None else words[0].start
         end = max(start, words[-1].end) if words else start
         language = self.hyp.language if self.hyp else self.open.language or self.language
-        return OutSegment(start, end, join_words(words), False, language)
+        return OutSegment(start, end, join_words(words), False, language, words)
 
     def _changes(self, before: tuple[object, ...] | None, n_completed: int) -> list[OutSegment]:
         changed = list(self.completed[n_completed:])

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -70,15 +70,29 @@ class OutSegment:
     text: str
     completed: bool
     language: str | None
+    words: list[Word] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, object]:
-        return {
+        """The segment as sent. ``words`` is ours (additive; WhisperLive clients ignore it): the
+        per-word timing lets a mixed stream be attributed word by word to the speakers."""
+        data: dict[str, object] = {
             "start": round(self.start, 3),
             "end": round(self.end, 3),
             "text": self.text,
             "completed": self.completed,
             "language": self.language,
         }
+        if self.words:
+            data["words"] = [
+                {
+                    "start": round(w.start, 3),
+                    "end": round(w.end, 3),
+                    "word": w.text,
+                    "probability": round(w.probability, 3),
+                }
+                for w in self.words
+            ]
+        return data
 
 
 def join_words(words: list[Word]) -> str:

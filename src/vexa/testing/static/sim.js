@@ -134,10 +134,52 @@
     });
   }
 
+  // Tiles of the people in the call now; late joiners are added, early leavers removed, by the plan.
+  const present = new Set(CFG.participants.map((p, i) => i).filter((i) => !(CFG.plan.joins[i] > 0)));
+
+  function tileOf(i) {
+    return app.querySelector(`[data-participant-id="${CSS.escape(CFG.participants[i].id)}"]`);
+  }
+
+  function addTile(i) {
+    const p = CFG.participants[i];
+    app.querySelector(".sim-grid").insertAdjacentHTML("beforeend", V.tile(p));
+    if (V.panelItem) app.querySelector(".participants-section-container").insertAdjacentHTML("beforeend", V.panelItem(p));
+  }
+
+  function removeTile(i) {
+    app.querySelectorAll(`[data-participant-id="${CSS.escape(CFG.participants[i].id)}"]`).forEach((el) => el.remove());
+  }
+
+  function rename(i) {
+    const p = CFG.participants[i];
+    p.name = p.rename_to;
+    app.querySelectorAll(`[data-participant-id="${CSS.escape(p.id)}"]`).forEach((el) => {
+      const label = el.querySelector("span");
+      if (label) label.textContent = p.name;
+    });
+  }
+
+  // A presenter's screen: a video tile with no audio that is not a participant (the bot must ignore it).
+  function screenShareTile() {
+    const html = `<div class="sim-screen-share" data-tid="screen-share-tile"><video autoplay muted></video>
+      <span class="sim-screen-label">Screen share (SIMULATED)</span></div>`;
+    app.querySelector(".sim-grid").insertAdjacentHTML("afterbegin", html);
+    const canvas = document.createElement("canvas");
+    canvas.width = 160;
+    canvas.height = 90;
+    const g = canvas.getContext("2d");
+    g.fillStyle = "#246";
+    g.fillRect(0, 0, 160, 90);
+    app.querySelector(".sim-screen-share video").srcObject = canvas.captureStream(1);
+  }
+
   function showMeeting() {
-    const tiles = CFG.participants.map(V.tile).join("");
-    const names = V.panelItem ? CFG.participants.map(V.panelItem).join("") : "";
+    const people = CFG.participants.filter((p, i) => present.has(i));
+    const tiles = people.map(V.tile).join("");
+    const names = V.panelItem ? people.map(V.panelItem).join("") : "";
     show("meeting", V.meeting(tiles, names));
+    if (CFG.screen_share) screenShareTile();
     const leave = app.querySelector(".sim-leave");
     leave.addEventListener("click", () => {
       const confirm = app.querySelector(".sim-confirm");
@@ -162,56 +204,90 @@
     playback = null;
   }
 
-  // Each participant gets a MediaStream (Web Audio destination) on its tile's <audio> element,
-  // present from the moment they are in the call; their WAV plays into it on their turn.
+  // Remote audio as the platform delivers it: Meet gives each participant a MediaStream on
+  // their tile's <audio>; Teams and Zoom web give one mixed MediaStream for everyone, on an
+  // element that belongs to no tile. Either way a Web Audio destination is the stream and the
+  // plan's turns are scheduled into it on the AudioContext clock; the speaking indicator
+  // follows the plan's (late, flickering) timeline on the page clock.
   function startPlayback() {
     const ctx = new AudioContext();
-    let stopped = false;
-    const people = CFG.participants.map((p) => {
-      const tile = app.querySelector(`[data-participant-id="${CSS.escape(p.id)}"]`);
-      const dest = ctx.createMediaStreamDestination();
-      const el = tile.querySelector("audio");
-      el.srcObject = dest.stream;
+    const mixed = CFG.audio_mode === "mixed";
+    let mixDest = null;
+    if (mixed) {
+      mixDest = ctx.createMediaStreamDestination();
+      const el = document.createElement("audio");
+      el.id = "sim-remote-audio";
+      el.autoplay = true;
+      el.srcObject = mixDest.stream;
+      document.body.appendChild(el);
       el.play().catch(() => {});
-      return { ...p, tile, dest, buffer: null };
-    });
-    let current = null;
-    const sleep = (s) => new Promise((r) => setTimeout(r, s * 1000));
+    }
+    const dests = new Map();
+    const destOf = (i) => {
+      if (!dests.has(i)) dests.set(i, ctx.createMediaStreamDestination());
+      return dests.get(i);
+    };
+    const attach = (i) => {
+      // Per-participant: the tile's own element carries that person's stream (once they are in).
+      if (mixed) return;
+      const tile = tileOf(i);
+      if (!tile) return;
+      const el = tile.querySelector("audio");
+      el.srcObject = destOf(i).stream;
+      el.play().catch(() => {});
+    };
+    present.forEach(attach);
+    let stopped = false;
+    const timers = [];
+    const sources = [];
+    const at = (s, fn) => timers.push(setTimeout(() => !stopped && fn(), Math.max(0, s * 1000)));
     (async () => {
       if (ctx.state === "suspended") await ctx.resume().catch(() => {});
-      await Promise.all(
-        people.map(async (p) => {
-          const data = await (await fetch(p.audio)).arrayBuffer();
-          p.buffer = await ctx.decodeAudioData(data);
-        }),
+      const buffers = await Promise.all(
+        CFG.participants.map((p) =>
+          Promise.all(p.audio.map(async (url) => ctx.decodeAudioData(await (await fetch(url)).arrayBuffer()))),
+        ),
       );
-      await sleep(CFG.play_delay);
-      for (let i = 0; i < people.length && !stopped; i++) {
-        const p = people[i];
+      await new Promise((r) => setTimeout(r, CFG.play_delay * 1000));
+      if (stopped) return;
+      const origin = ctx.currentTime + 0.2;
+      const wallOrigin = Date.now() + 200;
+      report("origin", { at: wallOrigin / 1000 });
+      const plan = CFG.plan;
+      const since = () => (Date.now() - wallOrigin) / 1000;
+      const lead = (s) => s - since();
+      Object.entries(plan.joins).forEach(([i, t]) => at(lead(t), () => { present.add(+i); addTile(+i); attach(+i); report("roster", { names: names() }); }));
+      Object.entries(plan.leaves).forEach(([i, t]) => at(lead(t), () => { present.delete(+i); removeTile(+i); report("roster", { names: names() }); }));
+      Object.entries(plan.renames).forEach(([i, t]) => at(lead(t), () => { rename(+i); report("roster", { names: names() }); }));
+      plan.turns.forEach((turn, n) => {
         const src = ctx.createBufferSource();
-        src.buffer = p.buffer;
-        src.connect(p.dest);
-        current = src;
-        const done = new Promise((r) => (src.onended = r));
-        V.speaking(p.tile, true);
-        report("speech_start", { name: p.name });
-        src.start();
-        await done;
-        V.speaking(p.tile, false);
-        if (stopped) break;
-        report("speech_end", { name: p.name, duration: p.buffer.duration, last: i === people.length - 1 });
-        await sleep(CFG.gap);
-      }
-      if (!people.length) report("speech_end", { name: "", duration: 0, last: true });
+        src.buffer = buffers[turn.who][turn.clip];
+        src.connect(mixed ? mixDest : destOf(turn.who));
+        src.start(origin + turn.at);
+        sources.push(src);
+        const name = () => CFG.participants[turn.who].name;
+        at(lead(turn.at), () => report("speech_start", { name: name(), turn: n }));
+        at(lead(turn.at + turn.duration), () =>
+          report("speech_end", { name: name(), turn: n, duration: turn.duration, last: n === plan.turns.length - 1 }));
+      });
+      plan.indicator.forEach((span) => {
+        const tile = () => tileOf(span.who);
+        at(lead(span.on), () => tile() && V.speaking(tile(), true));
+        at(lead(span.off), () => tile() && V.speaking(tile(), false));
+      });
+      if (!plan.turns.length) report("speech_end", { name: "", duration: 0, last: true });
     })();
     return {
       stop() {
         stopped = true;
-        try { if (current) current.stop(); } catch (e) {}
+        timers.forEach(clearTimeout);
+        sources.forEach((src) => { try { src.stop(); } catch (e) {} });
         ctx.close().catch(() => {});
       },
     };
   }
+
+  const names = () => CFG.participants.filter((p, i) => present.has(i)).map((p) => p.name);
 
   async function poll() {
     while (phase === "waiting" || phase === "meeting") {
