@@ -188,7 +188,7 @@ def main() -> None:
     )
     parser.add_argument("--segments", type=int, default=100_000)
     parser.add_argument("--meetings", type=int, default=100)
-    parser.add_argument("--read-count", type=int, default=10, help="REDIS_STREAM_READ_COUNT for the consumer")
+    parser.add_argument("--read-count", type=int, default=500, help="REDIS_STREAM_READ_COUNT for the consumer")
     args = parser.parse_args()
 
     db_url, redis_url = os.environ.get("DATABASE_URL"), os.environ.get("REDIS_URL")

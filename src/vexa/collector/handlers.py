@@ -11,9 +11,9 @@ from redis.asyncio.client import Pipeline
 
 from vexa.auth import TokenVerifier
 from vexa.collector import speakers
-from vexa.collector.consumer import DeadLetter, Writes
+from vexa.collector.consumer import DeadLetter, Entries
 from vexa.collector.meetings import MeetingDirectory
-from vexa.collector.segments import StoredSegment, now_utc, queue_write
+from vexa.collector.segments import SegmentWrite, StoredSegment, now_utc, queue_writes
 from vexa.events import build_event, meeting_channel
 from vexa.streams import (
     PAYLOAD_FIELD,
@@ -23,6 +23,8 @@ from vexa.streams import (
     TranscriptionMessage,
     parse_payload,
 )
+
+Parsed = TranscriptionMessage | SessionStartMessage | SessionEndMessage
 
 log = logging.getLogger(__name__)
 
@@ -47,19 +49,44 @@ def _payload(fields: dict[str, str]) -> str:
 
 
 class SegmentHandler:
-    """transcription / session_start / session_end messages from ``transcription_segments``."""
+    """transcription / session_start / session_end messages from ``transcription_segments``.
+
+    A batch is parsed once in ``prepare``, which also reads the speaker events of every
+    session in it in one round trip (instead of one per message).
+    """
 
     def __init__(self, redis: Redis, directory: MeetingDirectory, verifier: TokenVerifier) -> None:
         self.redis = redis
         self.directory = directory
         self.verifier = verifier
+        self._parsed: dict[str, Parsed] = {}
+        self._events: dict[str, list[speakers.TimedEvent]] = {}
 
-    async def __call__(self, entry_id: str, fields: dict[str, str]) -> Writes | None:
-        raw = _payload(fields)
-        try:
-            msg = parse_payload(raw)
-        except ValidationError as exc:
-            raise DeadLetter(f"invalid message: {validation_summary(exc)}") from None
+    async def prepare(self, entries: Entries) -> None:
+        self._parsed, self._events = {}, {}
+        uids: set[str] = set()
+        for entry_id, fields in entries:
+            raw = (fields or {}).get(PAYLOAD_FIELD)
+            if raw is None:
+                continue
+            try:
+                msg = parse_payload(raw)
+            except ValidationError:
+                continue  # dead-lettered, with the reason, when the entry is handled
+            self._parsed[entry_id] = msg
+            if isinstance(msg, TranscriptionMessage) and any(not (s.speaker or "").strip() for s in msg.segments):
+                uids.add(msg.uid)
+        if uids:
+            self._events = await speakers.load_many(self.redis, sorted(uids))
+
+    async def __call__(self, entry_id: str, fields: dict[str, str]) -> SegmentWrite | None:
+        msg = self._parsed.pop(entry_id, None)
+        if msg is None:
+            raw = _payload(fields)
+            try:
+                msg = parse_payload(raw)
+            except ValidationError as exc:
+                raise DeadLetter(f"invalid message: {validation_summary(exc)}") from None
         user = await self.verifier.verify(msg.token)
         if user is None:
             raise DeadLetter("unauthorized: unknown or revoked token")
@@ -90,13 +117,11 @@ class SegmentHandler:
         event = build_event("transcript.mutable", meeting.id, meeting.platform, meeting.native_id, {})
         public = [s.to_public(session_start).model_dump_json() for s in segments]
 
-        def writes(pipe: Pipeline) -> None:
-            # Newer-only: a replayed older draft changes nothing and is not announced.
-            queue_write(
-                pipe, meeting.id, segments, channel=meeting_channel(meeting.id), event=event, public=public
-            )
+        # Newer-only: a replayed older draft changes nothing and is not announced.
+        return SegmentWrite(meeting.id, segments, meeting_channel(meeting.id), event, public)
 
-        return writes
+    def commit(self, pipe: Pipeline, writes: list[SegmentWrite]) -> None:
+        queue_writes(pipe, writes)
 
     async def _segments(self, msg: TranscriptionMessage, entry_id: str) -> list[StoredSegment]:
         """Normalised drafts, one per start (the last one in the message wins), speakers mapped."""
@@ -109,6 +134,8 @@ class SegmentHandler:
             if explicit:
                 speaker, status = explicit, speakers.MAPPED
             else:
+                if events is None:
+                    events = self._events.get(msg.uid)
                 if events is None:
                     events = await speakers.load_events(self.redis, msg.uid)
                 speaker, status = speakers.map_speaker(events, seg.start, seg.end)
@@ -136,7 +163,10 @@ class SpeakerHandler:
         self.verifier = verifier
         self.ttl_s = ttl_s
 
-    async def __call__(self, entry_id: str, fields: dict[str, str]) -> Writes | None:
+    async def prepare(self, entries: Entries) -> None:
+        """Nothing to share across a batch: each event is one ZADD."""
+
+    async def __call__(self, entry_id: str, fields: dict[str, str]) -> SpeakerEvent:
         raw = _payload(fields)
         try:
             event = SpeakerEvent.model_validate_json(raw)
@@ -145,8 +175,8 @@ class SpeakerHandler:
         # The stream is internal (the transcription service writes it); a token, when sent, must be valid.
         if event.token is not None and await self.verifier.verify(event.token) is None:
             raise DeadLetter("unauthorized: unknown or revoked token")
+        return event
 
-        def writes(pipe) -> None:  # type: ignore[no-untyped-def]
+    def commit(self, pipe: Pipeline, writes: list[SpeakerEvent]) -> None:
+        for event in writes:
             speakers.queue_store(pipe, event, self.ttl_s)
-
-        return writes

@@ -19,6 +19,7 @@ import contextlib
 import json
 import logging
 import secrets
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -91,63 +92,86 @@ def now_utc() -> datetime:
 
 # Per segment: write only when the stored value's version is older than ours (entry ids
 # compared as (ms, seq) numbers; each part is below 2^53, so Lua numbers hold them exactly).
-# The live event is assembled here from the segments actually written, so it never
-# announces a draft the hash refused, and costs no extra round trip.
+# One call carries a whole consumer batch: group after group (one per stream message),
+# each with its meeting's hash in KEYS[1 + g]. A group's live event is assembled here
+# from the segments actually written, so it never announces a draft the hash refused.
 _WRITE_NEWER = """
 local function order(v)
   local ms, seq = string.match(v or '', '^(%d+)-(%d+)$')
   return tonumber(ms or 0), tonumber(seq or 0)
 end
-local written = {}
-for i = 5, #ARGV, 4 do
-  local current = redis.call('HGET', KEYS[1], ARGV[i])
-  local newer = true
-  if current then
-    local ok, old = pcall(cjson.decode, current)
-    if ok and type(old) == 'table' then
-      local oms, oseq = order(old['version'])
-      local nms, nseq = order(ARGV[i + 1])
-      newer = nms > oms or (nms == oms and nseq > oseq)
+local total = 0
+local i = 1
+for g = 2, #KEYS do
+  local key, meeting, channel, prefix, suffix = KEYS[g], ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
+  local n = tonumber(ARGV[i + 4])
+  i = i + 5
+  local written = {}
+  for j = i, i + 4 * (n - 1), 4 do
+    local current = redis.call('HGET', key, ARGV[j])
+    local newer = true
+    if current then
+      local ok, old = pcall(cjson.decode, current)
+      if ok and type(old) == 'table' then
+        local oms, oseq = order(old['version'])
+        local nms, nseq = order(ARGV[j + 1])
+        newer = nms > oms or (nms == oms and nseq > oseq)
+      end
+    end
+    if newer then
+      redis.call('HSET', key, ARGV[j], ARGV[j + 2])
+      written[#written + 1] = ARGV[j + 3]
     end
   end
-  if newer then
-    redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 2])
-    written[#written + 1] = ARGV[i + 3]
+  i = i + 4 * n
+  redis.call('SADD', KEYS[1], meeting)
+  if #written > 0 and channel ~= '' then
+    redis.call('PUBLISH', channel, prefix .. '[' .. table.concat(written, ',') .. ']' .. suffix)
   end
+  total = total + #written
 end
-redis.call('SADD', KEYS[2], ARGV[1])
-if #written > 0 and ARGV[2] ~= '' then
-  redis.call('PUBLISH', ARGV[2], ARGV[3] .. '[' .. table.concat(written, ',') .. ']' .. ARGV[4])
-end
-return #written
+return total
 """
 _SEGMENTS_SLOT = "\x00segments\x00"
 
 
-def queue_write(
-    pipe: Pipeline,
-    meeting_id: int,
-    segments: list[StoredSegment],
-    *,
-    channel: str = "",
-    event: dict[str, Any] | None = None,
-    public: list[str] | None = None,
-) -> None:
-    """Newer-only HSET of each segment + SADD active_meetings, added to the caller's MULTI.
+@dataclass(frozen=True, slots=True)
+class SegmentWrite:
+    """One stream message's drafts for one meeting, and the live event announcing those written."""
 
-    With ``channel``, ``event`` (its payload's ``segments`` left out) is published there
-    carrying ``public[i]`` (a segment's public JSON) for each segment actually written.
+    meeting_id: int
+    segments: list[StoredSegment]
+    channel: str = ""
+    event: dict[str, Any] | None = None
+    public: list[str] | None = None  # each segment's public JSON, for the event
+
+    def args(self) -> list[str]:
+        prefix = suffix = ""
+        if self.channel and self.event is not None:
+            skeleton = json.dumps(
+                {**self.event, "payload": {**self.event["payload"], "segments": _SEGMENTS_SLOT}}, default=str
+            )
+            prefix, _, suffix = skeleton.partition(json.dumps(_SEGMENTS_SLOT))
+        out = [str(self.meeting_id), self.channel, prefix, suffix, str(len(self.segments))]
+        for i, seg in enumerate(self.segments):
+            out += [seg.field, seg.version, seg.model_dump_json(), self.public[i] if self.public else "null"]
+        return out
+
+
+def queue_writes(pipe: Pipeline, writes: list[SegmentWrite]) -> None:
+    """Newer-only HSET of every segment + SADD active_meetings, as ONE call in the caller's MULTI.
+
+    Writes are applied in list order (stream order); with a channel, each write's event
+    is published there carrying the segments of that write actually stored.
     """
-    prefix = suffix = ""
-    if channel and event is not None:
-        skeleton = json.dumps(
-            {**event, "payload": {**event["payload"], "segments": _SEGMENTS_SLOT}}, default=str
-        )
-        prefix, _, suffix = skeleton.partition(json.dumps(_SEGMENTS_SLOT))
-    args: list[str] = [str(meeting_id), channel, prefix, suffix]
-    for i, seg in enumerate(segments):
-        args += [seg.field, seg.version, seg.model_dump_json(), public[i] if public else "null"]
-    pipe.eval(_WRITE_NEWER, 2, segments_key(meeting_id), ACTIVE_MEETINGS, *args)
+    writes = [w for w in writes if w.segments]
+    if not writes:
+        return
+    args: list[str] = []
+    for write in writes:
+        args += write.args()
+    keys = [ACTIVE_MEETINGS] + [segments_key(w.meeting_id) for w in writes]
+    pipe.eval(_WRITE_NEWER, len(keys), *keys, *args)
 
 
 async def read_raw(redis: Redis, meeting_id: int) -> dict[str, str]:
