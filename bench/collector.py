@@ -48,11 +48,11 @@ def _plain(url: str) -> str:
     return url.replace("postgresql+asyncpg://", "postgresql://", 1)
 
 
-async def setup_data(db_url: str, meetings: int) -> tuple[str, list[str]]:
+async def setup_data(db_url: str, meetings: int, token: str | None = None) -> tuple[str, list[str]]:
     conn = await asyncpg.connect(_plain(db_url))
     try:
         await conn.execute("TRUNCATE transcriptions, meeting_sessions, meetings, api_tokens, users CASCADE")
-        token = generate_token()
+        token = token or generate_token()
         user_id = await conn.fetchval(
             "INSERT INTO users (email, max_concurrent_bots) VALUES ($1, 1000) RETURNING id",
             f"bench-{uuid.uuid4().hex[:6]}@example.com",
@@ -153,10 +153,22 @@ async def bench(db_url: str, redis_url: str, n: int, meetings: int, read_count: 
         f"consumer alone:       {consumer:10.0f} segments/s  ({consumer_s:.2f} s)  "
         f"= {consumer / ceiling:.3f} x XADD"
     )
+
+    # 3. The persister alone (in this process): the segments just written, Redis -> rows.
+    t0 = time.perf_counter()
+    persisted = 0
+    for _ in range(100):  # bounded: each round persists what it found
+        persisted += await collector.persister.run_once(force=True)
+        if persisted >= n:
+            break
+    persister_s = time.perf_counter() - t0
+    assert persisted == n, f"persisted {persisted}/{n}"
+    print(f"persister alone:      {n / persister_s:10.0f} segments/s  ({persister_s:.2f} s)")
     await db.dispose()
     await redis.flushdb()
+    await setup_data(db_url, meetings, token)
 
-    # 3. End to end through a real collector process.
+    # 4. End to end through a real collector process.
     env = {
         "DATABASE_URL": db_url, "REDIS_URL": redis_url, "LOG_LEVEL": "WARNING",
         "REDIS_STREAM_READ_COUNT": str(read_count), "IMMUTABILITY_THRESHOLD": "0",
@@ -188,7 +200,9 @@ def main() -> None:
     )
     parser.add_argument("--segments", type=int, default=100_000)
     parser.add_argument("--meetings", type=int, default=100)
-    parser.add_argument("--read-count", type=int, default=500, help="REDIS_STREAM_READ_COUNT for the consumer")
+    parser.add_argument(
+        "--read-count", type=int, default=500, help="REDIS_STREAM_READ_COUNT for the consumer"
+    )
     args = parser.parse_args()
 
     db_url, redis_url = os.environ.get("DATABASE_URL"), os.environ.get("REDIS_URL")

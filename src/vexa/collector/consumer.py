@@ -12,9 +12,9 @@ The rule is "acknowledge only what was handled", applied a batch at a time:
   meeting) is copied to the dead-letter stream in that same MULTI and
   acknowledged with the rest: one bad entry never sinks its batch;
 - an infrastructure failure (Redis or PostgreSQL unreachable) commits the entries
-  before it and leaves it and the rest of the batch pending: this consumer re-reads its own pending list once things recover, and
-  if it dies instead, another consumer takes the message over with XAUTOCLAIM
-  after ``PENDING_MSG_TIMEOUT_MS``.
+  before it and leaves it and the rest of the batch pending: this consumer re-reads
+  its own pending list once things recover, and if it dies instead, another
+  consumer takes the messages over with XAUTOCLAIM after ``PENDING_MSG_TIMEOUT_MS``.
 """
 
 from __future__ import annotations
@@ -214,7 +214,9 @@ class StreamWorker:
             await self.handler.prepare([e for e in entries if e[1] is not None])
             for entry_id, fields in entries:
                 if fields is None:  # deleted while pending (XDEL by hand: we never trim unacked entries)
-                    log.error("%s: pending entry %s no longer exists; acknowledging the gap", self.name, entry_id)
+                    log.error(
+                        "%s: pending entry %s no longer exists; acknowledging the gap", self.name, entry_id
+                    )
                     batch.ack_ids.append(entry_id)
                     batch.vanished += 1
                     continue
@@ -230,7 +232,9 @@ class StreamWorker:
                         self._recheck_own_pending = True
                         raise
                     log.exception("%s: unexpected error handling %s; dead-lettering it", self.name, entry_id)
-                    batch.dead_letter(entry_id, fields, f"processing error: {type(exc).__name__}: {exc}"[:500])
+                    batch.dead_letter(
+                        entry_id, fields, f"processing error: {type(exc).__name__}: {exc}"[:500]
+                    )
                     continue
                 batch.handled(entry_id, writes)
         except asyncio.CancelledError:

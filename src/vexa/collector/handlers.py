@@ -74,7 +74,9 @@ class SegmentHandler:
             except ValidationError:
                 continue  # dead-lettered, with the reason, when the entry is handled
             self._parsed[entry_id] = msg
-            if isinstance(msg, TranscriptionMessage) and any(not (s.speaker or "").strip() for s in msg.segments):
+            if isinstance(msg, TranscriptionMessage) and any(
+                not (s.speaker or "").strip() for s in msg.segments
+            ):
                 uids.add(msg.uid)
         if uids:
             self._events = await speakers.load_many(self.redis, sorted(uids))

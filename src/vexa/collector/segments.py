@@ -292,3 +292,83 @@ class MeetingLock:
             await self.redis.eval(_RELEASE_LOCK, 1, self.key, self.token)
         except Exception:  # the lock expires by itself; never mask the caller's outcome
             log.warning("could not release %s", self.key, exc_info=True)
+
+
+class MeetingLocks:
+    """The persist locks of many meetings at once: taken, renewed and released in one round trip.
+
+    Same keys, values and rules as ``MeetingLock`` (one owner token for the group), so a
+    persistence round over hundreds of meetings costs three Redis calls for its locks.
+    """
+
+    def __init__(self, redis: Redis, ttl_ms: int) -> None:
+        self.redis = redis
+        self.ttl_ms = ttl_ms
+        self.token = secrets.token_hex(8)
+        self.held: list[int] = []
+        self._renewer: asyncio.Task[None] | None = None
+
+    async def acquire(self, meeting_ids: list[int]) -> list[int]:
+        """The meetings whose lock we got (the others are being persisted elsewhere)."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for meeting_id in meeting_ids:
+                pipe.set(persist_lock_key(meeting_id), self.token, nx=True, px=self.ttl_ms)
+            got = await pipe.execute()
+        self.held = [m for m, ok in zip(meeting_ids, got, strict=True) if ok]
+        if self.held:
+            self._renewer = asyncio.create_task(self._renew(), name="renew-persist-locks")
+        return self.held
+
+    async def _each(self, script: str, *args: str) -> list[Any]:
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for meeting_id in self.held:
+                pipe.eval(script, 1, persist_lock_key(meeting_id), self.token, *args)
+            return await pipe.execute()
+
+    async def _renew(self) -> None:
+        while True:
+            await asyncio.sleep(self.ttl_ms / 3000)
+            try:
+                held = await self._each(_RENEW_LOCK, str(self.ttl_ms))
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.warning("could not renew %d persist lock(s)", len(self.held), exc_info=True)
+                continue
+            lost = [m for m, ok in zip(self.held, held, strict=True) if not ok]
+            if lost:
+                log.warning("persist locks of meetings %s were lost (expired or taken over)", lost)
+
+    async def release(self) -> None:
+        if self._renewer is not None:
+            self._renewer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._renewer
+            self._renewer = None
+        try:
+            await self._each(_RELEASE_LOCK)
+        except Exception:  # the locks expire by themselves; never mask the caller's outcome
+            log.warning("could not release %d persist lock(s)", len(self.held), exc_info=True)
+        self.held = []
+
+
+async def read_many(redis: Redis, meeting_ids: list[int]) -> dict[int, dict[str, str]]:
+    """Several meetings' hashes in one round trip."""
+    async with redis.pipeline(transaction=False) as pipe:
+        for meeting_id in meeting_ids:
+            pipe.hgetall(segments_key(meeting_id))
+        raws = await pipe.execute()
+    return dict(zip(meeting_ids, raws, strict=True))
+
+
+async def compare_and_delete_many(redis: Redis, expected: dict[int, dict[str, str]], chunk: int = 500) -> int:
+    """``compare_and_delete`` for several meetings in one round trip."""
+    async with redis.pipeline(transaction=False) as pipe:
+        for meeting_id, fields in expected.items():
+            items = list(fields.items())
+            for i in range(0, max(len(items), 1), chunk):
+                args: list[str] = [str(meeting_id)]
+                for field, value in items[i : i + chunk]:
+                    args += [field, value]
+                pipe.eval(_COMPARE_AND_DELETE, 2, segments_key(meeting_id), ACTIVE_MEETINGS, *args)
+        return sum(int(n) for n in await pipe.execute())
