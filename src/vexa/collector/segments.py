@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import orjson
 from pydantic import BaseModel, ConfigDict, ValidationError
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
@@ -92,38 +93,38 @@ def now_utc() -> datetime:
 
 # Per segment: write only when the stored value's version is older than ours (entry ids
 # compared as (ms, seq) numbers; each part is below 2^53, so Lua numbers hold them exactly).
-# One call carries a whole consumer batch: group after group (one per stream message),
-# each with its meeting's hash in KEYS[1 + g]. A group's live event is assembled here
-# from the segments actually written, so it never announces a draft the hash refused.
+# One call carries a whole consumer batch: one JSON argument per stream message
+# ([meeting, channel, prefix, suffix, [field, version, value, public, ...]]), its
+# meeting's hash in KEYS[1 + g] (few, large arguments: cheap to send). A message's
+# live event is assembled here from the segments actually written, so it never
+# announces a draft the hash refused.
 _WRITE_NEWER = """
 local function order(v)
   local ms, seq = string.match(v or '', '^(%d+)-(%d+)$')
   return tonumber(ms or 0), tonumber(seq or 0)
 end
 local total = 0
-local i = 1
 for g = 2, #KEYS do
-  local key, meeting, channel, prefix, suffix = KEYS[g], ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
-  local n = tonumber(ARGV[i + 4])
-  i = i + 5
+  local key = KEYS[g]
+  local w = cjson.decode(ARGV[g - 1])
+  local meeting, channel, prefix, suffix, segs = w[1], w[2], w[3], w[4], w[5]
   local written = {}
-  for j = i, i + 4 * (n - 1), 4 do
-    local current = redis.call('HGET', key, ARGV[j])
+  for j = 1, #segs, 4 do
+    local current = redis.call('HGET', key, segs[j])
     local newer = true
     if current then
       local ok, old = pcall(cjson.decode, current)
       if ok and type(old) == 'table' then
         local oms, oseq = order(old['version'])
-        local nms, nseq = order(ARGV[j + 1])
+        local nms, nseq = order(segs[j + 1])
         newer = nms > oms or (nms == oms and nseq > oseq)
       end
     end
     if newer then
-      redis.call('HSET', key, ARGV[j], ARGV[j + 2])
-      written[#written + 1] = ARGV[j + 3]
+      redis.call('HSET', key, segs[j], segs[j + 2])
+      written[#written + 1] = segs[j + 3]
     end
   end
-  i = i + 4 * n
   redis.call('SADD', KEYS[1], meeting)
   if #written > 0 and channel ~= '' then
     redis.call('PUBLISH', channel, prefix .. '[' .. table.concat(written, ',') .. ']' .. suffix)
@@ -145,17 +146,18 @@ class SegmentWrite:
     event: dict[str, Any] | None = None
     public: list[str] | None = None  # each segment's public JSON, for the event
 
-    def args(self) -> list[str]:
+    def arg(self) -> bytes:
+        """This write as the script's one JSON argument."""
         prefix = suffix = ""
         if self.channel and self.event is not None:
             skeleton = json.dumps(
                 {**self.event, "payload": {**self.event["payload"], "segments": _SEGMENTS_SLOT}}, default=str
             )
             prefix, _, suffix = skeleton.partition(json.dumps(_SEGMENTS_SLOT))
-        out = [str(self.meeting_id), self.channel, prefix, suffix, str(len(self.segments))]
+        flat: list[str] = []
         for i, seg in enumerate(self.segments):
-            out += [seg.field, seg.version, seg.model_dump_json(), self.public[i] if self.public else "null"]
-        return out
+            flat += [seg.field, seg.version, seg.model_dump_json(), self.public[i] if self.public else "null"]
+        return orjson.dumps([str(self.meeting_id), self.channel, prefix, suffix, flat])
 
 
 def queue_writes(pipe: Pipeline, writes: list[SegmentWrite]) -> None:
@@ -167,11 +169,8 @@ def queue_writes(pipe: Pipeline, writes: list[SegmentWrite]) -> None:
     writes = [w for w in writes if w.segments]
     if not writes:
         return
-    args: list[str] = []
-    for write in writes:
-        args += write.args()
     keys = [ACTIVE_MEETINGS] + [segments_key(w.meeting_id) for w in writes]
-    pipe.eval(_WRITE_NEWER, len(keys), *keys, *args)
+    pipe.eval(_WRITE_NEWER, len(keys), *keys, *(w.arg() for w in writes))
 
 
 async def read_raw(redis: Redis, meeting_id: int) -> dict[str, str]:
