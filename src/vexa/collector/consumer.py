@@ -238,7 +238,8 @@ class StreamWorker:
                     continue
                 batch.handled(entry_id, writes)
         except asyncio.CancelledError:
-            raise  # nothing committed: the whole batch is read again
+            self._recheck_own_pending = True  # nothing committed: the whole batch is read again
+            raise
         except BaseException:
             await self._commit(batch)  # what was handled before the failure
             raise
