@@ -244,60 +244,38 @@ async def drop_meeting(redis: Redis, meeting_id: int) -> None:
 
 
 class MeetingLock:
-    """SET NX PX with an owner token: only one collector persists (or deletes) a meeting at a time.
+    """One meeting's persist lock: what ``DELETE /meetings`` holds while it removes the rows.
 
-    While held, a task renews the TTL every third of it, so a round slower than the
-    TTL (a big meeting, a slow database) keeps its lock. The lock only avoids wasted
-    work: correctness against a concurrent ``DELETE /meetings`` comes from the
-    meeting row lock both take in PostgreSQL (see persistence.py).
+    The lock only avoids wasted work: correctness against a concurrent ``DELETE /meetings``
+    comes from the meeting row lock both take in PostgreSQL (see persistence.py).
     """
 
     def __init__(self, redis: Redis, meeting_id: int, ttl_ms: int) -> None:
-        self.redis = redis
-        self.key = persist_lock_key(meeting_id)
-        self.ttl_ms = ttl_ms
-        self.token = secrets.token_hex(8)
-        self._renewer: asyncio.Task[None] | None = None
-        self.lost = False
+        self.meeting_id = meeting_id
+        self._locks = MeetingLocks(redis, ttl_ms)
+
+    @property
+    def token(self) -> str:
+        return self._locks.token
+
+    @property
+    def lost(self) -> bool:
+        return self.meeting_id in self._locks.lost
 
     async def acquire(self) -> bool:
-        got = bool(await self.redis.set(self.key, self.token, nx=True, px=self.ttl_ms))
-        if got:
-            self._renewer = asyncio.create_task(self._renew(), name=f"renew-{self.key}")
-        return got
-
-    async def _renew(self) -> None:
-        while True:
-            await asyncio.sleep(self.ttl_ms / 3000)
-            try:
-                held = await self.redis.eval(_RENEW_LOCK, 1, self.key, self.token, str(self.ttl_ms))
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.warning("could not renew %s", self.key, exc_info=True)
-                continue
-            if not held:
-                self.lost = True
-                log.warning("%s was lost (expired or taken over)", self.key)
-                return
+        return bool(await self._locks.acquire([self.meeting_id]))
 
     async def release(self) -> None:
-        if self._renewer is not None:
-            self._renewer.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._renewer
-            self._renewer = None
-        try:
-            await self.redis.eval(_RELEASE_LOCK, 1, self.key, self.token)
-        except Exception:  # the lock expires by itself; never mask the caller's outcome
-            log.warning("could not release %s", self.key, exc_info=True)
+        await self._locks.release()
 
 
 class MeetingLocks:
-    """The persist locks of many meetings at once: taken, renewed and released in one round trip.
+    """The persist locks of meetings (``SET NX PX`` with one owner token), taken, renewed and
+    released in one round trip for all of them, so a persistence round over hundreds of
+    meetings costs three Redis calls for its locks.
 
-    Same keys, values and rules as ``MeetingLock`` (one owner token for the group), so a
-    persistence round over hundreds of meetings costs three Redis calls for its locks.
+    While held, a task renews the TTLs every third of it, so a round slower than the TTL
+    (a big meeting, a slow database) keeps its locks.
     """
 
     def __init__(self, redis: Redis, ttl_ms: int) -> None:
@@ -305,6 +283,7 @@ class MeetingLocks:
         self.ttl_ms = ttl_ms
         self.token = secrets.token_hex(8)
         self.held: list[int] = []
+        self.lost: set[int] = set()
         self._renewer: asyncio.Task[None] | None = None
 
     async def acquire(self, meeting_ids: list[int]) -> list[int]:
@@ -325,17 +304,19 @@ class MeetingLocks:
             return await pipe.execute()
 
     async def _renew(self) -> None:
-        while True:
+        while self.held:
             await asyncio.sleep(self.ttl_ms / 3000)
             try:
-                held = await self._each(_RENEW_LOCK, str(self.ttl_ms))
+                renewed = await self._each(_RENEW_LOCK, str(self.ttl_ms))
             except asyncio.CancelledError:
                 raise
             except Exception:
                 log.warning("could not renew %d persist lock(s)", len(self.held), exc_info=True)
                 continue
-            lost = [m for m, ok in zip(self.held, held, strict=True) if not ok]
+            lost = [m for m, ok in zip(self.held, renewed, strict=True) if not ok]
             if lost:
+                self.lost.update(lost)
+                self.held = [m for m in self.held if m not in self.lost]
                 log.warning("persist locks of meetings %s were lost (expired or taken over)", lost)
 
     async def release(self) -> None:
