@@ -13,8 +13,8 @@ from vexa.auth import TokenVerifier
 from vexa.collector import speakers
 from vexa.collector.consumer import DeadLetter, Entries
 from vexa.collector.meetings import MeetingDirectory
-from vexa.collector.segments import SegmentWrite, StoredSegment, now_utc, queue_writes
-from vexa.events import build_event, meeting_channel
+from vexa.collector.segments import SegmentWrite, StoredSegment, event_frame, now_utc, queue_writes
+from vexa.events import meeting_channel
 from vexa.streams import (
     PAYLOAD_FIELD,
     SessionEndMessage,
@@ -116,11 +116,11 @@ class SegmentHandler:
         if not segments:
             return None
         session_start = await self.directory.session_start(meeting.id, msg.uid)
-        event = build_event("transcript.mutable", meeting.id, meeting.platform, meeting.native_id, {})
+        frame = event_frame("transcript.mutable", meeting.id, meeting.platform, meeting.native_id)
         public = [s.to_public(session_start).model_dump_json() for s in segments]
 
         # Newer-only: a replayed older draft changes nothing and is not announced.
-        return SegmentWrite(meeting.id, segments, meeting_channel(meeting.id), event, public)
+        return SegmentWrite(meeting.id, segments, meeting_channel(meeting.id), frame, public)
 
     def commit(self, pipe: Pipeline, writes: list[SegmentWrite]) -> None:
         queue_writes(pipe, writes)

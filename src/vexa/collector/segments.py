@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import logging
 import secrets
@@ -28,6 +29,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
 
+from vexa.events import build_event
 from vexa.keys import segments_key
 from vexa.schemas import TranscriptionSegment
 
@@ -143,21 +145,26 @@ class SegmentWrite:
     meeting_id: int
     segments: list[StoredSegment]
     channel: str = ""
-    event: dict[str, Any] | None = None
+    frame: tuple[str, str] = ("", "")  # the event's JSON before and after its segment list
     public: list[str] | None = None  # each segment's public JSON, for the event
 
     def arg(self) -> bytes:
         """This write as the script's one JSON argument."""
-        prefix = suffix = ""
-        if self.channel and self.event is not None:
-            skeleton = json.dumps(
-                {**self.event, "payload": {**self.event["payload"], "segments": _SEGMENTS_SLOT}}, default=str
-            )
-            prefix, _, suffix = skeleton.partition(json.dumps(_SEGMENTS_SLOT))
+        prefix, suffix = self.frame if self.channel else ("", "")
         flat: list[str] = []
         for i, seg in enumerate(self.segments):
             flat += [seg.field, seg.version, seg.model_dump_json(), self.public[i] if self.public else "null"]
         return orjson.dumps([str(self.meeting_id), self.channel, prefix, suffix, flat])
+
+
+@functools.lru_cache(maxsize=4096)
+def event_frame(event_type: str, meeting_id: int, platform: str, native_id: str | None) -> tuple[str, str]:
+    """A meeting's live event as JSON around its segment list, built once per meeting."""
+    skeleton = json.dumps(
+        build_event(event_type, meeting_id, platform, native_id, {"segments": _SEGMENTS_SLOT})
+    )  # type: ignore[arg-type]
+    prefix, _, suffix = skeleton.partition(json.dumps(_SEGMENTS_SLOT))
+    return prefix, suffix
 
 
 def queue_writes(pipe: Pipeline, writes: list[SegmentWrite]) -> None:
