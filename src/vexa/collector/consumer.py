@@ -240,7 +240,7 @@ class StreamWorker:
         except asyncio.CancelledError:
             self._recheck_own_pending = True  # nothing committed: the whole batch is read again
             raise
-        except BaseException:
+        except Exception:
             await self._commit(batch)  # what was handled before the failure
             raise
         await self._commit(batch)
