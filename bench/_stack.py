@@ -64,6 +64,9 @@ def service_env(db_url: str, redis_url: str, **extra: str) -> dict[str, str]:
         "REDIS_URL": redis_url,
         "ADMIN_API_TOKEN": ADMIN_TOKEN,
         "LOG_LEVEL": "WARNING",
+        # The benches measure throughput from one address with one key: no request rate limits.
+        "RATE_LIMIT_PER_KEY": "0",
+        "RATE_LIMIT_PER_IP": "0",
         **extra,
     }
 

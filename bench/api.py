@@ -16,6 +16,7 @@ is not included).
     .venv/bin/python bench/api.py                       # everything, default sizes
     .venv/bin/python bench/api.py --route meetings --concurrency 50 --requests 3000
     .venv/bin/python bench/api.py --baseline /tmp/old/src   # before/after, cell by cell
+    .venv/bin/python bench/api.py --rate-limits --only gateway --baseline /tmp/old/src  # limits' cost
 
 With ``--baseline``, a second set of the same services runs from another
 source tree (e.g. ``git archive <commit> src | tar -x -C /tmp/old``) on the
@@ -189,6 +190,10 @@ async def main(args: argparse.Namespace, db_url: str, redis_url: str) -> None:
     with tempfile.TemporaryDirectory(prefix="vexa-bench-logs-") as logs_dir:
         logs = Path(logs_dir)
         env = service_env(db_url, redis_url, LOG_LEVEL=args.log_level)
+        if args.rate_limits:  # limits on, too high to refuse anything: what checking them costs
+            huge = str(10**9)
+            env.update(RATE_LIMIT_PER_KEY=huge, RATE_LIMIT_KEY_BURST=huge, RATE_LIMIT_PER_IP=huge)
+            env.update(RATE_LIMIT_IP_BURST=huge)
         procs: list = []
         try:
             trees = {"": start_services(env, logs, procs)}
@@ -201,7 +206,8 @@ async def main(args: argparse.Namespace, db_url: str, redis_url: str) -> None:
 
             print(
                 f"user with {args.meetings} meetings; transcript of {args.segments} segments; "
-                f"LOG_LEVEL={args.log_level}" + (f"; baseline {args.baseline}" if args.baseline else "")
+                f"LOG_LEVEL={args.log_level}; rate limits {'on' if args.rate_limits else 'off'}"
+                + (f"; baseline {args.baseline}" if args.baseline else "")
             )
             print(
                 f"{'route':<13}{'conc':>5}  {'target':<21}{'requests':>9}{'req/s':>9}{'p50 ms':>9}"
@@ -246,6 +252,9 @@ if __name__ == "__main__":
     parser.add_argument("--segments", type=int, default=1000, help="segments in the long transcript")
     parser.add_argument("--only", choices=["gateway", "direct"], help="one target instead of both")
     parser.add_argument("--log-level", default="INFO", help="services' LOG_LEVEL (what `vexa up` uses)")
+    parser.add_argument(
+        "--rate-limits", action="store_true", help="gateway rate limits on (too high to refuse): their cost"
+    )
     parser.add_argument("--baseline", help="another tree's src/ to measure cell by cell against this one")
     arguments = parser.parse_args()
     if arguments.baseline:

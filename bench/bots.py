@@ -109,15 +109,13 @@ async def run_round(n: int, wavs: dict[str, Path], transcription_url: str | None
                 "meeting_url": f"{sim.base_url}/j/{native}",
                 "bot_name": f"Bench Bot {i + 1}",
                 "language": "en",
-                "token": "bench-user-key",
                 "transcription_url": transcription_url,
                 "callback_url": callbacks.url,
-                "callback_token": "bench",
                 "leave_when_alone_s": 60,
                 "max_duration_s": 600,
                 "admission_timeout_s": 120,
             }
-            env = {**os.environ, "BOT_CONFIG": json.dumps(config), "LOG_LEVEL": "INFO"}
+            env = {**os.environ, "BOT_CONFIG": json.dumps(config), "BOT_TOKEN": "bench", "LOG_LEVEL": "INFO"}
             log = (log_dir / f"bot-{n}-{i}.log").open("wb")
             proc = await asyncio.create_subprocess_exec(
                 sys.executable, "-m", "vexa", "bot", env=env, stdout=log, stderr=log
@@ -208,7 +206,12 @@ async def main() -> None:
         service = ServiceProcess(
             "transcription",
             port,
-            {"HEALTH_PORT": str(health), "REDIS_URL": os.environ.get("REDIS_URL", "")},
+            # The bench's bots are not started by a bot-manager (no bot tokens): standalone mode.
+            {
+                "HEALTH_PORT": str(health),
+                "REDIS_URL": os.environ.get("REDIS_URL", ""),
+                "WL_STANDALONE": "true",
+            },
             health_url=f"http://127.0.0.1:{health}/health",
             log_path=args.out / "transcription.log",
         ).start(timeout=120)

@@ -13,6 +13,10 @@ that read the database before a revocation and finishes after it must not put
 the key back in the cache: every revocation bumps an epoch, and a lookup that
 saw the epoch change reads again instead of caching. Long-lived connections
 (WebSockets) register with ``on_revocation`` and are closed by their owner.
+
+Keys carry a scope (``Scope``) and an optional expiry. Both are checked on every
+use, from the cached answer too, so a key expires on time without a database
+read: an expired key answers 401, a key used outside its scope 403 naming it.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from enum import StrEnum
 
 from fastapi import HTTPException, Request, Security, status
 from fastapi.security import APIKeyHeader
@@ -43,6 +48,35 @@ TOKEN_LENGTH = 40
 _ALPHABET = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
 
 api_key_header = APIKeyHeader(name="X-API-Key", auto_error=False, description="A user's API key.")
+
+
+class Scope(StrEnum):
+    """What a key may do. ``full`` is upstream's only kind and the default."""
+
+    full = "full"
+    bots = "bots"  # the /bots routes only: start, stop, reconfigure, status
+    transcripts = "transcripts"  # read-only: GET meetings and transcripts, live transcript WebSocket
+
+
+_READ_METHODS = frozenset({"GET", "HEAD"})
+
+
+def scope_allows(scope: str, method: str, path: str) -> bool:
+    """Whether a key of ``scope`` may call ``method path`` (the public paths, same on every service)."""
+    if scope == Scope.full:
+        return True
+    if scope == Scope.bots:
+        return path == "/bots" or path.startswith("/bots/")
+    if scope == Scope.transcripts:
+        return method.upper() in _READ_METHODS and (
+            path == "/meetings" or path.startswith(("/meetings/", "/transcripts/"))
+        )
+    return False
+
+
+def may_follow_live_events(scope: str) -> bool:
+    """``WS /ws`` streams transcripts as they are made: a read, like GET /transcripts."""
+    return scope in (Scope.full, Scope.transcripts)
 
 
 def generate_token() -> str:
@@ -62,6 +96,15 @@ class AuthenticatedUser:
     max_concurrent_bots: int
     token_id: int
     token_hash: str
+    scope: str = Scope.full
+    expires_at: datetime | None = None
+
+    def expired(self) -> bool:
+        return self.expires_at is not None and self.expires_at <= datetime.now(UTC)
+
+    def usable(self) -> bool:
+        """For internal paths (segments from a producer): not expired; scope does not apply."""
+        return not self.expired()
 
 
 class TokenVerifier:
@@ -84,7 +127,10 @@ class TokenVerifier:
         self._revocation_hooks: set[Callable[[str | None], None]] = set()
 
     async def verify(self, token: str | None) -> AuthenticatedUser | None:
-        """The token's user, or None for a missing, unknown or revoked token."""
+        """The token's user, or None for a missing, unknown or revoked token.
+
+        An expired key is returned (so callers can answer 401 "expired"); check ``expired()``.
+        """
         if not token or len(token) > 512:
             return None
         digest = hash_token(token)
@@ -130,6 +176,8 @@ class TokenVerifier:
             max_concurrent_bots=user.max_concurrent_bots,
             token_id=token_row.id,
             token_hash=digest,
+            scope=token_row.scope,
+            expires_at=token_row.expires_at,
         )
 
     def forget(self, token_hash: str | None = None) -> None:
@@ -214,11 +262,23 @@ def get_verifier(request: Request) -> TokenVerifier:
     return verifier
 
 
+def out_of_scope_detail(scope: str, method: str, path: str) -> str:
+    return f"This API key has scope '{scope}', which does not allow {method.upper()} {path}."
+
+
 async def require_user(request: Request, api_key: str | None = Security(api_key_header)) -> AuthenticatedUser:
-    """The shared dependency: 401 without a key, 403 for an unknown or revoked one."""
+    """The shared dependency: 401 without a key or with an expired one, 403 for an unknown or
+    revoked one, 403 naming the scope for a key used outside it."""
     if not api_key:
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, detail="Missing API key (X-API-Key header)")
     user = await get_verifier(request).verify(api_key)
     if user is None:
         raise HTTPException(status.HTTP_403_FORBIDDEN, detail="Invalid or revoked API key")
+    if user.expired():
+        raise HTTPException(status.HTTP_401_UNAUTHORIZED, detail="API key expired")
+    if not scope_allows(user.scope, request.method, request.url.path):
+        raise HTTPException(
+            status.HTTP_403_FORBIDDEN,
+            detail=out_of_scope_detail(user.scope, request.method, request.url.path),
+        )
     return user

@@ -7,6 +7,8 @@ carries one field, ``payload``, holding the JSON of one message below.
 
 from __future__ import annotations
 
+import json
+import re
 from datetime import datetime
 from typing import Annotated, Literal
 
@@ -16,7 +18,31 @@ from vexa.schemas import storable_problem
 
 PAYLOAD_FIELD = "payload"
 DEAD_LETTER_SUFFIX = ":dead"
+DEAD_LETTER_MAXLEN_DEFAULT = 10_000
+REDACTED = "[redacted]"
+_TOKEN_TEXT = re.compile(r'("?token"?\s*[:=]\s*)("[^"]*"|\'[^\']*\'|[^\s,}]+)', re.IGNORECASE)
 SEQ_BITS = 20  # stream entry ids "ms-seq" pack into one BIGINT as ms << 20 | seq
+
+
+def redact_tokens(payload: str) -> str:
+    """The payload without any ``token`` value, for the dead-letter stream.
+
+    A dead letter is kept for people to read; it must not hand them a working key.
+    Valid JSON is redacted structurally; anything else by pattern.
+    """
+    try:
+        data = json.loads(payload)
+    except ValueError:
+        return _TOKEN_TEXT.sub(lambda m: m.group(1) + '"' + REDACTED + '"', payload)
+    return json.dumps(_redact(data), separators=(",", ":"))
+
+
+def _redact(value: object) -> object:
+    if isinstance(value, dict):
+        return {k: (REDACTED if k.lower() == "token" else _redact(v)) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_redact(v) for v in value]
+    return value
 
 
 def entry_order(entry_id: str) -> tuple[int, int]:
@@ -44,7 +70,10 @@ class _Message(BaseModel):
     platform: str = Field(min_length=1, max_length=100)
     meeting_id: str = Field(min_length=1, max_length=255, description="The platform's native meeting id.")
     token: str = Field(
-        min_length=1, max_length=512, description="The user's API key; the collector verifies it."
+        min_length=1,
+        max_length=512,
+        description="The bot's meeting token (vexa.bot_tokens) or, from a standalone producer, a "
+        "user's API key; the collector verifies it. Never stored, never dead-lettered.",
     )
     meeting_db_id: int | None = Field(
         None,

@@ -53,9 +53,15 @@ def _problem(response: httpx.Response) -> str:
     return f"HTTP {response.status_code}: {detail or response.reason_phrase}"
 
 
-async def fetch(client: httpx.AsyncClient, path: str, fmt: ExportFormat) -> httpx.Response:
+async def fetch(
+    client: httpx.AsyncClient, path: str, fmt: ExportFormat, source: str | None = None
+) -> httpx.Response:
+    """``source="live"``: the transcript made during the meeting, even once the final one is ready."""
+    params = {} if fmt is ExportFormat.json else {"format": fmt.value}
+    if source:
+        params["source"] = source
     try:
-        response = await client.get(path, params=None if fmt is ExportFormat.json else {"format": fmt.value})
+        response = await client.get(path, params=params or None)
     except httpx.HTTPError as exc:
         raise TranscriptError(f"cannot reach {client.base_url}: {type(exc).__name__}") from None
     if response.status_code != 200:
@@ -142,8 +148,9 @@ async def follow(
     async with httpx.AsyncClient(base_url=gateway, headers={"X-API-Key": api_key}, timeout=30) as client:
 
         async def refresh() -> TranscriptionResponse:
+            # Following is the live transcript's business: the post-meeting one replaces it later.
             transcript = TranscriptionResponse.model_validate(
-                (await fetch(client, path, ExportFormat.json)).json()
+                (await fetch(client, path, ExportFormat.json, source="live")).json()
             )
             printer.add(transcript)
             return transcript

@@ -7,7 +7,7 @@ from vexa.testing.simulator import SimulatorServer
 
 NATIVE_IDS = {"google_meet": "abc-defg-hij", "zoom": "1234567890", "teams": "1234567890123"}
 PATHS = {"google_meet": "/{}", "zoom": "/j/{}?pwd=sim", "teams": "/meet/{}?p=sim"}
-CALLBACK_TOKEN = "bot-callback-token-for-tests"
+BOT_TOKEN = "vbt_bot-token-for-tests"  # the bot's one secret: callbacks and transcription
 
 
 def bot_config(
@@ -31,10 +31,9 @@ def bot_config(
         bot_name="Vexa Notetaker",
         language="en",
         task="transcribe",
-        token="user-api-key-secret",
+        token=BOT_TOKEN,
         transcription_url=transcription_url,
         callback_url=callback_url,
-        callback_token=CALLBACK_TOKEN,
         redis_url=redis_url,
         leave_when_alone_s=leave_when_alone_s,
         max_duration_s=max_duration_s,

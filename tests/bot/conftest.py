@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import pytest_asyncio
-from bot_test_helpers import CALLBACK_TOKEN
+from bot_test_helpers import BOT_TOKEN
 
 from vexa.embedded import free_port
 from vexa.testing.simulator import SimConfig, SimParticipant, SimulatorServer
@@ -79,6 +79,6 @@ async def transcription_standin() -> AsyncIterator[RecordingTranscriptionServer]
 @pytest.fixture
 def callbacks() -> Iterator[CallbackRecorder]:
     """A recording STAND-IN for the bot-manager's status callback endpoint."""
-    recorder = CallbackRecorder(free_port(), token=CALLBACK_TOKEN).start()
+    recorder = CallbackRecorder(free_port(), token=BOT_TOKEN).start()
     yield recorder
     recorder.stop()

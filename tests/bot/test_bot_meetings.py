@@ -15,7 +15,7 @@ import sys
 import httpx
 import numpy as np
 import pytest
-from bot_test_helpers import CALLBACK_TOKEN, NATIVE_IDS, bot_config
+from bot_test_helpers import BOT_TOKEN, NATIVE_IDS, bot_config
 
 from vexa.bot.main import Bot
 from vexa.bot.settings import BotSettings
@@ -50,7 +50,7 @@ def assert_heard(session_audio: np.ndarray, wav) -> None:
 
 @pytest.mark.parametrize("platform", ["google_meet", "teams", "zoom"])
 async def test_bot_joins_transcribes_each_participant_and_leaves_when_meeting_ends(
-    platform, participants, simulator_factory, transcription_standin, callbacks, alice_wav, bob_wav
+    platform, participants, simulator_factory, transcription_standin, callbacks, alice_wav, bob_wav, tmp_path
 ) -> None:
     sim = simulator_factory(participants, admit_after=1.0, leave_after_audio=1.5, play_delay=2.0)
     if platform == "teams":
@@ -58,10 +58,12 @@ async def test_bot_joins_transcribes_each_participant_and_leaves_when_meeting_en
         transcription_standin.close_after_samples = 3 * 16000
         transcription_standin.close_speaker = "Alice"
     config = bot_config(platform, sim, transcription_standin.url, callbacks.url)
-    bot = Bot(config, BotSettings())
+    assert config.recording_enabled is False
+    bot = Bot(config, BotSettings(STORAGE_BACKEND="local", RECORDINGS_DIR=str(tmp_path / "recordings")))
     code = await asyncio.wait_for(bot.run(), 90)
 
     assert code == 0
+    assert not (tmp_path / "recordings").exists(), "recording off: no file"
     assert callbacks.statuses() == ["joining", "awaiting_admission", "active", "completed"]
     final = callbacks.calls[-1]
     assert final["reason"] == "meeting_ended" and final["meeting_id"] == 42
@@ -78,7 +80,7 @@ async def test_bot_joins_transcribes_each_participant_and_leaves_when_meeting_en
         sessions = by_speaker[name]
         for s in sessions:
             assert s.config["meeting_id"] == NATIVE_IDS[platform] and s.config["platform"] == platform
-            assert s.config["token"] == "user-api-key-secret" and s.config["language"] == "en"
+            assert s.config["token"] == BOT_TOKEN and s.config["language"] == "en"
         assert sessions[-1].ended, "END_OF_AUDIO at the end"
         audio = np.concatenate([s.audio() for s in sessions])
         stream = bot.audio.streams[f"p:sim-participant-{1 if name == 'Alice' else 2}"]
@@ -143,6 +145,7 @@ async def test_admission_timeout(participants, simulator_factory, transcription_
     assert await asyncio.wait_for(Bot(config, BotSettings()).run(), 60) == 1
     assert callbacks.calls[-1]["status"] == "failed"
     assert callbacks.calls[-1]["reason"] == "awaiting_admission_timeout"
+    assert callbacks.calls[-1]["details"]["message"] == "not admitted within 3s"
     assert sim.state(NATIVE_IDS["teams"])["asked"] is True
     assert transcription_standin.sessions == []
 
@@ -159,7 +162,7 @@ async def test_unknown_meeting_reports_meeting_not_found(
         "meeting_id": 42,
         "status": "failed",
         "reason": "meeting_not_found",
-        "details": {"speaker_events": 0},
+        "details": {"speaker_events": 0, "message": "HTTP 404 for the google_meet meeting page"},
         "participants": [],
     }
 
@@ -170,7 +173,12 @@ async def test_bot_process_obeys_reconfigure_and_leave_commands_from_redis(
     """`python -m vexa bot` as the bot-manager starts it: BOT_CONFIG in, callbacks and exit code out."""
     sim = simulator_factory(participants, admit_after=0.5, leave_after_audio=60)
     config = bot_config("google_meet", sim, transcription_standin.url, callbacks.url, redis_url=redis_url)
-    env = {**os.environ, "BOT_CONFIG": config.model_dump_json(), "LOG_LEVEL": "INFO"}
+    env = {
+        **os.environ,
+        "BOT_CONFIG": config.model_dump_json(exclude={"token"}),  # as the bot-manager: no secret in it
+        "BOT_TOKEN": BOT_TOKEN,
+        "LOG_LEVEL": "INFO",
+    }
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
@@ -199,7 +207,7 @@ async def test_bot_process_obeys_reconfigure_and_leave_commands_from_redis(
     assert proc.returncode == 0, log[-3000:]
     assert callbacks.calls[-1]["status"] == "completed" and callbacks.calls[-1]["reason"] == "stopped"
     assert sim.state(NATIVE_IDS["google_meet"])["bot_left"] is True, "the bot clicked Leave call"
-    assert "user-api-key-secret" not in log and CALLBACK_TOKEN not in log
+    assert BOT_TOKEN not in log
     controls = [
         t for s in transcription_standin.sessions for t in s.texts if t.get("type") == "session_control"
     ]

@@ -16,7 +16,7 @@ CONFIG = {
     "task": "transcribe",
     "platform": "google_meet",
     "meeting_id": "abc-defg-hij",
-    "token": "user-key",
+    "token": "vbt_meeting-token",
 }
 
 
@@ -40,7 +40,9 @@ async def test_first_message_is_config_then_audio_then_end_of_audio() -> None:
         assert len(server.sessions) == 1
         session = server.sessions[0]
         assert session.config["speaker"] == "Alice"
-        assert session.config["meeting_id"] == "abc-defg-hij" and session.config["token"] == "user-key"
+        assert (
+            session.config["meeting_id"] == "abc-defg-hij" and session.config["token"] == "vbt_meeting-token"
+        )
         assert session.config["uid"] == stream.stats.sessions[0].uid
         assert session.ended, "END_OF_AUDIO must close the session"
         np.testing.assert_array_equal(session.audio(), ramp(0, 4000))

@@ -3,20 +3,16 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
-import uvicorn
-from fastapi import FastAPI
 from sqlalchemy import select
 
 from vexa.bot_manager.settings import BotManagerSettings
 from vexa.db import Database
 from vexa.db.models import Meeting
-from vexa.embedded import free_port
 
 T = TypeVar("T")
 
@@ -24,6 +20,11 @@ T = TypeVar("T")
 def standin_command(mode: str = "lifecycle") -> list[str]:
     """BOT_COMMAND running the stand-in bot (a test double for the browser bot)."""
     return [sys.executable, "-m", "vexa.testing.standin_bot", mode]
+
+
+def default_bot_command_for_tests() -> list[str]:
+    """The REAL bot (Chromium), run by this interpreter."""
+    return [sys.executable, "-m", "vexa", "bot"]
 
 
 def make_settings(database_url: str, redis_url: str, tmp: Path, **overrides: Any) -> BotManagerSettings:
@@ -35,34 +36,11 @@ def make_settings(database_url: str, redis_url: str, tmp: Path, **overrides: Any
         "MEETING_BASE_URL": "http://127.0.0.1:8099",
         "RECONCILE_INTERVAL_S": 0.5,
         "BOT_STOP_TIMEOUT_S": 5.0,
-        "WEBHOOK_SECRET": "test-webhook-secret",
         "WEBHOOK_RETRY_BASE_S": 0.2,
+        "WEBHOOK_ALLOW_PRIVATE_URLS": True,  # the receiver stand-ins listen on 127.0.0.1
     }
     values.update(overrides)
     return BotManagerSettings(**values)
-
-
-@contextlib.asynccontextmanager
-async def serve_app(app: FastAPI, port: int | None = None) -> AsyncIterator[str]:
-    """Serve ``app`` on 127.0.0.1 in this event loop (bots must reach it over HTTP)."""
-    port = port or free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on", access_log=False)
-    )
-    server.install_signal_handlers = lambda: None  # type: ignore[method-assign]  # older uvicorn
-    task = asyncio.create_task(server.serve())
-    for _ in range(200):
-        if server.started or task.done():
-            break
-        await asyncio.sleep(0.05)
-    if not server.started:
-        task.cancel()
-        raise RuntimeError("server did not start")
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        await asyncio.wait_for(task, 30)
 
 
 async def wait_for(check: Callable[[], Awaitable[T | None]], limit_s: float = 15.0, what: str = "") -> T:

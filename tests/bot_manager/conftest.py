@@ -9,10 +9,11 @@ from typing import Any
 
 import httpx
 import pytest_asyncio
-from bot_manager_helpers import make_settings, serve_app
+from bot_manager_helpers import make_settings
 
 from vexa.bot_manager.app import create_app
 from vexa.embedded import free_port
+from vexa.testing.asgi import serve_app
 
 
 @pytest_asyncio.fixture

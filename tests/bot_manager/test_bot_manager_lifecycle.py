@@ -13,7 +13,8 @@ import pytest
 from bot_manager_helpers import get_meeting, standin_command, wait_for, wait_status
 from sqlalchemy import text
 
-from vexa.bot_manager.bot_config import hash_callback_token
+from vexa import bot_tokens
+from vexa.bot_tokens import hash_bot_token
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -57,16 +58,21 @@ async def test_create_runs_bot_through_lifecycle(start_manager, make_user, db, r
         assert cfg["meeting_id"] == mid and cfg["platform"] == "google_meet"
         assert cfg["native_meeting_id"] == GMEET and cfg["bot_name"] == "Notes" and cfg["language"] == "en"
         assert cfg["meeting_url"] == f"http://127.0.0.1:8099/{GMEET}"
-        assert cfg["token"] == token  # the caller's key, for transcription/collector
+        assert "token" not in cfg and "callback_token" not in cfg  # BOT_CONFIG holds no secret
+        assert token not in json.dumps(cfg)  # the caller's key never reaches the bot
+        bot_token = cfg["bot_token_env"]  # what the stand-in got in BOT_TOKEN
         assert cfg["callback_url"] == str(client.base_url).rstrip("/")
         assert cfg["transcription_url"] == "ws://127.0.0.1:9090/ws"
         for key in ("leave_when_alone_s", "max_duration_s", "admission_timeout_s", "redis_url"):
             assert key in cfg
 
         meeting = await wait_status(db, mid, "active")
-        # Only the hash of the bot's callback token is stored.
-        assert meeting.data["callback_token_hash"] == hash_callback_token(cfg["callback_token"])
-        assert cfg["callback_token"] not in json.dumps(meeting.data)
+        # Only the hash of the bot's token is stored; Redis knows which meeting it is for.
+        assert meeting.data["callback_token_hash"] == hash_bot_token(bot_token)
+        assert bot_token not in json.dumps(meeting.data)
+        claims = await bot_tokens.lookup(redis, bot_token)
+        assert claims is not None and (claims.meeting_id, claims.platform) == (mid, "google_meet")
+        assert not claims.ended and claims.native_meeting_id == GMEET
         steps = [(t["from"], t["to"]) for t in meeting.data["status_transition"]]
         assert steps == [
             (None, "requested"),
@@ -127,8 +133,8 @@ async def test_max_concurrent_bots_is_race_safe(start_manager, make_user, db):
             )
         )
         codes = sorted(r.status_code for r in results)
-        assert codes == [201, 201, 403, 403, 403]
-        refused = next(r for r in results if r.status_code == 403)
+        assert codes == [201, 201, 429, 429, 429]
+        refused = next(r for r in results if r.status_code == 429)
         assert refused.json()["detail"] == "User has reached the maximum concurrent bot limit (2)."
 
 
@@ -143,7 +149,7 @@ async def test_callbacks_auth_and_illegal_transitions(start_manager, make_user, 
         cfg = await _standin_config(redis, mid)
         await wait_status(db, mid, "active")
         url = "/bots/internal/callback/status"
-        good = {"X-Bot-Token": cfg["callback_token"]}
+        good = {"X-Bot-Token": cfg["bot_token_env"]}
 
         missing = await client.post(url, json={"meeting_id": mid, "status": "active"})
         assert missing.status_code == 401
@@ -190,7 +196,7 @@ async def test_callbacks_auth_and_illegal_transitions(start_manager, make_user, 
         meeting = await get_meeting(db, mid)
         assert meeting.status == "failed" and meeting.end_time is not None
         assert meeting.data["completion_reason"] == "evicted"
-        assert meeting.data["error_details"] == {"message": "kicked"}
+        assert meeting.data["error_details"] == "kicked"
         after = await client.post(url, json={"meeting_id": mid, "status": "active"}, headers=good)
         assert after.status_code == 409
         # The reconciler stops the bot whose meeting has ended.
@@ -224,6 +230,12 @@ async def test_delete_publishes_leave_then_completes(start_manager, make_user, d
         assert meeting.data["completion_reason"] == "stopped"
         steps = [t["to"] for t in meeting.data["status_transition"]]
         assert steps[-2:] == ["stopping", "completed"]
+        # The ended meeting's bot token opens no new session, and lives only for the grace period.
+        bot_token = (await _standin_config(redis, mid))["bot_token_env"]
+        claims = await wait_for(lambda: bot_tokens.lookup(redis, bot_token), what="bot token record")
+        assert claims.ended and claims.meeting_id == mid
+        ttl = await redis.ttl(bot_tokens.KEY_PREFIX + hash_bot_token(bot_token))
+        assert 0 < ttl <= 3600
         assert await redis.lrange(f"standin:{mid}:commands", 0, -1) == ['{"action": "leave"}']
         await wait_for(lambda: _no_running(client, token), what="bot process gone")
         # Nothing active any more.
@@ -261,7 +273,8 @@ async def test_crashed_bot_is_marked_failed(start_manager, make_user, db):
         ).json()["id"]
         meeting = await wait_status(db, mid, "failed")
         assert meeting.data["completion_reason"] == "bot_crashed"
-        assert meeting.data["error_details"]["exit_code"] == 3
+        assert meeting.data["completion_details"]["exit_code"] == 3
+        assert meeting.data["error_details"] == "the bot process exited (code 3) without a final status"
         assert [t["to"] for t in meeting.data["status_transition"]] == ["requested", "joining", "failed"]
         assert meeting.end_time is not None
 
@@ -384,7 +397,8 @@ async def test_orchestrator_start_failure_fails_meeting(start_manager, make_user
             mid = (await conn.execute(text("SELECT id FROM meetings"))).scalar_one()
         meeting = await get_meeting(db, mid)
         assert meeting.status == "failed" and meeting.data["completion_reason"] == "join_error"
-        assert meeting.data["error_details"]["error"] == "bot_start_failed"
+        assert meeting.data["completion_details"]["error"] == "bot_start_failed"
+        assert meeting.data["error_details"].startswith("could not start the bot: ")
 
 
 async def test_reconciler_fails_meetings_left_without_a_bot(start_manager, make_user, db):
@@ -414,7 +428,7 @@ async def test_reconciler_fails_meetings_left_without_a_bot(start_manager, make_
         assert (await client.get("/openapi.json")).status_code == 200
         meeting = await wait_status(db, stale, "failed")
         assert meeting.data["completion_reason"] == "join_error"
-        assert meeting.data["error_details"]["error"] == "bot_start_failed"
+        assert meeting.data["completion_details"]["error"] == "bot_start_failed"
         # An active meeting whose bot this manager does not know (e.g. killed with a previous process).
         meeting = await wait_status(db, orphan, "failed")
         assert meeting.data["completion_reason"] == "bot_crashed"
@@ -454,5 +468,6 @@ async def test_custom_vocabulary_reaches_the_bot_and_is_validated(start_manager,
     from vexa.bot.main import AudioRouter
     from vexa.bot.settings import BotConfig, BotSettings
 
-    router = AudioRouter(BotConfig.model_validate(cfg), BotSettings())
+    router = AudioRouter(BotConfig.model_validate({**cfg, "token": cfg["bot_token_env"]}), BotSettings())
     assert router.session_config["hotwords"] == "Zyrtalix, Siobhan Ngata"
+    assert router.session_config["token"] == cfg["bot_token_env"]  # the session carries the bot's token

@@ -20,7 +20,7 @@ import docker.errors
 import httpx
 import pytest
 import yaml
-from bot_manager_helpers import make_settings, serve_app, wait_for
+from bot_manager_helpers import make_settings, wait_for
 from kubernetes import client as k8s
 from kubernetes.client.exceptions import ApiException
 from sqlalchemy import text
@@ -32,9 +32,10 @@ from vexa.bot_manager.orchestrators.docker_engine import DockerOrchestrator
 from vexa.bot_manager.orchestrators.kubernetes_pods import KubernetesOrchestrator
 from vexa.bot_manager.orchestrators.process import ProcessOrchestrator
 from vexa.bot_manager.settings import BotManagerSettings
+from vexa.testing.asgi import serve_app
 
-CONFIG = json.dumps({"meeting_id": 7, "token": "user-key"})
-SPEC = BotSpec(7, 3, "google_meet", "abc-defg-hij", CONFIG)
+CONFIG = json.dumps({"meeting_id": 7, "platform": "google_meet"})
+SPEC = BotSpec(7, 3, "google_meet", "abc-defg-hij", CONFIG, "vbt_meeting-token")
 LABELS = {
     "vexa.bot": "true",
     "vexa.user_id": "3",
@@ -94,10 +95,26 @@ class KubeApiStandIn:
     def __init__(self) -> None:
         self.calls: list[tuple] = []
         self.pods: dict[str, k8s.V1Pod] = {}
+        self.secrets: dict[str, k8s.V1Secret] = {}
+
+    def create_namespaced_secret(self, namespace: str, body: k8s.V1Secret) -> k8s.V1Secret:
+        self.calls.append(("create_secret", namespace, body))
+        self.secrets[body.metadata.name] = body
+        return body
+
+    def patch_namespaced_secret(self, name: str, namespace: str, body: dict) -> k8s.V1Secret:
+        self.calls.append(("patch_secret", name, namespace, body))
+        return self.secrets[name]
+
+    def delete_namespaced_secret(self, name: str, namespace: str) -> None:
+        self.calls.append(("delete_secret", name, namespace))
+        if self.secrets.pop(name, None) is None:
+            raise ApiException(status=404, reason="Not Found")
 
     def create_namespaced_pod(self, namespace: str, body: k8s.V1Pod) -> k8s.V1Pod:
         self.calls.append(("create", namespace, body))
         body.metadata.creation_timestamp = datetime(2026, 1, 1, tzinfo=UTC)
+        body.metadata.uid = f"uid-{body.metadata.name}"
         body.status = k8s.V1PodStatus(phase="Pending")
         self.pods[body.metadata.name] = body
         return body
@@ -119,6 +136,18 @@ class KubeApiStandIn:
         return SimpleNamespace(items=[p for p in self.pods.values() if p.metadata.labels.get(key) == value])
 
 
+# Bot containers share no files with the bot-manager: they are told where recordings go.
+STORAGE_ENV = {
+    "STORAGE_BACKEND": "minio",
+    "S3_BUCKET": "rec",
+    "S3_PREFIX": "",
+    "S3_REGION": "us-east-1",
+    "S3_ENDPOINT": "http://minio:9000",
+    "S3_ACCESS_KEY": "ak",
+    "S3_SECRET_KEY": "sk",
+}
+
+
 def _settings(**kw: Any) -> BotManagerSettings:
     base = {
         "DATABASE_URL": "postgresql://u@127.0.0.1/x",
@@ -129,6 +158,11 @@ def _settings(**kw: Any) -> BotManagerSettings:
         "BOT_MEMORY_LIMIT": "2g",
         "BOT_CPU_LIMIT": 1.5,
         "BOT_STOP_TIMEOUT_S": 20,
+        "STORAGE_BACKEND": "minio",
+        "S3_ENDPOINT": "http://minio:9000",
+        "S3_BUCKET": "rec",
+        "S3_ACCESS_KEY": "ak",
+        "S3_SECRET_KEY": "sk",
     }
     base.update(kw)
     return BotManagerSettings(**base)
@@ -146,7 +180,7 @@ async def test_docker_builds_exact_run_request_and_maps_state():
             "name": "vexa-bot-7",
             "detach": True,
             "auto_remove": True,
-            "environment": {"BOT_CONFIG": CONFIG},
+            "environment": {**STORAGE_ENV, "BOT_CONFIG": CONFIG, "BOT_TOKEN": "vbt_meeting-token"},
             "labels": LABELS,
             "mem_limit": "2g",
             "nano_cpus": 1_500_000_000,
@@ -172,8 +206,29 @@ async def test_kubernetes_builds_exact_pod_and_maps_phases():
     orch = KubernetesOrchestrator(_settings(), api=api)
     handle = await orch.start(SPEC)
     assert handle == "vexa-bot-7"
-    op, namespace, pod = api.calls[0]
+    # The token goes into a Secret of its own (created first), owned by the Pod once it exists.
+    op, namespace, secret = api.calls[0]
+    assert (op, namespace, secret.metadata.name) == ("create_secret", "vexa", "vexa-bot-7-token")
+    assert k8s.ApiClient().sanitize_for_serialization(orch.secret_manifest(SPEC)) == {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "type": "Opaque",
+        "metadata": {
+            "name": "vexa-bot-7-token",
+            "namespace": "vexa",
+            "labels": {**LABELS, "app.kubernetes.io/name": "vexa-bot"},
+        },
+        "stringData": {"token": "vbt_meeting-token"},
+    }
+    op, namespace, pod = api.calls[1]
     assert (op, namespace) == ("create", "vexa")
+    owner = {"apiVersion": "v1", "kind": "Pod", "name": "vexa-bot-7", "uid": "uid-vexa-bot-7"}
+    assert api.calls[2] == (
+        "patch_secret",
+        "vexa-bot-7-token",
+        "vexa",
+        {"metadata": {"ownerReferences": [owner]}},
+    )
     manifest = k8s.ApiClient().sanitize_for_serialization(orch.pod_manifest(SPEC))
     assert manifest == {
         "apiVersion": "v1",
@@ -190,7 +245,14 @@ async def test_kubernetes_builds_exact_pod_and_maps_phases():
                 {
                     "name": "bot",
                     "image": "vexa-bot:test",
-                    "env": [{"name": "BOT_CONFIG", "value": CONFIG}],
+                    "env": [
+                        *({"name": k, "value": v} for k, v in STORAGE_ENV.items()),
+                        {"name": "BOT_CONFIG", "value": CONFIG},
+                        {
+                            "name": "BOT_TOKEN",
+                            "valueFrom": {"secretKeyRef": {"name": "vexa-bot-7-token", "key": "token"}},
+                        },
+                    ],
                     "resources": {
                         "requests": {"cpu": "250m", "memory": "512Mi"},
                         "limits": {"cpu": "1500m", "memory": "2g"},
@@ -222,8 +284,10 @@ async def test_kubernetes_builds_exact_pod_and_maps_phases():
     assert ("list", "vexa", "vexa.bot=true") in api.calls
     await orch.stop(handle, timeout_s=9)
     assert ("delete", "vexa-bot-7", "vexa", 9) in api.calls
+    assert ("delete_secret", "vexa-bot-7-token", "vexa") in api.calls and not api.secrets
     assert await orch.status(handle) is None
     await orch.stop(handle)  # 404 is fine
+    assert "vbt_meeting-token" not in repr(SPEC)  # never logged with the spec
 
 
 def test_orchestrator_selection_and_settings_aliases(tmp_path: Path):
@@ -264,7 +328,9 @@ async def test_manager_on_docker_standin(database_url, redis_url, tmp_path, make
         assert resp.status_code == 201 and resp.json()["bot_container_id"] == "cid0001"
         run_kwargs = next(call[1] for call in engine.calls if call[0] == "run")
         cfg = json.loads(run_kwargs["environment"]["BOT_CONFIG"])
-        assert cfg["meeting_id"] == resp.json()["id"] and cfg["token"] == token
+        assert cfg["meeting_id"] == resp.json()["id"] and "token" not in cfg
+        assert token not in json.dumps(run_kwargs)  # the user's key never reaches the bot
+        assert run_kwargs["environment"]["BOT_TOKEN"].startswith("vbt_")
         assert run_kwargs["labels"]["vexa.user_id"] == str(resp.json()["user_id"])
         bots = (await c.get("/bots/status", headers={"X-API-Key": token})).json()["running_bots"]
         assert [b["container_id"] for b in bots] == ["cid0001"]
@@ -281,13 +347,16 @@ async def test_manager_on_docker_standin(database_url, redis_url, tmp_path, make
         assert tuple(await wait_for(failed, what="reconcile")) == ("failed", "bot_crashed")
 
 
-def test_k8s_manifests_grant_exactly_pod_rights():
+def test_k8s_manifests_grant_exactly_pod_and_token_secret_rights():
     path = Path(__file__).parents[2] / "deploy" / "k8s" / "bot-manager.yaml"
     docs = {d["kind"]: d for d in yaml.safe_load_all(path.read_text())}
     assert {"ServiceAccount", "Role", "RoleBinding", "Deployment"} <= set(docs)
-    [rule] = docs["Role"]["rules"]
-    assert rule["resources"] == ["pods"]
-    assert sorted(rule["verbs"]) == ["create", "delete", "get", "list", "watch"]
+    pods, secrets = docs["Role"]["rules"]
+    assert pods["resources"] == ["pods"]
+    assert sorted(pods["verbs"]) == ["create", "delete", "get", "list", "watch"]
+    # Per-bot token Secrets: made, owned by their pod, deleted; never read back or listed.
+    assert secrets["resources"] == ["secrets"]
+    assert sorted(secrets["verbs"]) == ["create", "delete", "patch"]
     binding = docs["RoleBinding"]
     assert binding["roleRef"]["name"] == docs["Role"]["metadata"]["name"]
     assert binding["subjects"][0]["name"] == docs["ServiceAccount"]["metadata"]["name"]

@@ -87,7 +87,10 @@ async def _finished_segments(c: httpx.AsyncClient, native: str, timeout: float) 
         meeting = next(
             m for m in (await c.get("/meetings")).json()["meetings"] if m["native_meeting_id"] == native
         )
-        segments = (await c.get(f"/transcripts/google_meet/{native}")).json()["segments"]
+        # The live transcript's languages (the post-meeting one replaces it by default later).
+        segments = (await c.get(f"/transcripts/google_meet/{native}", params={"source": "live"})).json()[
+            "segments"
+        ]
         if (
             meeting["status"] in ("completed", "failed")
             and segments

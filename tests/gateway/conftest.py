@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from gateway_helpers import ClosedPort, HungServiceStandIn, start_gateway  # type: ignore[import-not-found]
 
+from vexa.embedded import free_port
 from vexa.testing.processes import ServiceProcess
 
 
@@ -35,6 +36,10 @@ def gateway(
         BOT_MANAGER_URL=closed[0].url,
         TRANSCRIPTION_COLLECTOR_URL=closed[1].url,
         WS_QUEUE_SIZE="8",
+        # Many tests (the fuzzer above all) share this gateway from one address: rate limits are
+        # tested on gateways of their own (test_gateway_rate_limits.py).
+        RATE_LIMIT_PER_KEY="0",
+        RATE_LIMIT_PER_IP="0",
     )
     try:
         yield proc
@@ -42,6 +47,27 @@ def gateway(
         proc.stop()
         for port in closed:
             port.close()
+
+
+@pytest.fixture(scope="module")
+def collector_gateway(service_env, admin_api, tmp_session_dir) -> Iterator[ServiceProcess]:
+    """A gateway with a running collector (the bot-manager is down); one per test module."""
+    env = {**service_env, "RECORDINGS_DIR": str(tmp_session_dir / "gw-recordings")}
+    collector = ServiceProcess(
+        "collector", free_port(), env, log_path=tmp_session_dir / "logs" / "gw-collector.log"
+    ).start()
+    gateway = start_gateway(
+        service_env,
+        tmp_session_dir / "logs" / "gateway-collector.log",
+        ADMIN_API_URL=admin_api.base_url,
+        BOT_MANAGER_URL=f"http://127.0.0.1:{free_port()}",
+        TRANSCRIPTION_COLLECTOR_URL=collector.base_url,
+    )
+    try:
+        yield gateway
+    finally:
+        gateway.stop()
+        collector.stop()
 
 
 @pytest.fixture(scope="session")

@@ -2,36 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import json
 
 import httpx
+import numpy as np
 import pytest
-from gateway_helpers import start_gateway  # type: ignore[import-not-found]
 from sqlalchemy import text
 
-from vexa.embedded import free_port
-from vexa.testing.processes import ServiceProcess
+from vexa.recordings.audio import encode_flac
+from vexa.recordings.finalize import finalize
+from vexa.recordings.records import new_recording
+from vexa.recordings.storage import LocalStorage
 
 pytestmark = pytest.mark.timeout(120)
-
-
-@pytest.fixture(scope="module")
-def collector_gateway(service_env, admin_api, tmp_session_dir) -> Iterator[ServiceProcess]:
-    collector = ServiceProcess(
-        "collector", free_port(), service_env, log_path=tmp_session_dir / "logs" / "gw-collector.log"
-    ).start()
-    gateway = start_gateway(
-        service_env,
-        tmp_session_dir / "logs" / "gateway-collector.log",
-        ADMIN_API_URL=admin_api.base_url,
-        BOT_MANAGER_URL=f"http://127.0.0.1:{free_port()}",
-        TRANSCRIPTION_COLLECTOR_URL=collector.base_url,
-    )
-    try:
-        yield gateway
-    finally:
-        gateway.stop()
-        collector.stop()
 
 
 async def test_meetings_and_transcripts_are_user_scoped(collector_gateway, make_user, db):
@@ -65,3 +48,94 @@ async def test_meetings_and_transcripts_are_user_scoped(collector_gateway, make_
             headers={"X-API-Key": other_token},
         )
         assert patched.status_code == 404
+
+
+async def test_upstream_bots_list_and_meeting_by_id_are_user_scoped(collector_gateway, make_user, db):
+    owner_id, owner_token = await make_user()
+    _, other_token = await make_user()
+    async with db.engine.begin() as conn:
+        ids = [
+            (
+                await conn.execute(
+                    text(
+                        "INSERT INTO meetings (user_id, platform, platform_specific_id, status, data) "
+                        "VALUES (:u, 'zoom', :n, :s, CAST(:d AS jsonb)) RETURNING id"
+                    ),
+                    {"u": owner_id, "n": f"12345678{i}", "s": status, "d": data},
+                )
+            ).scalar_one()
+            for i, (status, data) in enumerate(
+                [
+                    ("completed", "{}"),
+                    ("active", "{}"),
+                    (
+                        "failed",
+                        '{"completion_reason": "join_error", "error_details":'
+                        ' "cannot open the meeting page: net::ERR_NAME_NOT_RESOLVED"}',
+                    ),
+                ]
+            )
+        ]
+    owner, other = {"X-API-Key": owner_token}, {"X-API-Key": other_token}
+    async with httpx.AsyncClient(base_url=collector_gateway.base_url, timeout=10) as client:
+        bots = await client.get("/bots", headers=owner)
+        assert bots.status_code == 200, bots.text
+        assert [m["id"] for m in bots.json()["meetings"]] == ids[::-1] and bots.json()["has_more"] is False
+        active = (await client.get("/bots", params={"status": "active,failed"}, headers=owner)).json()
+        assert sorted(m["status"] for m in active["meetings"]) == ["active", "failed"]
+        page = (await client.get("/bots", params={"limit": 2}, headers=owner)).json()
+        assert len(page["meetings"]) == 2 and page["has_more"] is True
+        assert (await client.get("/bots", headers=other)).json() == {"meetings": [], "has_more": False}
+        assert (await client.get("/bots", params={"status": "exploded"}, headers=owner)).status_code == 422
+
+        failed = await client.get(f"/meetings/{ids[2]}", headers=owner)
+        assert failed.status_code == 200 and failed.json()["id"] == ids[2]
+        assert (
+            failed.json()["data"]["error_details"]
+            == "cannot open the meeting page: net::ERR_NAME_NOT_RESOLVED"
+        )
+        theirs = await client.get(f"/meetings/{ids[2]}", headers=other)
+        assert theirs.status_code == 404 and theirs.json() == {"detail": "Meeting not found"}
+        assert (await client.get("/meetings/999999", headers=owner)).status_code == 404
+        assert (await client.get("/meetings/0", headers=owner)).status_code == 422
+
+
+async def test_recording_media_byte_ranges_through_the_gateway(
+    collector_gateway, make_user, db, tmp_session_dir
+):
+    """Browsers seek with Range: the gateway passes it on and relays 206 + Content-Range."""
+    owner_id, owner_token = await make_user()
+    _, other_token = await make_user()
+    async with db.engine.begin() as conn:
+        meeting_id = (
+            await conn.execute(
+                text(
+                    "INSERT INTO meetings (user_id, platform, platform_specific_id, status) "
+                    "VALUES (:u, 'google_meet', 'rec-defg-hij', 'completed') RETURNING id"
+                ),
+                {"u": owner_id},
+            )
+        ).scalar_one()
+    record = new_recording(meeting_id)
+    storage = LocalStorage(tmp_session_dir / "gw-recordings")
+    audio = np.sin(np.arange(16000 * 3) / 16000 * 2 * np.pi * 440).astype(np.float32) * 0.3
+    await storage.put(f"{record['storage_prefix']}/chunks/t1/000001_0.flac", encode_flac(audio))
+    finalized = await finalize(storage, record["storage_prefix"])
+    record.update(status="completed", media_files=finalized.media_files)
+    async with db.engine.begin() as conn:
+        await conn.execute(
+            text("UPDATE meetings SET data = CAST(:d AS jsonb) WHERE id = :id"),
+            {"d": json.dumps({"recordings": [record]}), "id": meeting_id},
+        )
+    mixed = finalized.media_files[0]
+    url = f"/recordings/{record['id']}/media/{mixed['id']}/raw"
+    async with httpx.AsyncClient(base_url=collector_gateway.base_url, timeout=10) as client:
+        listed = await client.get("/recordings", headers={"X-API-Key": owner_token})
+        assert [r["id"] for r in listed.json()["recordings"]] == [record["id"]]
+        part = await client.get(url, headers={"X-API-Key": owner_token, "Range": "bytes=0-99"})
+        assert part.status_code == 206, part.text
+        assert part.headers["content-range"] == f"bytes 0-99/{mixed['file_size_bytes']}"
+        assert part.content == (await storage.get(mixed["storage_path"]))[:100]
+        assert part.headers["accept-ranges"] == "bytes"
+        denied = await client.get(url, headers={"X-API-Key": other_token})
+        assert denied.status_code == 404

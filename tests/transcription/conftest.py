@@ -72,6 +72,9 @@ def start_service(redis_url: str, tmp: Path, name: str, **extra: str) -> Service
         "CPU_THREADS": "1",
         "VEXA_HOME": str(tmp / "vexa-home"),
         "LOG_LEVEL": "INFO",
+        # These tests speak as anonymous WhisperLive clients: they opt in (test_transcription_auth.py
+        # starts the service without it).
+        "WL_STANDALONE": "true",
         **extra,
     }
     proc = ServiceProcess(

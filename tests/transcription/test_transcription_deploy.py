@@ -30,6 +30,9 @@ def test_compose_has_the_stack_with_documented_ports() -> None:
     assert services["api-gateway"]["ports"] == ["8056:8000"]
     assert services["admin-api"]["ports"] == ["8057:8001"]
     assert services["transcription-collector"]["ports"] == ["8123:8123"]
+    assert services["traefik"]["ports"] == ["127.0.0.1:9090:9090"]  # transcription: loopback only
+    for name in ("transcription-cpu-0", "transcription-gpu-0"):  # bots only, unless the operator opts in
+        assert services[name]["environment"]["WL_STANDALONE"] == "${WL_STANDALONE:-false}"
     for name in ("api-gateway", "admin-api", "bot-manager", "transcription-collector"):
         assert services[name]["command"][:3] == ["vexa", "serve", services[name]["command"][2]]
         assert services[name]["build"]["dockerfile"] == "deploy/Dockerfile"

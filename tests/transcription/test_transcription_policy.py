@@ -8,12 +8,14 @@ added to the output is the policy's doing.
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from vexa.transcription.engine import _repeats
 from vexa.transcription.language import LanguageTracker
+from vexa.transcription.scheduling import DRAFT, FINAL, PriorityGate
 from vexa.transcription.streaming import StreamingTranscriber
 from vexa.transcription.vad import FRAME, SpeechTracker, score_block
 from vexa.transcription.wer import normalize, wer
@@ -49,7 +51,7 @@ class Driver:
         inside = [w for w in self.words if job.offset <= (w.start + w.end) / 2 <= job.end]
         return DecodeResult(inside, "en", 1.0)
 
-    def feed(self, seconds: float, *, send: bool = True, idle: bool = False) -> None:
+    def feed(self, seconds: float, *, send: bool = True, stalled: bool = False, idle: bool = False) -> None:
         for _ in range(round(seconds * SAMPLE_RATE / CHUNK)):
             if send:
                 self.t.add_audio(np.zeros(CHUNK, np.float32))
@@ -59,9 +61,9 @@ class Driver:
                     first = self.t.vad.scored
                     probs = [self.speech_at((first + i + 0.5) * FRAME / SAMPLE_RATE) for i in range(frames)]
                     self.t.add_speech_scores(np.array(probs, np.float32), frames)
-            self.step(idle=idle)
+            self.step(stalled=stalled or idle, idle=idle)
 
-    def step(self, *, idle: bool = False, end: bool = False) -> None:
+    def step(self, *, stalled: bool = False, idle: bool = False, end: bool = False) -> None:
         if self.in_flight is not None:
             job, left = self.in_flight
             if left > 0 and not end:
@@ -70,7 +72,7 @@ class Driver:
             self.in_flight = None
             self.emitted += self.t.apply(job, self.decode(job))
         while True:
-            changes, job = self.t.poll(idle=idle, end=end)
+            changes, job = self.t.poll(stalled=stalled, idle=idle, end=end)
             self.emitted += changes
             if job is None:
                 return
@@ -144,6 +146,19 @@ def test_client_that_stops_sending_gets_its_words_committed() -> None:
     assert d.committed() == []
     d.feed(0.1, send=False, idle=True)  # the session's clock notices no audio arrived
     assert d.committed() == ["we will ship it on friday"]
+
+
+def test_a_stalled_stream_is_decoded_before_the_idle_commit_is_due() -> None:
+    # The final decode starts when audio stops arriving, so the idle commit needs no decode of its own.
+    d = Driver(script((0.5, "we will ship it on friday")))
+    d.feed(d.words[-1].end + 0.05)
+    jobs = len(d.jobs)
+    d.feed(0.1, send=False, stalled=True)
+    assert len(d.jobs) == jobs + 1 and d.jobs[-1].final
+    assert d.committed() == []  # not yet: the client may only be late
+    d.feed(0.1, send=False, idle=True)
+    assert d.committed() == ["we will ship it on friday"]
+    assert len(d.jobs) == jobs + 1  # committed from the decode that was already done
 
 
 def test_end_of_stream_mid_word_commits_everything() -> None:
@@ -241,3 +256,32 @@ def test_wer_normalises_case_punctuation_and_digits() -> None:
     assert normalize("Hello, World! 5 p.m.") == ["hello", "world", "five", "p", "m"]
     assert wer("five apples", "5 Apples.") == 0.0
     assert wer("a b c d", "a c d") == 0.25
+
+
+async def test_waiting_final_decodes_run_before_waiting_drafts() -> None:
+    gate = PriorityGate(1)
+    order: list[str] = []
+    release = asyncio.Event()
+
+    async def hold() -> None:
+        async with gate.slot(DRAFT):
+            await release.wait()
+
+    async def run(name: str, priority: int) -> None:
+        async with gate.slot(priority):
+            order.append(name)
+
+    holder = asyncio.create_task(hold())
+    await asyncio.sleep(0)
+    waiters = [asyncio.create_task(run("draft-a", DRAFT)), asyncio.create_task(run("draft-b", DRAFT))]
+    cancelled = asyncio.create_task(run("cancelled-final", FINAL))
+    await asyncio.sleep(0)
+    waiters.append(asyncio.create_task(run("final", FINAL)))
+    await asyncio.sleep(0)
+    assert gate.queued == 4
+    cancelled.cancel()  # a session that ended while waiting gives its place up
+    await asyncio.sleep(0)
+    release.set()
+    await asyncio.gather(holder, *waiters)
+    assert order == ["final", "draft-a", "draft-b"]
+    assert gate.free == 1 and gate.queued == 0

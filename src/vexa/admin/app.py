@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from vexa.admin import routes, user_routes
+from vexa.admin import analytics, routes, user_routes
 from vexa.admin.settings import AdminSettings
 from vexa.service import add_error_handler, data_services
 
@@ -43,5 +43,7 @@ def create_app(settings: AdminSettings | None = None) -> FastAPI:
         return {"status": "ok", "service": "admin-api"}
 
     app.include_router(routes.router)
+    app.include_router(analytics.read_only)
+    app.include_router(analytics.admin_only)
     app.include_router(user_routes.router)
     return app

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import logging
+from datetime import UTC, datetime, timedelta
 
-from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, Response, status
+from fastapi import APIRouter, Body, Depends, HTTPException, Path, Query, Request, Response, status
 from fastapi.responses import JSONResponse
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -12,10 +13,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from vexa.admin import store
 from vexa.admin.audit import audit
 from vexa.admin.security import require_admin
-from vexa.auth import TokenVerifier, publish_revocation
+from vexa.auth import Scope, TokenVerifier, publish_revocation
 from vexa.db.models import User
 from vexa.schemas import (
     ErrorResponse,
+    TokenCreate,
     TokenInfo,
     TokenResponse,
     UserCreate,
@@ -167,13 +169,40 @@ async def delete_user(request: Request, user_id: int = Path(ge=1, le=2**31 - 1))
     responses=NOT_FOUND,
     summary="Issue an API token (the plaintext is shown only in this response)",
 )
-async def create_token(request: Request, user_id: int = Path(ge=1, le=2**31 - 1)) -> TokenResponse:
+async def create_token(
+    request: Request,
+    user_id: int = Path(ge=1, le=2**31 - 1),
+    body: TokenCreate | None = Body(None),
+    scope: Scope | None = Query(None, description="Same as the body's scope (upstream passes a query)."),
+    expires_in: int | None = Query(None, ge=60, le=10 * 365 * 86400, description="Seconds to expiry."),
+) -> TokenResponse:
+    """Without a body or query the key is ``full`` and never expires (what upstream issues)."""
+    spec = body or TokenCreate()
+    chosen_scope = scope.value if scope is not None and body is None else spec.scope
+    expires_at = spec.expires_at
+    seconds = spec.expires_in if spec.expires_in is not None else expires_in
+    if seconds is not None and expires_at is None:
+        expires_at = datetime.now(UTC) + timedelta(seconds=seconds)
+    if expires_at is not None and expires_at <= datetime.now(UTC):
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, detail="expires_at is in the past")
     async with _sessions(request) as session:
         await _user_or_404(session, user_id)
-        issued = await store.issue_token(session, user_id)
-    audit("token.create", ACTOR, user_id=user_id, token_id=issued.row.id)
+        issued = await store.issue_token(session, user_id, scope=chosen_scope, expires_at=expires_at)
+    audit(
+        "token.create",
+        ACTOR,
+        user_id=user_id,
+        token_id=issued.row.id,
+        scope=chosen_scope,
+        expires_at=expires_at.isoformat() if expires_at else None,
+    )
     return TokenResponse(
-        id=issued.row.id, user_id=user_id, token=issued.plaintext, created_at=issued.row.created_at
+        id=issued.row.id,
+        user_id=user_id,
+        token=issued.plaintext,
+        created_at=issued.row.created_at,
+        scope=issued.row.scope,
+        expires_at=issued.row.expires_at,
     )
 
 

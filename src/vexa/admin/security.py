@@ -22,5 +22,20 @@ async def require_admin(request: Request, key: str | None = Security(admin_key_h
             status.HTTP_401_UNAUTHORIZED, detail="Missing admin API key (X-Admin-API-Key header)"
         )
     expected: str = request.app.state.admin_api_token
-    if not hmac.compare_digest(key.encode("utf-8"), expected.encode("utf-8")):
+    if not _matches(key, expected):
+        raise HTTPException(status.HTTP_403_FORBIDDEN, detail="Invalid admin API key")
+
+
+def _matches(key: str, expected: str | None) -> bool:
+    return bool(expected) and hmac.compare_digest(key.encode("utf-8"), str(expected).encode("utf-8"))
+
+
+async def require_analytics(request: Request, key: str | None = Security(admin_key_header)) -> None:
+    """The read-only analytics routes take the admin key or ``ANALYTICS_API_TOKEN`` (upstream's rule)."""
+    if not key:
+        raise HTTPException(
+            status.HTTP_401_UNAUTHORIZED, detail="Missing admin API key (X-Admin-API-Key header)"
+        )
+    state = request.app.state
+    if not (_matches(key, state.admin_api_token) or _matches(key, state.settings.analytics_api_token)):
         raise HTTPException(status.HTTP_403_FORBIDDEN, detail="Invalid admin API key")

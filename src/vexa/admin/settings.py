@@ -5,15 +5,22 @@ from __future__ import annotations
 from pydantic import Field
 
 from vexa.config import DataSettings
+from vexa.webhooks.settings import WebhookSettings
 
 
-class AdminSettings(DataSettings):
+class AdminSettings(DataSettings, WebhookSettings):
     """The admin key is required: an admin API without one would be open to anyone."""
 
     admin_api_token: str | None = Field(
         None,
         alias="ADMIN_API_TOKEN",
         description="Value every /admin/* request must send as X-Admin-API-Key.",
+    )
+
+    analytics_api_token: str | None = Field(
+        None,
+        alias="ANALYTICS_API_TOKEN",
+        description="Optional read-only key for the /admin/stats and /admin/analytics routes.",
     )
 
     def require_admin_token(self) -> str:

@@ -7,6 +7,7 @@ one implementation (same idempotency, same hashing).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import delete, func, select
@@ -112,11 +113,17 @@ async def delete_user(session: AsyncSession, user: User) -> list[str]:
     return hashes
 
 
-async def issue_token(session: AsyncSession, user_id: int) -> IssuedToken:
+async def issue_token(
+    session: AsyncSession, user_id: int, *, scope: str = "full", expires_at: datetime | None = None
+) -> IssuedToken:
     """Store only the hash and a short prefix; hand the plaintext back once."""
     plaintext = generate_token()
     row = APIToken(
-        token_hash=hash_token(plaintext), token_prefix=plaintext[:TOKEN_PREFIX_LENGTH], user_id=user_id
+        token_hash=hash_token(plaintext),
+        token_prefix=plaintext[:TOKEN_PREFIX_LENGTH],
+        user_id=user_id,
+        scope=scope,
+        expires_at=expires_at,
     )
     session.add(row)
     await session.commit()
@@ -141,13 +148,3 @@ async def revoke_token(session: AsyncSession, token_id: int) -> APIToken | None:
         row.revoked = True
         await session.commit()
     return row
-
-
-async def set_webhook(session: AsyncSession, user_id: int, url: str) -> User | None:
-    user = await get_user(session, user_id)
-    if user is None:
-        return None
-    user.data = {**(user.data or {}), "webhook_url": url}
-    await session.commit()
-    await session.refresh(user)
-    return user

@@ -19,10 +19,12 @@ from playwright.async_api import Browser, Page, Playwright, async_playwright
 
 from vexa.bot.commands import listen_for_commands
 from vexa.bot.platforms import ADAPTERS, JoinFailed, MeetingAdapter
+from vexa.bot.recorder import MeetingRecorder
 from vexa.bot.settings import BotConfig, BotSettings
 from vexa.bot.status import StatusReporter
 from vexa.bot.transcription_client import TranscriptionStream
 from vexa.logs import setup_logging
+from vexa.recordings.storage import open_storage
 
 log = logging.getLogger("vexa.bot")
 
@@ -73,6 +75,7 @@ class AudioRouter:
         self.participants_seen: set[str] = set()
         self.participants_changed_at = time.monotonic()
         self.closed = False
+        self.recorder: MeetingRecorder | None = None
 
     def on_audio(self, key: str, name: str, pid: str, b64: str, t_ms: float) -> None:
         if self.closed:
@@ -91,7 +94,10 @@ class AudioRouter:
             self.streams[key] = stream
             self.tasks.append(asyncio.create_task(stream.run()))
             log.info("new audio stream %s", stream.label)
-        stream.push(base64.b64decode(b64), t_ms / 1000.0)
+        pcm = base64.b64decode(b64)
+        stream.push(pcm, t_ms / 1000.0)
+        if self.recorder is not None:
+            self.recorder.push(key, name if key != "mixed" else None, pid or None, pcm, t_ms / 1000.0)
 
     def on_speaker(self, event_type: str, name: str, pid: str, t_ms: float) -> None:
         event = {
@@ -124,7 +130,10 @@ class AudioRouter:
 
     async def close(self) -> None:
         self.closed = True
-        await asyncio.gather(*(s.close() for s in self.streams.values()), return_exceptions=True)
+        closing = [s.close() for s in self.streams.values()]
+        if self.recorder is not None:
+            closing.append(self.recorder.close())
+        await asyncio.gather(*closing, return_exceptions=True)
         for task in self.tasks:
             task.cancel()
         await asyncio.gather(*self.tasks, return_exceptions=True)
@@ -136,10 +145,12 @@ class Bot:
     def __init__(self, config: BotConfig, settings: BotSettings | None = None) -> None:
         self.config = config
         self.settings = settings or BotSettings()
-        self.reporter = StatusReporter(config.callback_url, config.callback_token, config.meeting_id)
+        self.reporter = StatusReporter(config.callback_url, config.token, config.meeting_id)
         self.audio = AudioRouter(config, self.settings)
         self._stop = asyncio.Event()
         self.stop_reason: str | None = None
+        # Why it ended, in words, for the final status report (data.error_details): no stack traces.
+        self.end_message: str | None = None
 
     def request_stop(self, reason: str) -> None:
         if not self._stop.is_set():
@@ -215,6 +226,12 @@ class Bot:
                 )
             )
         helpers.append(asyncio.create_task(self._max_duration()))
+        if self.config.recording_enabled and self.config.recording_prefix:
+            self.audio.recorder = MeetingRecorder(
+                open_storage(self.settings), self.config.recording_prefix, self.settings.recording_chunk_s
+            )
+            self.audio.recorder.start()
+            log.info("recording to %s (%s)", self.config.recording_prefix, self.settings.storage_backend)
         await self.reporter.send("joining")
         status, reason = "failed", "join_error"
         try:
@@ -226,9 +243,10 @@ class Bot:
                     await self.audio.close()
                     with contextlib.suppress(Exception):
                         await browser.close()
-        except Exception:
+        except Exception as exc:
             log.exception("bot crashed")
             status, reason = "failed", "join_error"
+            self.end_message = f"the bot crashed: {type(exc).__name__}"
             await self.audio.close()
         finally:
             for task in helpers:
@@ -241,7 +259,10 @@ class Bot:
             status,
             reason,
             participants=sorted(self.audio.participants_seen),
-            details={"speaker_events": len(self.audio.speaker_events)},
+            details={
+                "speaker_events": len(self.audio.speaker_events),
+                **({"message": self.end_message} if self.end_message else {}),
+            },
         )
         return 0 if status == "completed" else 1
 
@@ -252,6 +273,7 @@ class Bot:
     async def _in_meeting(self, page: Page, helpers: list[asyncio.Task[Any]]) -> tuple[str, str]:
         adapter_cls = ADAPTERS.get(self.config.platform)
         if adapter_cls is None:
+            self.end_message = f"unsupported platform {self.config.platform!r}"
             return "failed", "join_error"
         adapter: MeetingAdapter = adapter_cls(page, self.config.meeting_url, self.config.bot_name)
         try:
@@ -264,6 +286,7 @@ class Bot:
                 )
         except JoinFailed as exc:
             log.warning("could not join: %s", exc)
+            self.end_message = exc.detail or None
             return "failed", exc.reason
         if not finished:
             return "completed", self.stop_reason or "stopped"

@@ -1,8 +1,9 @@
 """The bot's configuration: the per-meeting ``BOT_CONFIG`` JSON plus process settings.
 
-The bot-manager passes everything meeting-specific in one JSON env var (see
-docs/CONTRACTS.md "bot-manager ↔ bot"); machine-specific knobs (where Chromium
-lives, buffer sizes) are ordinary env vars read by ``BotSettings``.
+The bot-manager passes everything meeting-specific in one JSON env var and the
+bot's meeting token in ``BOT_TOKEN`` (see docs/CONTRACTS.md "bot-manager ↔ bot");
+machine-specific knobs (where Chromium lives, buffer sizes) are ordinary env vars
+read by ``BotSettings``.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import os
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from vexa.config import ServiceSettings
+from vexa.recordings.settings import RecordingStorageSettings
 
 
 class BotConfig(BaseModel):
@@ -28,25 +29,37 @@ class BotConfig(BaseModel):
     language: str | None = None
     task: str | None = "transcribe"
     custom_vocabulary: list[str] = Field(default_factory=list)
-    token: str = Field(repr=False)
+    token: str = Field(
+        repr=False,
+        description="The bot's own token, scoped to this meeting (env BOT_TOKEN); never the user's API key.",
+    )
     transcription_url: str
     callback_url: str | None = None
-    callback_token: str | None = Field(None, repr=False)
     redis_url: str | None = None
     leave_when_alone_s: float = 60.0
     max_duration_s: float = 4 * 3600.0
     admission_timeout_s: float = 300.0
+    # Where this meeting's recording goes (set by the bot-manager when recording is on).
+    recording_enabled: bool = False
+    recording_prefix: str | None = None
 
     @classmethod
     def from_env(cls) -> BotConfig:
         raw = os.environ.get("BOT_CONFIG")
         if not raw:
             raise SystemExit("BOT_CONFIG is not set: the bot needs its meeting context as JSON")
-        return cls.model_validate(json.loads(raw))
+        data = json.loads(raw)
+        # The secret travels apart from the config, so Kubernetes can mount it from a Secret.
+        token = os.environ.get("BOT_TOKEN")
+        if token:
+            data["token"] = token
+        if not data.get("token"):
+            raise SystemExit("BOT_TOKEN is not set: the bot needs its meeting token")
+        return cls.model_validate(data)
 
 
-class BotSettings(ServiceSettings):
-    """Process-level knobs, the same for every meeting on a machine."""
+class BotSettings(RecordingStorageSettings):
+    """Process-level knobs, the same for every meeting on a machine (and where recordings are stored)."""
 
     chromium_path: str = Field("/usr/lib/chromium/chromium", alias="BOT_CHROMIUM_PATH")
     headless: bool = Field(True, alias="BOT_HEADLESS")
@@ -63,4 +76,11 @@ class BotSettings(ServiceSettings):
     reconnect_max_s: float = Field(10.0, alias="BOT_RECONNECT_MAX_S")
     per_participant: bool = Field(
         True, alias="BOT_PER_PARTICIPANT_AUDIO", description="One transcription session per participant."
+    )
+    recording_chunk_s: float = Field(
+        10.0,
+        gt=0,
+        le=60,
+        alias="RECORDING_CHUNK_S",
+        description="Seconds per recording chunk: at most this much is lost if the bot is killed.",
     )

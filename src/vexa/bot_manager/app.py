@@ -17,13 +17,12 @@ from fastapi import Depends, FastAPI, Header, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from vexa.auth import AuthenticatedUser, api_key_header, require_user
+from vexa.auth import AuthenticatedUser, require_user
 from vexa.bot_manager.errors import ServiceError
 from vexa.bot_manager.lifecycle import CompletionReason, IllegalTransition
 from vexa.bot_manager.manager import BotManager
 from vexa.bot_manager.orchestrators import Orchestrator, create_orchestrator
 from vexa.bot_manager.settings import BotManagerSettings
-from vexa.bot_manager.webhooks import WebhookDispatcher
 from vexa.platforms import Platform
 from vexa.schemas import (
     BotStatusResponse,
@@ -34,6 +33,8 @@ from vexa.schemas import (
     MessageResponse,
 )
 from vexa.service import DataServices, data_services
+from vexa.webhooks.emit import WebhookEmitter
+from vexa.webhooks.worker import WebhookWorker
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +58,7 @@ class CallbackResponse(BaseModel):
 
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
-    code: {"model": ErrorResponse} for code in (401, 403, 404, 409, 503)
+    code: {"model": ErrorResponse} for code in (401, 403, 404, 409, 429, 503)
 }
 
 
@@ -70,15 +71,20 @@ async def _bot_manager(
     app: FastAPI, settings: BotManagerSettings, stores: DataServices, orchestrator: Orchestrator | None
 ) -> AsyncIterator[BotManager]:
     """The manager, its webhook worker and its watcher; on shutdown every bot is stopped."""
-    webhooks = WebhookDispatcher(
+    webhooks = WebhookWorker(
         stores.redis,
-        secret=settings.webhook_secret,
-        max_attempts=settings.webhook_max_attempts,
+        stores.db.sessionmaker,
+        allow_private=settings.webhook_allow_private_urls,
+        legacy_bearer=settings.webhook_legacy_bearer,
         retry_base_s=settings.webhook_retry_base_s,
+        max_delay_s=settings.webhook_retry_max_delay_s,
+        retry_for_s=settings.webhook_retry_for_s,
         timeout_s=settings.webhook_timeout_s,
     )
     orch = orchestrator or create_orchestrator(settings)
-    manager = BotManager(settings, stores.db, stores.redis, orch, webhooks)
+    manager = BotManager(
+        settings, stores.db, stores.redis, orch, WebhookEmitter(stores.redis, stores.db.sessionmaker)
+    )
     app.state.settings = settings
     app.state.manager = manager
     # Strong references: the event loop keeps only weak ones to tasks.
@@ -134,11 +140,9 @@ def create_app(
         body: MeetingCreate,
         request: Request,
         user: AuthenticatedUser = Depends(require_user),
-        api_key: str | None = Depends(api_key_header),
     ) -> MeetingResponse:
         """Send a bot into a meeting (one per user + platform + meeting id at a time)."""
-        assert api_key is not None  # require_user has checked it
-        return await _manager(request).create_bot(user, api_key, body)
+        return await _manager(request).create_bot(user, body)
 
     @app.delete(
         "/bots/{platform}/{native_meeting_id}",

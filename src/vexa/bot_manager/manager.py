@@ -20,26 +20,23 @@ from redis.exceptions import RedisError
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 
+from vexa import bot_tokens
 from vexa.auth import AuthenticatedUser
 from vexa.bot_manager.announcer import Announcer
-from vexa.bot_manager.bot_config import (
-    bot_config_json,
-    build_bot_config,
-    callback_token_matches,
-    new_callback_token,
-)
+from vexa.bot_manager.bot_config import bot_config_json, build_bot_config, callback_token_matches
 from vexa.bot_manager.errors import ServiceError
 from vexa.bot_manager.lifecycle import ACTIVE_STATUSES, CompletionReason, IllegalTransition, is_terminal
 from vexa.bot_manager.orchestrators.base import BotSpec, Orchestrator
 from vexa.bot_manager.reconciler import Reconciler
 from vexa.bot_manager.settings import BotManagerSettings
 from vexa.bot_manager.transitions import MeetingTransitions
-from vexa.bot_manager.webhooks import WebhookDispatcher
 from vexa.db import Database
 from vexa.db.models import Meeting, MeetingStatus, User
 from vexa.meetings import CALLBACK_TOKEN_HASH_KEY, meeting_response
 from vexa.platforms import meeting_url
+from vexa.recordings.records import RECORDINGS_KEY, new_recording
 from vexa.schemas import BotStatus, MeetingConfigUpdate, MeetingCreate, MeetingResponse
+from vexa.webhooks.emit import WebhookEmitter
 
 log = logging.getLogger(__name__)
 
@@ -59,14 +56,16 @@ class BotManager:
         db: Database,
         redis: Redis,
         orchestrator: Orchestrator,
-        webhooks: WebhookDispatcher,
+        webhooks: WebhookEmitter,
     ) -> None:
         self.settings = settings
         self.db = db
         self.redis = redis
         self.orchestrator = orchestrator
-        self.announcer = Announcer(redis, db.sessionmaker, webhooks, settings.meeting_base_url)
-        self.transitions = MeetingTransitions(db, redis, self.announcer)
+        self.announcer = Announcer(redis, webhooks, settings.meeting_base_url)
+        self.transitions = MeetingTransitions(
+            db, redis, self.announcer, bot_token_grace_s=settings.bot_token_grace_s
+        )
         self.reconciler = Reconciler(settings, db, orchestrator, self.transitions)
         self._tasks: set[asyncio.Task[Any]] = set()
 
@@ -88,12 +87,13 @@ class BotManager:
 
     # --- POST /bots ---------------------------------------------------------------------------
 
-    async def create_bot(
-        self, user: AuthenticatedUser, user_token: str, req: MeetingCreate
-    ) -> MeetingResponse:
-        """Record the request (limits checked under the user's row lock), then start its bot."""
-        callback_token, callback_hash = new_callback_token()
-        meeting, data = await self._insert_requested_meeting(user, req, callback_hash)
+    async def create_bot(self, user: AuthenticatedUser, req: MeetingCreate) -> MeetingResponse:
+        """Record the request (limits checked under the user's row lock), then start its bot.
+
+        The bot gets its own token for this one meeting, never the caller's API key.
+        """
+        bot_token, token_hash = bot_tokens.new_bot_token()
+        meeting, data = await self._insert_requested_meeting(user, req, token_hash)
         log.info(
             "meeting %s requested by user %s (%s/%s)",
             meeting.id,
@@ -102,7 +102,7 @@ class BotManager:
             meeting.platform_specific_id,
         )
         await self.announcer.announce(meeting, None)
-        return await self._start_bot(meeting, user, user_token, req, callback_token, data)
+        return await self._start_bot(meeting, user, req, bot_token, data)
 
     async def _insert_requested_meeting(
         self, user: AuthenticatedUser, req: MeetingCreate, callback_hash: str
@@ -156,7 +156,7 @@ class BotManager:
                 ).scalar_one()
                 limit = user_row.max_concurrent_bots
                 if active >= limit:
-                    raise ServiceError(403, f"User has reached the maximum concurrent bot limit ({limit}).")
+                    raise ServiceError(429, f"User has reached the maximum concurrent bot limit ({limit}).")
                 meeting = Meeting(
                     user_id=user.user_id,
                     platform=platform,
@@ -166,22 +166,42 @@ class BotManager:
                 )
                 session.add(meeting)
                 await session.flush()
+                if self._records(req, user_row):
+                    data = {**data, RECORDINGS_KEY: [new_recording(meeting.id)]}
+                    meeting.data = data
+                    await session.flush()
                 await session.refresh(meeting)
         except IntegrityError as exc:  # the partial unique index: the database's last word on duplicates
             raise ServiceError(409, f"An active bot already exists for {platform}/{native}.") from exc
         return meeting, data
 
+    def _records(self, req: MeetingCreate, user_row: User) -> bool:
+        """The request's ``recording_enabled``, else the user's default, else the service's."""
+        if req.recording_enabled is not None:
+            return req.recording_enabled
+        user_default = (user_row.data or {}).get("recording_enabled")
+        if isinstance(user_default, bool):
+            return user_default
+        return self.settings.recording_enabled_default
+
     async def _start_bot(
         self,
         meeting: Meeting,
         user: AuthenticatedUser,
-        user_token: str,
         req: MeetingCreate,
-        callback_token: str,
+        bot_token: str,
         data: dict[str, Any],
     ) -> MeetingResponse:
-        """Start the bot and store its handle; a refused start fails the meeting (503)."""
+        """Register the bot's token, start the bot and store its handle; a refused start fails the
+        meeting (503)."""
         platform, native = req.platform.value, req.native_meeting_id
+        claims = bot_tokens.BotTokenClaims(
+            meeting_id=meeting.id,
+            user_id=user.user_id,
+            platform=platform,
+            native_meeting_id=native,
+            token_hash=data[CALLBACK_TOKEN_HASH_KEY],
+        )
         url = meeting_url(platform, native, req.passcode, base_url=self.settings.meeting_base_url)
         config = build_bot_config(
             self.settings,
@@ -189,15 +209,15 @@ class BotManager:
             platform=platform,
             native_meeting_id=native,
             meeting_url=url,
-            user_token=user_token,
-            callback_token=callback_token,
             bot_name=data["bot_name"],
             language=req.language,
             task=data["task"],
             custom_vocabulary=req.custom_vocabulary,
+            recording_prefix=next((r["storage_prefix"] for r in data.get(RECORDINGS_KEY, [])), None),
         )
-        spec = BotSpec(meeting.id, user.user_id, platform, native, bot_config_json(config))
+        spec = BotSpec(meeting.id, user.user_id, platform, native, bot_config_json(config), bot_token)
         try:
+            await bot_tokens.register(self.redis, claims, self.settings.bot_token_ttl_s())
             handle = await self.orchestrator.start(spec)
         except Exception as exc:
             log.error("could not start a bot for meeting %s: %s", meeting.id, exc)
@@ -206,7 +226,7 @@ class BotManager:
                     meeting.id,
                     S.failed,
                     reason=CompletionReason.join_error,
-                    details={"error": "bot_start_failed", "message": str(exc)},
+                    details={"error": "bot_start_failed", "message": f"could not start the bot: {exc}"},
                     source="bot_manager",
                 )
             raise ServiceError(

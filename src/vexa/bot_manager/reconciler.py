@@ -70,7 +70,7 @@ class Reconciler:
                         S.failed,
                         reason=CompletionReason.bot_crashed,
                         details={
-                            "message": "the bot exited without reporting a final status",
+                            "message": f"the bot process exited (code {exit_code}) without a final status",
                             "exit_code": exit_code,
                         },
                         source="orchestrator",

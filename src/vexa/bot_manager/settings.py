@@ -14,6 +14,8 @@ from typing import Literal
 from pydantic import AliasChoices, Field
 
 from vexa.config import DataSettings, vexa_home
+from vexa.recordings.settings import RecordingStorageSettings
+from vexa.webhooks.settings import WebhookSettings
 
 
 def default_bot_command() -> list[str]:
@@ -21,7 +23,7 @@ def default_bot_command() -> list[str]:
     return [sys.executable, "-m", "vexa", "bot"]
 
 
-class BotManagerSettings(DataSettings):
+class BotManagerSettings(DataSettings, WebhookSettings, RecordingStorageSettings):
     """One class for the whole service; tests build it with explicit values."""
 
     port: int = Field(8080, alias="BOT_MANAGER_PORT")
@@ -63,13 +65,25 @@ class BotManagerSettings(DataSettings):
         description="A meeting left 'requested' with no bot this long failed.",
     )
 
-    webhook_secret: str | None = Field(None, alias="WEBHOOK_SECRET")
-    webhook_max_attempts: int = Field(6, ge=1, alias="WEBHOOK_MAX_ATTEMPTS")
-    webhook_retry_base_s: float = Field(1.0, gt=0, alias="WEBHOOK_RETRY_BASE_S")
-    webhook_timeout_s: float = Field(10.0, gt=0, alias="WEBHOOK_TIMEOUT_S")
+    bot_token_grace_s: float = Field(
+        3600.0,
+        gt=0,
+        alias="BOT_TOKEN_GRACE_S",
+        description="After a meeting ends its bot token opens no session but still authorises "
+        "segments already sent, this long (a collector backlog).",
+    )
+    recording_enabled_default: bool = Field(
+        True,
+        alias="RECORDING_ENABLED",
+        description="Record meetings unless the request or the user's data.recording_enabled says no.",
+    )
 
     reconcile_interval_s: float = Field(10.0, gt=0, alias="RECONCILE_INTERVAL_S")
     bot_log_dir: Path | None = Field(None, alias="BOT_LOG_DIR")
+
+    def bot_token_ttl_s(self) -> float:
+        """A bot token outlives its bot's longest possible life by a margin, and no more."""
+        return self.bot_start_grace_s + self.bot_admission_timeout_s + self.bot_max_duration_s + 600
 
     def resolved_callback_url(self) -> str:
         return (self.callback_url or f"http://127.0.0.1:{self.port}").rstrip("/")

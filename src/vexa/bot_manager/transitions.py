@@ -12,13 +12,19 @@ from datetime import UTC, datetime
 from typing import Any
 
 from redis.asyncio import Redis
+from redis.exceptions import RedisError
 
+from vexa import bot_tokens
 from vexa.bot_manager.announcer import Announcer
 from vexa.bot_manager.errors import ServiceError
 from vexa.bot_manager.lifecycle import CompletionReason, check_transition, is_terminal
+from vexa.bot_manager.reasons import error_details, safe_details
 from vexa.bot_manager.transcript_summary import merge_unique, transcript_speakers_and_languages
 from vexa.db import Database
 from vexa.db.models import Meeting, MeetingStatus
+from vexa.meetings import CALLBACK_TOKEN_HASH_KEY
+from vexa.recordings.jobs import enqueue_postprocess
+from vexa.recordings.records import RECORDINGS_KEY
 
 log = logging.getLogger(__name__)
 
@@ -26,7 +32,10 @@ S = MeetingStatus
 
 
 class MeetingTransitions:
-    def __init__(self, db: Database, redis: Redis, announcer: Announcer) -> None:
+    def __init__(
+        self, db: Database, redis: Redis, announcer: Announcer, *, bot_token_grace_s: float = 3600.0
+    ) -> None:
+        self.bot_token_grace_s = bot_token_grace_s
         self.db = db
         self.redis = redis
         self.announcer = announcer
@@ -77,10 +86,11 @@ class MeetingTransitions:
             if is_terminal(new):
                 meeting.end_time = now
                 data["completion_reason"] = str(reason)
-                if new == S.failed:
-                    data["error_details"] = details or {"message": f"bot failed ({reason})"}
-                elif details:
-                    data["completion_details"] = details
+                problem = error_details(new.value, str(reason), details)
+                if problem:
+                    data["error_details"] = problem
+                if extra := safe_details(details):
+                    data["completion_details"] = extra
                 speakers, languages = await transcript_speakers_and_languages(session, self.redis, meeting_id)
                 data["participants"] = merge_unique(data.get("participants"), speakers)
                 data["languages"] = merge_unique(data.get("languages"), languages)
@@ -96,8 +106,25 @@ class MeetingTransitions:
             f" [{reason}]" if reason else "",
             source,
         )
-        await self.announcer.announce(meeting, str(reason) if reason else None)
+        if is_terminal(new):
+            await self._end_bot_token(meeting)
+        await self.announcer.announce(meeting, str(reason) if reason else None, old=old, source=source)
+        if is_terminal(new) and (meeting.data or {}).get(RECORDINGS_KEY):
+            try:
+                await enqueue_postprocess(self.redis, meeting_id)
+            except RedisError:
+                log.error("meeting %s: could not queue its recording's post-processing", meeting_id)
         return meeting, True
+
+    async def _end_bot_token(self, meeting: Meeting) -> None:
+        """The ended meeting's bot token opens no new session (segments in flight still land)."""
+        token_hash = (meeting.data or {}).get(CALLBACK_TOKEN_HASH_KEY)
+        if not token_hash:
+            return
+        try:
+            await bot_tokens.mark_ended(self.redis, token_hash, self.bot_token_grace_s)
+        except RedisError as exc:  # it still expires with its TTL
+            log.warning("meeting %s: could not end its bot token (%s)", meeting.id, type(exc).__name__)
 
     @staticmethod
     def _default_reason(old: str, new: MeetingStatus) -> CompletionReason:

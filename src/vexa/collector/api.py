@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any
+from datetime import UTC, datetime, timedelta
+from typing import Any, Literal
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
+from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, status
 from sqlalchemy import bindparam, delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.responses import Response
@@ -14,12 +15,14 @@ from starlette.responses import Response
 from vexa.auth import AuthenticatedUser, require_user
 from vexa.collector.exports import ExportFormat, export_response
 from vexa.collector.meetings import session_starts
+from vexa.collector.recordings_api import delete_files
 from vexa.collector.segments import MeetingLock, absolute, decode, drop_meeting, read_raw, segment_field
-from vexa.db.models import TERMINAL_STATUSES, Meeting, MeetingSession, Transcription
+from vexa.db.models import TERMINAL_STATUSES, FinalSegment, Meeting, MeetingSession, Transcription
 from vexa.meeting_filters import MeetingFilters, meeting_filters
 from vexa.meetings import meeting_response, valid_native_id
 from vexa.platforms import Platform
 from vexa.schemas import (
+    BotListResponse,
     ErrorResponse,
     MeetingListResponse,
     MeetingResponse,
@@ -96,6 +99,43 @@ async def list_meetings(
         return MeetingListResponse(meetings=[meeting_response(m, base) for m in rows])
 
 
+@router.get("/bots", response_model=BotListResponse, tags=["bots"])
+async def list_bots(
+    request: Request,
+    filters: MeetingFilters = Depends(meeting_filters),
+    user: AuthenticatedUser = Depends(require_user),
+) -> BotListResponse:
+    """Upstream's ``GET /bots``: the caller's meetings (one per bot run) with ``has_more`` for paging."""
+    async with request.app.state.db.read_session() as session:
+        query = filters.page(select(Meeting).where(Meeting.user_id == user.user_id))
+        if filters.limit is not None:  # one extra row tells whether another page exists
+            query = query.limit(filters.limit + 1)
+        rows = list((await session.execute(query)).scalars())
+    has_more = filters.limit is not None and len(rows) > filters.limit
+    base = request.app.state.settings.meeting_base_url
+    return BotListResponse(
+        meetings=[meeting_response(m, base) for m in rows[: filters.limit]], has_more=has_more
+    )
+
+
+@router.get("/meetings/{meeting_id}", response_model=MeetingResponse, responses=NOT_FOUND, tags=["meetings"])
+async def get_meeting(
+    request: Request,
+    meeting_id: int = Path(ge=1, le=2**31 - 1, description="The meeting's database id"),
+    user: AuthenticatedUser = Depends(require_user),
+) -> MeetingResponse:
+    """One of the caller's meetings by its id (another user's is a 404, like a missing one)."""
+    async with request.app.state.db.read_session() as session:
+        meeting = (
+            await session.execute(
+                select(Meeting).where(Meeting.id == meeting_id, Meeting.user_id == user.user_id)
+            )
+        ).scalar_one_or_none()
+    if meeting is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, detail="Meeting not found")
+    return meeting_response(meeting, request.app.state.settings.meeting_base_url)
+
+
 @router.get(
     "/transcripts/{platform}/{native_meeting_id}",
     response_model=TranscriptionResponse,
@@ -108,11 +148,20 @@ async def get_transcript(
     native_id: str = Depends(valid_native_id),
     meeting_id: int | None = Query(None, ge=1, le=2**31 - 1, description="A specific meeting's database id"),
     format: ExportFormat = Query(ExportFormat.json, description="json (default), txt, srt, vtt or md"),
+    source: Literal["final", "live"] | None = Query(
+        None,
+        description="live: the transcript made during the meeting. Default: the post-meeting (final) "
+        "transcript once data.final_transcript.status is completed, else the live one.",
+    ),
     user: AuthenticatedUser = Depends(require_user),
 ) -> TranscriptionResponse | Response:
     state = request.app.state
     async with state.db.read_session() as session:
         meeting = await _find_meeting(session, user.user_id, platform, native_id, meeting_id)
+        final_ready = ((meeting.data or {}).get("final_transcript") or {}).get("status") == "completed"
+        if source != "live" and final_ready:
+            segments = await _final_segments(session, meeting)
+            return _transcript(meeting, segments, state.settings.meeting_base_url, format)
         rows = await session.execute(_SEGMENT_ROWS, {"meeting_id": meeting.id})
         starts = await session_starts(session, meeting.id)
         merged: dict[str, TranscriptionSegment] = {}
@@ -145,7 +194,44 @@ async def get_transcript(
         if entry_version(stored.version) >= versions.get(field, -1):
             merged[field] = stored.to_public(starts.get(stored.session_uid))
     segments = sorted(merged.values(), key=_sort_key)
-    view = meeting_response(meeting, state.settings.meeting_base_url)
+    return _transcript(meeting, segments, state.settings.meeting_base_url, format)
+
+
+async def _final_segments(session: AsyncSession, meeting: Meeting) -> list[TranscriptionSegment]:
+    """The post-meeting transcript; times count from the recording's start (``started_at``)."""
+    started = None
+    for rec in (meeting.data or {}).get("recordings") or []:
+        for media in rec.get("media_files") or []:
+            if media.get("metadata", {}).get("started_at"):
+                started = datetime.fromtimestamp(media["metadata"]["started_at"], UTC)
+    rows = (
+        await session.execute(
+            select(FinalSegment)
+            .where(FinalSegment.meeting_id == meeting.id)
+            .order_by(FinalSegment.start_time)
+        )
+    ).scalars()
+    return [
+        TranscriptionSegment(
+            start_time=r.start_time,
+            end_time=r.end_time,
+            text=r.text,
+            language=r.language,
+            created_at=r.created_at,
+            speaker=r.speaker,
+            absolute_start_time=started + timedelta(seconds=r.start_time) if started else None,
+            absolute_end_time=started + timedelta(seconds=r.end_time) if started else None,
+            completed=True,
+            session_uid="final",
+        )
+        for r in rows
+    ]
+
+
+def _transcript(
+    meeting: Meeting, segments: list[TranscriptionSegment], base_url: str | None, format: ExportFormat
+) -> TranscriptionResponse | Response:
+    view = meeting_response(meeting, base_url)
     transcript = TranscriptionResponse(
         **view.model_dump(
             include={
@@ -228,7 +314,11 @@ async def delete_meeting(
             # (the Redis lock above only saves work; it may expire during a slow round).
             await session.execute(select(Meeting.id).where(Meeting.id == meeting_db_id).with_for_update())
             await drop_meeting(state.redis, meeting_db_id)  # Redis first: leftovers would be persisted again
+            # Recordings' files first: a storage failure leaves the meeting as it was, to retry.
+            recordings = (meeting.data or {}).get("recordings") or []
+            await delete_files(state.recording_storage, recordings, None)
             await session.execute(delete(Transcription).where(Transcription.meeting_id == meeting_db_id))
+            await session.execute(delete(FinalSegment).where(FinalSegment.meeting_id == meeting_db_id))
             await session.execute(delete(MeetingSession).where(MeetingSession.meeting_id == meeting_db_id))
             await session.execute(
                 update(Meeting)

@@ -14,15 +14,18 @@ from redis.asyncio import Redis
 from sqlalchemy import text
 
 from vexa.auth import TokenVerifier
-from vexa.collector import api
+from vexa.collector import api, recordings_api
 from vexa.collector.consumer import StreamWorker
 from vexa.collector.filters import TranscriptionFilter
 from vexa.collector.handlers import SegmentHandler, SpeakerHandler
 from vexa.collector.meetings import MeetingDirectory
 from vexa.collector.persistence import Persister
+from vexa.collector.postprocess import PostProcessor
+from vexa.collector.retention import run_retention
 from vexa.collector.settings import CollectorSettings
 from vexa.collector.trimming import StreamTrimmer, measure
 from vexa.db import Database
+from vexa.recordings.storage import StorageError, open_storage
 from vexa.service import add_error_handler, data_services
 
 log = logging.getLogger(__name__)
@@ -44,6 +47,7 @@ class Collector:
             group=settings.redis_consumer_group,
             consumer=settings.consumer_name,
             dead_stream=settings.dead_letter_stream,
+            dead_maxlen=settings.dead_letter_maxlen,
             handler=SegmentHandler(redis, self.directory, verifier),
             count=settings.redis_stream_read_count,
             block_ms=settings.redis_stream_block_ms,
@@ -57,7 +61,8 @@ class Collector:
             group=settings.speaker_consumer_group,
             consumer=settings.consumer_name,
             dead_stream=settings.speaker_dead_letter_stream,
-            handler=SpeakerHandler(verifier, ttl_s=settings.speaker_events_ttl),
+            dead_maxlen=settings.dead_letter_maxlen,
+            handler=SpeakerHandler(redis, verifier, ttl_s=settings.speaker_events_ttl),
             count=max(settings.redis_stream_read_count, 50),
             block_ms=settings.redis_stream_block_ms,
             claim_idle_ms=settings.pending_msg_timeout_ms,
@@ -71,11 +76,16 @@ class Collector:
             immutability_threshold_s=settings.immutability_threshold,
             interval_s=settings.background_task_interval,
             dead_stream=settings.dead_letter_stream,
+            dead_maxlen=settings.dead_letter_maxlen,
         )
         self.trimmer = StreamTrimmer(
             redis,
             [settings.redis_stream_name, settings.speaker_events_stream],
             interval_s=settings.stream_trim_interval_s,
+        )
+        self.storage = open_storage(settings)
+        self.postprocessor = PostProcessor(
+            settings, redis, db.sessionmaker, self.storage, consumer=settings.consumer_name
         )
         self._tasks: list[asyncio.Task[None]] = []
 
@@ -87,7 +97,18 @@ class Collector:
             asyncio.create_task(self.speakers.run(), name="collector-speakers"),
             asyncio.create_task(self.persister.run(), name="collector-persister"),
             asyncio.create_task(self.trimmer.run(), name="collector-trimmer"),
+            asyncio.create_task(
+                run_retention(
+                    self.db.sessionmaker,
+                    self.storage,
+                    self.settings.recording_retention_days,
+                    self.settings.retention_interval_s,
+                ),
+                name="collector-retention",
+            ),
         ]
+        if self.settings.postprocess_enabled:
+            self._tasks.append(asyncio.create_task(self.postprocessor.run(), name="collector-postprocess"))
         log.info(
             "collector consuming %s (group %s) and %s (group %s) as %s",
             self.settings.redis_stream_name,
@@ -105,6 +126,7 @@ class Collector:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         self._tasks = []
+        await self.postprocessor.close()
 
 
 def create_app(settings: CollectorSettings | None = None, *, run_workers: bool = True) -> FastAPI:
@@ -118,6 +140,7 @@ def create_app(settings: CollectorSettings | None = None, *, run_workers: bool =
         async with data_services(settings, app, encoding_errors="replace") as stores:
             collector = Collector(settings, stores.db, stores.redis, stores.verifier)
             app.state.collector, app.state.directory = collector, collector.directory
+            app.state.recording_storage = collector.storage
             if run_workers:
                 await collector.start()
             log.info("transcription-collector ready")
@@ -135,6 +158,15 @@ def create_app(settings: CollectorSettings | None = None, *, run_workers: bool =
     app.state.settings = settings
 
     add_error_handler(app, "transcription-collector")
+
+    @app.exception_handler(StorageError)
+    async def _storage_error(_: Request, exc: StorageError) -> JSONResponse:
+        log.error("recording storage: %s", exc)
+        return JSONResponse(
+            {"detail": "Recording storage is unavailable; try again shortly"},
+            status_code=503,
+            headers={"Retry-After": "5"},
+        )
 
     @app.get("/health", tags=["health"])
     async def health(request: Request) -> JSONResponse:
@@ -166,4 +198,5 @@ def create_app(settings: CollectorSettings | None = None, *, run_workers: bool =
         return JSONResponse(body, status_code=200 if healthy else 503)
 
     app.include_router(api.router)
+    app.include_router(recordings_api.router)
     return app

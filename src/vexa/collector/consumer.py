@@ -20,6 +20,7 @@ The rule is "acknowledge only what was handled", applied a batch at a time:
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 from collections.abc import Awaitable
@@ -30,6 +31,8 @@ from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
 from redis.exceptions import RedisError, ResponseError
 from sqlalchemy import exc as sa_exc
+
+from vexa.streams import DEAD_LETTER_MAXLEN_DEFAULT, redact_tokens
 
 log = logging.getLogger(__name__)
 
@@ -111,6 +114,7 @@ class StreamWorker:
         consumer: str,
         dead_stream: str,
         handler: Handler,
+        dead_maxlen: int = DEAD_LETTER_MAXLEN_DEFAULT,
         count: int = 10,
         block_ms: int = 2000,
         claim_idle_ms: int = 60_000,
@@ -120,6 +124,7 @@ class StreamWorker:
         self.redis = redis
         self.stream, self.group, self.consumer, self.dead_stream = stream, group, consumer, dead_stream
         self.handler = handler
+        self.dead_maxlen = dead_maxlen
         self.count, self.block_ms = count, block_ms
         self.claim_idle_ms, self.claim_interval_s = claim_idle_ms, claim_interval_s
         self.name = name
@@ -252,7 +257,12 @@ class StreamWorker:
         async with self.redis.pipeline(transaction=True) as pipe:
             self.handler.commit(pipe, batch.writes)
             for entry_id, payload, reason in batch.dead:
-                pipe.xadd(self.dead_stream, {"payload": payload, "reason": reason, "original_id": entry_id})
+                pipe.xadd(
+                    self.dead_stream,
+                    {"payload": payload, "reason": reason, "original_id": entry_id},
+                    maxlen=self.dead_maxlen,
+                    approximate=True,
+                )
             pipe.xack(self.stream, self.group, *batch.ack_ids)
             await pipe.execute()
         self.handled += batch.count
@@ -279,10 +289,11 @@ class _Batch:
         self.count += 1
 
     def dead_letter(self, entry_id: str, fields: dict[str, str], reason: str) -> None:
+        """Keep what the producer sent (tokens redacted); the dead-letter stream is capped."""
         payload = fields.get("payload")
         if payload is None:  # keep whatever the producer sent, so nothing is lost
-            payload = repr(fields)[:100_000]
-        self.dead.append((entry_id, payload, reason))
+            payload = json.dumps({k: redact_tokens(v) for k, v in fields.items()})[:100_000]
+        self.dead.append((entry_id, redact_tokens(payload), reason))
         self.ack_ids.append(entry_id)
 
 

@@ -9,6 +9,7 @@ from pydantic import ValidationError
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
 
+from vexa import bot_tokens
 from vexa.auth import TokenVerifier
 from vexa.collector import speakers
 from vexa.collector.consumer import DeadLetter, Entries
@@ -33,7 +34,7 @@ MAX_SPEAKER = 255
 
 
 def validation_summary(exc: ValidationError) -> str:
-    """The problems without the input values (the payload holds the user's token)."""
+    """The problems without the input values (the payload holds a token)."""
     parts = [
         f"{'.'.join(str(p) for p in err['loc']) or 'payload'}: {err['msg']}"
         for err in exc.errors(include_input=False, include_url=False)[:5]
@@ -46,6 +47,36 @@ def _payload(fields: dict[str, str]) -> str:
     if raw is None:
         raise DeadLetter(f"missing {PAYLOAD_FIELD!r} field")
     return raw
+
+
+async def authorize(
+    redis: Redis,
+    verifier: TokenVerifier,
+    msg: TranscriptionMessage | SessionStartMessage | SessionEndMessage,
+    claims_cache: dict[str, bot_tokens.BotTokenClaims | None] | None = None,
+) -> tuple[int, int | None]:
+    """(user id, meeting id or None) the message may write to, or DeadLetter.
+
+    Our bots' sessions carry their bot token, good for one meeting; a standalone
+    producer (``WL_STANDALONE``, an upstream bot) may still send a user's API key.
+    ``claims_cache`` reuses a bot token's lookup within one consumer batch.
+    """
+    if bot_tokens.is_bot_token(msg.token):
+        if claims_cache is not None and msg.token in claims_cache:
+            claims = claims_cache[msg.token]
+        else:
+            claims = await bot_tokens.lookup(redis, msg.token)
+            if claims_cache is not None:
+                claims_cache[msg.token] = claims
+        if claims is None:
+            raise DeadLetter("unauthorized: unknown or expired bot token")
+        if not claims.covers(msg.platform, msg.meeting_id, msg.meeting_db_id):
+            raise DeadLetter(f"unauthorized: the bot token is not for {msg.platform}/{msg.meeting_id}")
+        return claims.user_id, claims.meeting_id
+    user = await verifier.verify(msg.token)
+    if user is None or not user.usable():
+        raise DeadLetter("unauthorized: unknown, revoked or expired token")
+    return user.user_id, msg.meeting_db_id
 
 
 class SegmentHandler:
@@ -61,9 +92,10 @@ class SegmentHandler:
         self.verifier = verifier
         self._parsed: dict[str, Parsed] = {}
         self._events: dict[str, list[speakers.TimedEvent]] = {}
+        self._claims: dict[str, bot_tokens.BotTokenClaims | None] = {}  # a batch's bot-token lookups
 
     async def prepare(self, entries: Entries) -> None:
-        self._parsed, self._events = {}, {}
+        self._parsed, self._events, self._claims = {}, {}, {}
         uids: set[str] = set()
         for entry_id, fields in entries:
             raw = (fields or {}).get(PAYLOAD_FIELD)
@@ -89,17 +121,13 @@ class SegmentHandler:
                 msg = parse_payload(raw)
             except ValidationError as exc:
                 raise DeadLetter(f"invalid message: {validation_summary(exc)}") from None
-        user = await self.verifier.verify(msg.token)
-        if user is None:
-            raise DeadLetter("unauthorized: unknown or revoked token")
+        user_id, meeting_db_id = await authorize(self.redis, self.verifier, msg, self._claims)
         meeting = await self.directory.for_session(
-            user.user_id, msg.platform, msg.meeting_id, msg.uid, msg.meeting_db_id
+            user_id, msg.platform, msg.meeting_id, msg.uid, meeting_db_id
         )
         if meeting is None:
-            which = f" (id {msg.meeting_db_id})" if msg.meeting_db_id is not None else ""
-            raise DeadLetter(
-                f"unknown meeting {msg.platform}/{msg.meeting_id}{which} for user {user.user_id}"
-            )
+            which = f" (id {meeting_db_id})" if meeting_db_id is not None else ""
+            raise DeadLetter(f"unknown meeting {msg.platform}/{msg.meeting_id}{which} for user {user_id}")
 
         if isinstance(msg, SessionStartMessage):
             start = msg.start_timestamp
@@ -161,12 +189,19 @@ class SegmentHandler:
 class SpeakerHandler:
     """``speaker_events_relative`` entries -> ``speaker_events:{uid}`` sorted sets."""
 
-    def __init__(self, verifier: TokenVerifier, *, ttl_s: int) -> None:
+    def __init__(self, redis: Redis, verifier: TokenVerifier, *, ttl_s: int) -> None:
+        self.redis = redis
         self.verifier = verifier
         self.ttl_s = ttl_s
 
     async def prepare(self, entries: Entries) -> None:
         """Nothing to share across a batch: each event is one ZADD."""
+
+    async def _authorized(self, token: str) -> bool:
+        if bot_tokens.is_bot_token(token):
+            return await bot_tokens.lookup(self.redis, token) is not None
+        user = await self.verifier.verify(token)
+        return user is not None and user.usable()
 
     async def __call__(self, entry_id: str, fields: dict[str, str]) -> SpeakerEvent:
         raw = _payload(fields)
@@ -175,8 +210,8 @@ class SpeakerHandler:
         except ValidationError as exc:
             raise DeadLetter(f"invalid speaker event: {validation_summary(exc)}") from None
         # The stream is internal (the transcription service writes it); a token, when sent, must be valid.
-        if event.token is not None and await self.verifier.verify(event.token) is None:
-            raise DeadLetter("unauthorized: unknown or revoked token")
+        if event.token is not None and not await self._authorized(event.token):
+            raise DeadLetter("unauthorized: unknown, revoked or expired token")
         return event
 
     def commit(self, pipe: Pipeline, writes: list[SpeakerEvent]) -> None:

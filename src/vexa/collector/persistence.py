@@ -55,6 +55,7 @@ from vexa.collector.segments import (
 )
 from vexa.db.models import Meeting
 from vexa.events import build_event, meeting_channel
+from vexa.streams import DEAD_LETTER_MAXLEN_DEFAULT
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +72,7 @@ class Persister:
         immutability_threshold_s: float,
         interval_s: float,
         dead_stream: str,
+        dead_maxlen: int = DEAD_LETTER_MAXLEN_DEFAULT,
         after_commit: Callable[[int], Awaitable[None]] | None = None,
     ) -> None:
         self.redis = redis
@@ -80,6 +82,7 @@ class Persister:
         self.interval_s = interval_s
         self.lock_ttl_ms = int(max(30.0, 3 * interval_s) * 1000)
         self.dead_stream = dead_stream
+        self.dead_maxlen = dead_maxlen
         # Fault injection for tests of the commit-then-HDEL window; None in production.
         self.after_commit = after_commit
         self.persisted = 0
@@ -278,6 +281,8 @@ class Persister:
                 pipe.xadd(
                     self.dead_stream,
                     {"payload": value, "reason": reason[:500], "meeting_id": str(meeting_id), "field": field},
+                    maxlen=self.dead_maxlen,
+                    approximate=True,
                 )
                 pipe.eval(_DELETE_IF_SAME, 1, segments_key(meeting_id), field, value)
                 await pipe.execute()

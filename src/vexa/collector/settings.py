@@ -8,7 +8,8 @@ import socket
 from pydantic import Field
 
 from vexa.config import SPEAKER_STREAM_DEFAULT, STREAM_NAME_DEFAULT, DataSettings
-from vexa.streams import DEAD_LETTER_SUFFIX
+from vexa.recordings.settings import RecordingStorageSettings
+from vexa.streams import DEAD_LETTER_MAXLEN_DEFAULT, DEAD_LETTER_SUFFIX
 
 
 def _default_consumer_name() -> str:
@@ -17,7 +18,45 @@ def _default_consumer_name() -> str:
     return f"{socket.gethostname()}-{os.getpid()}"
 
 
-class CollectorSettings(DataSettings):
+class PostprocessSettings(RecordingStorageSettings):
+    """Post-meeting work the collector hosts: finalizing recordings, the final transcript, retention."""
+
+    postprocess_enabled: bool = Field(True, alias="POSTPROCESS_ENABLED")
+    postprocess_concurrency: int = Field(
+        1, ge=1, le=16, alias="POSTPROCESS_CONCURRENCY", description="Meetings transcribed at once."
+    )
+    postprocess_model: str | None = Field(
+        None,
+        alias="POSTPROCESS_MODEL",
+        description="The best model you have (folder, bundled name, or hub name); default WHISPER_MODEL.",
+    )
+    whisper_model: str = Field("base", alias="WHISPER_MODEL")
+    allow_model_download: bool = Field(False, alias="ALLOW_MODEL_DOWNLOAD")
+
+    @property
+    def offline_model(self) -> str:
+        return self.postprocess_model or self.whisper_model
+
+    postprocess_beam_size: int = Field(5, ge=1, le=10, alias="POSTPROCESS_BEAM_SIZE")
+    postprocess_cpu_threads: int = Field(1, ge=0, alias="POSTPROCESS_CPU_THREADS")
+    postprocess_device: str = Field("cpu", alias="POSTPROCESS_DEVICE")
+    postprocess_compute_type: str = Field("default", alias="POSTPROCESS_COMPUTE_TYPE")
+    postprocess_nice: int = Field(
+        10, ge=0, le=19, alias="POSTPROCESS_NICE", description="CPU priority drop, so live work comes first."
+    )
+    postprocess_claim_idle_s: float = Field(
+        1800.0,
+        gt=0,
+        alias="POSTPROCESS_CLAIM_IDLE_S",
+        description="A job unfinished this long by its collector (it died) is taken over by another.",
+    )
+    recording_retention_days: float = Field(
+        0, ge=0, alias="RECORDING_RETENTION_DAYS", description="Delete recordings this old (0 keeps them)."
+    )
+    retention_interval_s: float = Field(3600.0, gt=0, alias="RETENTION_INTERVAL_S")
+
+
+class CollectorSettings(DataSettings, PostprocessSettings):
     """Stream consumption, persistence timing, speakers and filters."""
 
     redis_stream_name: str = Field(STREAM_NAME_DEFAULT, alias="REDIS_STREAM_NAME")
@@ -58,6 +97,12 @@ class CollectorSettings(DataSettings):
 
     filter_config_path: str | None = Field(None, alias="FILTER_CONFIG_PATH")
     dead_letter_stream_raw: str | None = Field(None, alias="DEAD_LETTER_STREAM")
+    dead_letter_maxlen: int = Field(
+        DEAD_LETTER_MAXLEN_DEFAULT,
+        ge=100,
+        alias="DEAD_LETTER_MAXLEN",
+        description="Entries kept per dead-letter stream (XADD MAXLEN ~): the oldest go first.",
+    )
 
     meeting_cache_ttl_s: float = Field(
         5.0,

@@ -88,8 +88,21 @@ class APIToken(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     last_used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     revoked: Mapped[bool] = mapped_column(Boolean, nullable=False, server_default=sql("false"))
+    # What the key may do (vexa.auth.Scope): 'full' (upstream's only kind), 'bots', 'transcripts'.
+    scope: Mapped[str] = mapped_column(String(16), nullable=False, server_default=sql("'full'"))
+    expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
     user: Mapped[User] = relationship(back_populates="tokens")
+
+
+class WebhookSecret(Base):
+    """A user's webhook signing secret, kept out of ``users.data`` so no user view can show it."""
+
+    __tablename__ = "webhook_secrets"
+
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+    secret: Mapped[str] = mapped_column(String(512), nullable=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
 
 class Meeting(Base):
@@ -159,3 +172,26 @@ class MeetingSession(Base):
     session_start_time: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
 
     __table_args__ = (UniqueConstraint("meeting_id", "session_uid", name="uq_meeting_sessions_uid"),)
+
+
+class FinalSegment(Base):
+    """The post-meeting transcript: decoded again from the recording, one participant's track at a time.
+
+    Kept apart from ``transcriptions`` (the live rows) so neither ever overwrites the
+    other; ``GET /transcripts`` serves these once ``data.final_transcript.status`` is
+    ``completed`` and the live ones with ``?source=live``. Times count from the
+    recording's first sample.
+    """
+
+    __tablename__ = "final_segments"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    meeting_id: Mapped[int] = mapped_column(ForeignKey("meetings.id", ondelete="CASCADE"), nullable=False)
+    start_time: Mapped[float] = mapped_column(Float, nullable=False)
+    end_time: Mapped[float] = mapped_column(Float, nullable=False)
+    text: Mapped[str] = mapped_column(Text, nullable=False)
+    speaker: Mapped[str | None] = mapped_column(String(255))
+    language: Mapped[str | None] = mapped_column(String(10))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+    __table_args__ = (Index("ix_final_segments_meeting_start", "meeting_id", "start_time"),)

@@ -15,6 +15,7 @@ from vexa.gateway import routes, ws
 from vexa.gateway.docs import add_offline_docs
 from vexa.gateway.hub import EventHub
 from vexa.gateway.proxy import Forwarder
+from vexa.gateway.ratelimit import Bucket, RateLimiter, RateLimitMiddleware
 from vexa.gateway.settings import GatewaySettings
 from vexa.gateway.ui import install as install_dashboard
 from vexa.service import add_error_handler, data_services
@@ -50,6 +51,11 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
                 max_connections=settings.max_connections,
             )
             app.state.hub, app.state.forwarder = hub, forwarder
+            app.state.rate_limiter = RateLimiter(
+                app.state.redis,
+                per_key=Bucket(settings.rate_limit_per_key, settings.rate_limit_key_burst),
+                per_ip=Bucket(settings.rate_limit_per_ip, settings.rate_limit_ip_burst),
+            )
             log.info(
                 "api-gateway ready: admin=%s bot-manager=%s collector=%s",
                 settings.admin_api_url,
@@ -73,6 +79,8 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     )
     add_offline_docs(app)
     app.state.settings = settings
+    app.state.rate_limiter = None  # set in the lifespan, once Redis is open
+    app.add_middleware(RateLimitMiddleware, limiter_of=lambda: app.state.rate_limiter)
 
     @app.exception_handler(OperationalError)
     @app.exception_handler(DBAPIError)

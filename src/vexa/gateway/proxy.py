@@ -23,7 +23,15 @@ from yarl import URL
 log = logging.getLogger(__name__)
 
 # Request headers worth passing on; everything else (cookies, hop-by-hop) stays here.
-_FORWARD_REQUEST = ("x-api-key", "x-admin-api-key", "content-type", "accept", "user-agent", "x-request-id")
+_FORWARD_REQUEST = (
+    "x-api-key",
+    "x-admin-api-key",
+    "content-type",
+    "accept",
+    "user-agent",
+    "x-request-id",
+    "range",  # recordings' media: players seek with byte ranges
+)
 _HOP_BY_HOP = {
     "connection",
     "keep-alive",

@@ -8,31 +8,43 @@ bodies before any internal service sees them, and makes sure internal paths
 
 from __future__ import annotations
 
+from typing import Literal
 from urllib.parse import quote
 
-from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, Response, Security, status
+from fastapi import APIRouter, Body, Depends, HTTPException, Path, Query, Request, Response, Security, status
 
 from vexa.admin.security import admin_key_header
-from vexa.auth import require_user
+from vexa.auth import Scope, require_user
 from vexa.meeting_filters import MeetingFilters, meeting_filters
 from vexa.meetings import valid_native_id
 from vexa.platforms import Platform
 from vexa.schemas import (
+    BotListResponse,
     BotStatusResponse,
     ErrorResponse,
     MeetingConfigUpdate,
     MeetingCreate,
     MeetingListResponse,
     MeetingResponse,
+    MeetingTableResponse,
+    MeetingTelematicsResponse,
     MeetingUpdate,
     MessageResponse,
+    PaginatedMeetingUserStatResponse,
+    TokenCreate,
     TokenInfo,
     TokenResponse,
     TranscriptionResponse,
+    UserAnalyticsResponse,
     UserCreate,
     UserDetailResponse,
     UserResponse,
+    UserTableResponse,
     UserUpdate,
+    WebhookDeliveries,
+    WebhookInfo,
+    WebhookSetResponse,
+    WebhookTestResult,
     WebhookUpdate,
 )
 from vexa.transcript_export import MEDIA_TYPES, ExportFormat
@@ -53,13 +65,15 @@ DOWNSTREAM_ERRORS: dict[int | str, dict] = {
     504: _err("The internal service did not answer in time"),
 }
 USER_ERRORS: dict[int | str, dict] = {
-    401: _err("Missing X-API-Key"),
-    403: _err("Unknown or revoked X-API-Key"),
+    401: _err("Missing or expired X-API-Key"),
+    403: _err("Unknown or revoked X-API-Key, or one used outside its scope (the detail names it)"),
+    429: _err("Rate limit reached (see Retry-After)"),
     **DOWNSTREAM_ERRORS,
 }
 ADMIN_ERRORS: dict[int | str, dict] = {
     401: _err("Missing X-Admin-API-Key"),
     403: _err("Wrong X-Admin-API-Key"),
+    429: _err("Rate limit reached (see Retry-After)"),
     **DOWNSTREAM_ERRORS,
 }
 NOT_FOUND = {404: _err("Not found (or not yours)")}
@@ -102,7 +116,7 @@ admin = APIRouter(
     tags=["bots"],
     status_code=201,
     response_model=MeetingResponse,
-    responses={**CONFLICT, 429: _err("Concurrent bot limit reached")},
+    responses={**CONFLICT, 429: _err("Concurrent bot limit reached (as upstream), or rate limit")},
     summary="Send a bot into a meeting",
 )
 async def request_bot(body: MeetingCreate, request: Request) -> Response:
@@ -136,6 +150,16 @@ async def reconfigure_bot(
 
 
 @public.get(
+    "/bots",
+    tags=["bots"],
+    response_model=BotListResponse,
+    summary="The caller's bots (meetings), newest first; filter by status/platform, page with limit/offset",
+)
+async def list_bots(request: Request, _: MeetingFilters = Depends(meeting_filters)) -> Response:
+    return await _forward(request, COLLECTOR, "/bots")
+
+
+@public.get(
     "/bots/status", tags=["bots"], response_model=BotStatusResponse, summary="The caller's running bots"
 )
 async def bots_status(request: Request) -> Response:
@@ -156,6 +180,17 @@ async def list_meetings(request: Request, _: MeetingFilters = Depends(meeting_fi
 
 
 @public.get(
+    "/meetings/{meeting_id}",
+    tags=["meetings"],
+    response_model=MeetingResponse,
+    responses=NOT_FOUND,
+    summary="One of the caller's meetings by its id",
+)
+async def get_meeting(request: Request, meeting_id: int = Path(ge=1, le=2**31 - 1)) -> Response:
+    return await _forward(request, COLLECTOR, f"/meetings/{meeting_id}")
+
+
+@public.get(
     "/transcripts/{platform}/{native_meeting_id}",
     tags=["transcripts"],
     response_model=TranscriptionResponse,
@@ -173,8 +208,62 @@ async def get_transcript(
     ref: str = Depends(meeting_ref),
     meeting_id: int | None = Query(None, ge=1, le=2**31 - 1, description="A specific meeting's database id"),
     format: ExportFormat = Query(ExportFormat.json, description="json (default), txt, srt, vtt or md"),
+    source: Literal["final", "live"] | None = Query(
+        None, description="live: the transcript made during the meeting; default: the final one once ready"
+    ),
 ) -> Response:
     return await _forward(request, COLLECTOR, f"/transcripts/{ref}")
+
+
+@public.post(
+    "/meetings/{platform}/{native_meeting_id}/transcribe",
+    tags=["transcripts"],
+    status_code=202,
+    responses={**NOT_FOUND, **CONFLICT},
+    summary="Queue the post-meeting transcription of a finished meeting's recording (again)",
+)
+async def transcribe_meeting(request: Request, ref: str = Depends(meeting_ref)) -> Response:
+    return await _forward(request, COLLECTOR, f"/meetings/{ref}/transcribe")
+
+
+# --- recordings (collector) ----------------------------------------------------------------------
+
+
+@public.get("/recordings", tags=["recordings"], summary="The caller's recordings")
+async def list_recordings(request: Request) -> Response:
+    return await _forward(request, COLLECTOR, "/recordings")
+
+
+@public.get("/recordings/{recording_id}", tags=["recordings"], responses=NOT_FOUND, summary="One recording")
+async def get_recording(request: Request, recording_id: int = Path(ge=1, le=2**53)) -> Response:
+    return await _forward(request, COLLECTOR, f"/recordings/{recording_id}")
+
+
+@public.delete(
+    "/recordings/{recording_id}",
+    tags=["recordings"],
+    responses={**NOT_FOUND, **CONFLICT},
+    summary="Delete a recording's files",
+)
+async def delete_recording(request: Request, recording_id: int = Path(ge=1, le=2**53)) -> Response:
+    return await _forward(request, COLLECTOR, f"/recordings/{recording_id}")
+
+
+@public.get(
+    "/recordings/{recording_id}/media/{media_file_id}/raw",
+    tags=["recordings"],
+    response_class=Response,
+    responses={
+        **NOT_FOUND,
+        206: {"description": "The requested byte range"},
+        416: _err("Range past the end"),
+    },
+    summary="A recording's audio file (FLAC); HTTP Range supported",
+)
+async def get_recording_media(
+    request: Request, recording_id: int = Path(ge=1, le=2**53), media_file_id: int = Path(ge=1, le=2**53)
+) -> Response:
+    return await _forward(request, COLLECTOR, f"/recordings/{recording_id}/media/{media_file_id}/raw")
 
 
 @public.patch(
@@ -202,9 +291,47 @@ async def delete_meeting(request: Request, ref: str = Depends(meeting_ref)) -> R
 # --- user settings (admin-api) -------------------------------------------------------------------
 
 
-@public.put("/user/webhook", tags=["user"], response_model=UserResponse, summary="Set the webhook URL")
+@public.put(
+    "/user/webhook",
+    tags=["user"],
+    response_model=WebhookSetResponse,
+    summary="Set the webhook URL, secret and events (the secret is shown once)",
+)
 async def set_webhook(body: WebhookUpdate, request: Request) -> Response:
     return await _forward(request, ADMIN, "/user/webhook")
+
+
+@public.get("/user/webhook", tags=["user"], response_model=WebhookInfo, summary="The webhook settings")
+async def get_webhook(request: Request) -> Response:
+    return await _forward(request, ADMIN, "/user/webhook")
+
+
+@public.delete(
+    "/user/webhook", tags=["user"], status_code=204, response_class=Response, summary="Stop webhooks"
+)
+async def delete_webhook(request: Request) -> Response:
+    return await _forward(request, ADMIN, "/user/webhook")
+
+
+@public.get(
+    "/user/webhook/deliveries",
+    tags=["user"],
+    response_model=WebhookDeliveries,
+    summary="Recent webhook delivery attempts, newest first",
+)
+async def webhook_deliveries(request: Request, limit: int = Query(100, ge=1, le=500)) -> Response:
+    return await _forward(request, ADMIN, "/user/webhook/deliveries")
+
+
+@public.post(
+    "/user/webhook/test",
+    tags=["user"],
+    response_model=WebhookTestResult,
+    responses={404: _err("No webhook is set")},
+    summary="Send a signed test ping now",
+)
+async def test_webhook(request: Request) -> Response:
+    return await _forward(request, ADMIN, "/user/webhook/test")
 
 
 # --- admin (admin-api) ---------------------------------------------------------------------------
@@ -270,7 +397,13 @@ async def admin_delete_user(request: Request, user_id: int = UserId) -> Response
     responses=NOT_FOUND,
     summary="Issue an API token (plaintext shown once)",
 )
-async def admin_create_token(request: Request, user_id: int = UserId) -> Response:
+async def admin_create_token(
+    request: Request,
+    user_id: int = UserId,
+    body: TokenCreate | None = Body(None),
+    scope: Scope | None = Query(None, description="Same as the body's scope (upstream passes a query)."),
+    expires_in: int | None = Query(None, ge=60, le=10 * 365 * 86400, description="Seconds to expiry."),
+) -> Response:
     return await _forward(request, ADMIN, f"/admin/users/{user_id}/tokens")
 
 
@@ -290,3 +423,73 @@ async def admin_list_tokens(request: Request, user_id: int = UserId) -> Response
 )
 async def admin_revoke_token(request: Request, token_id: int = Path(ge=1, le=2**31 - 1)) -> Response:
     return await _forward(request, ADMIN, f"/admin/tokens/{token_id}")
+
+
+# --- admin statistics and analytics (admin-api; upstream's paths) ---------------------------------
+
+Skip = Query(0, ge=0, le=2**31 - 1)
+
+
+@admin.get(
+    "/stats/meetings-users",
+    tags=["analytics"],
+    response_model=PaginatedMeetingUserStatResponse,
+    summary="Meetings with their users (admin or analytics key)",
+)
+async def admin_meetings_users(
+    request: Request, skip: int = Skip, limit: int = Query(100, ge=1, le=1000)
+) -> Response:
+    return await _forward(request, ADMIN, "/admin/stats/meetings-users")
+
+
+@admin.get(
+    "/analytics/users",
+    tags=["analytics"],
+    response_model=list[UserTableResponse],
+    summary="Users without data or tokens (admin or analytics key)",
+)
+async def admin_analytics_users(
+    request: Request, skip: int = Skip, limit: int = Query(1000, ge=1, le=10000)
+) -> Response:
+    return await _forward(request, ADMIN, "/admin/analytics/users")
+
+
+@admin.get(
+    "/analytics/meetings",
+    tags=["analytics"],
+    response_model=list[MeetingTableResponse],
+    summary="Meetings without data (admin or analytics key)",
+)
+async def admin_analytics_meetings(
+    request: Request, skip: int = Skip, limit: int = Query(1000, ge=1, le=10000)
+) -> Response:
+    return await _forward(request, ADMIN, "/admin/analytics/meetings")
+
+
+@admin.get(
+    "/analytics/meetings/{meeting_id}/telematics",
+    tags=["analytics"],
+    response_model=MeetingTelematicsResponse,
+    responses=NOT_FOUND,
+    summary="One meeting's sessions, transcript statistics and durations",
+)
+async def admin_meeting_telematics(
+    request: Request,
+    meeting_id: int = Path(ge=1, le=2**31 - 1),
+    include_transcriptions: bool = False,
+    include_sessions: bool = True,
+) -> Response:
+    return await _forward(request, ADMIN, f"/admin/analytics/meetings/{meeting_id}/telematics")
+
+
+@admin.get(
+    "/analytics/users/{user_id}/details",
+    tags=["analytics"],
+    response_model=UserAnalyticsResponse,
+    responses=NOT_FOUND,
+    summary="One user's record, meeting statistics and usage patterns",
+)
+async def admin_user_details(
+    request: Request, user_id: int = UserId, include_meetings: bool = True, include_tokens: bool = False
+) -> Response:
+    return await _forward(request, ADMIN, f"/admin/analytics/users/{user_id}/details")

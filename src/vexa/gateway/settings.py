@@ -35,3 +35,21 @@ class GatewaySettings(DataSettings):
     ws_max_meetings: int = Field(
         100, alias="WS_MAX_MEETINGS_PER_CONNECTION", description="Subscriptions one WebSocket may hold."
     )
+    rate_limit_per_key: float = Field(
+        600,
+        ge=0,
+        alias="RATE_LIMIT_PER_KEY",
+        description="Requests a minute one API key may make on average (0: no per-key limit).",
+    )
+    rate_limit_key_burst: int = Field(
+        120, ge=0, alias="RATE_LIMIT_KEY_BURST", description="Requests one API key may make at once."
+    )
+    rate_limit_per_ip: float = Field(
+        1200,
+        ge=0,
+        alias="RATE_LIMIT_PER_IP",
+        description="Requests a minute one client address may make on average (0: no per-address limit).",
+    )
+    rate_limit_ip_burst: int = Field(
+        240, ge=0, alias="RATE_LIMIT_IP_BURST", description="Requests one client address may make at once."
+    )

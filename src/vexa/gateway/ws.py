@@ -24,12 +24,13 @@ import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from sqlalchemy import select, tuple_
 
-from vexa.auth import AuthenticatedUser, TokenVerifier
+from vexa.auth import AuthenticatedUser, TokenVerifier, may_follow_live_events, out_of_scope_detail
 from vexa.db.models import Meeting
 from vexa.gateway.hub import EventHub
 from vexa.platforms import native_id_problem
@@ -122,13 +123,32 @@ def _watch_revocation(
             task.add_done_callback(rechecks.discard)
 
     remove = verifier.on_revocation(hook)
+    expiry = None
+    if user.expires_at is not None:  # an expiring key's socket closes when the key expires
+        left = (user.expires_at - datetime.now(UTC)).total_seconds()
+        expiry = asyncio.get_running_loop().call_later(max(0.0, left), revoked.set)
 
     def stop() -> None:
         remove()
+        if expiry is not None:
+            expiry.cancel()
         for task in rechecks:
             task.cancel()
 
     return stop
+
+
+def _refusal(key: str | None, user: AuthenticatedUser | None) -> tuple[int, str] | None:
+    """(close code, reason) for a caller who may not subscribe; None when they may."""
+    if not key:
+        return CLOSE_UNAUTHENTICATED, "Missing API key (X-API-Key header or api_key query parameter)"
+    if user is None:
+        return CLOSE_FORBIDDEN, "Invalid or revoked API key"
+    if user.expired():
+        return CLOSE_UNAUTHENTICATED, "API key expired"
+    if not may_follow_live_events(user.scope):
+        return CLOSE_FORBIDDEN, out_of_scope_detail(user.scope, "GET", "/ws")
+    return None
 
 
 def _key(websocket: WebSocket) -> str | None:
@@ -241,15 +261,13 @@ async def websocket_endpoint(websocket: WebSocket) -> None:
     key = _key(websocket)
     await websocket.accept(subprotocol=_subprotocol(websocket))
     user = await verifier.verify(key) if key else None
-    if user is None:
-        error = (
-            "Missing API key (X-API-Key header or api_key query parameter)"
-            if not key
-            else "Invalid or revoked API key"
-        )
+    refusal = _refusal(key, user)
+    if refusal is not None:
+        code, error = refusal
         await websocket.send_text(json.dumps({"type": "error", "error": error}))
-        await _close(websocket, CLOSE_UNAUTHENTICATED if not key else CLOSE_FORBIDDEN, error)
+        await _close(websocket, code, error)
         return
+    assert user is not None
 
     client = Client(websocket, user, state.settings.ws_queue_size)
     revoked = asyncio.Event()
@@ -284,7 +302,9 @@ async def websocket_endpoint(websocket: WebSocket) -> None:
         await asyncio.gather(
             *(t for t in (receive, writer, dropped, revocation) if t is not None), return_exceptions=True
         )
-        if revoked.is_set():
+        if revoked.is_set() and user.expired():
+            await _close(websocket, CLOSE_UNAUTHENTICATED, "API key expired")
+        elif revoked.is_set():
             await _close(websocket, CLOSE_FORBIDDEN, "API key revoked")
         elif client.dropped.is_set():
             await _close(websocket, CLOSE_TOO_SLOW, "too slow: send queue full")

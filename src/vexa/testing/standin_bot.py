@@ -2,7 +2,7 @@
 
 The real bot (``python -m vexa bot``, Chromium) is tested in tests/bot and end to
 end elsewhere; here the manager only needs something that speaks the same
-contract: reads ``BOT_CONFIG``, POSTs status callbacks with ``X-Bot-Token`` and
+contract: reads ``BOT_CONFIG`` and ``BOT_TOKEN``, POSTs status callbacks with ``X-Bot-Token`` and
 obeys Redis commands. Behaviour is chosen by ``argv[1]``:
 
 - ``lifecycle``: joining -> awaiting_admission -> active; on ``leave`` reports
@@ -39,10 +39,12 @@ def main() -> int:
     channel = f"bot_commands:meeting:{mid}"
     pubsub = r.pubsub()
     pubsub.subscribe(channel)
-    r.set(f"standin:{mid}:config", json.dumps(cfg), ex=3600)
+    token = os.environ["BOT_TOKEN"]  # like the real bot: the meeting token travels apart from BOT_CONFIG
+    # Recorded (test double only) so tests can present the token and check what the manager sent.
+    r.set(f"standin:{mid}:config", json.dumps({**cfg, "bot_token_env": token}), ex=3600)
     r.set(f"standin:{mid}:pid", os.getpid(), ex=3600)
     url = cfg["callback_url"].rstrip("/") + "/bots/internal/callback/status"
-    client = httpx.Client(timeout=5.0, headers={"X-Bot-Token": cfg["callback_token"]})
+    client = httpx.Client(timeout=5.0, headers={"X-Bot-Token": token})
 
     def retrying(call):  # type: ignore[no-untyped-def]
         give_up = time.monotonic() + RETRY_FOR_S

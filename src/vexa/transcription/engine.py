@@ -5,7 +5,8 @@ machines this targets) one CTranslate2 thread per decode is fastest and two
 decodes in parallel scale ~2x, while batching several sessions' windows into
 one call only pays on a GPU. So the model is loaded with ``num_workers =
 INFERENCE_WORKERS`` and ``cpu_threads = CPU_THREADS`` (1), and decodes go
-through a pool of the same size. Each session has at most one decode queued.
+through a pool of the same size. Each session has at most one decode queued,
+and waiting finals run before waiting drafts (``scheduling``).
 
 Why short encoder windows: Whisper pads every input to 30 s, and on CPU the
 encoder pass over those 30 s is most of a decode's cost, although a meeting
@@ -30,6 +31,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from vexa.transcription.scheduling import DRAFT, FINAL, PriorityGate
 from vexa.transcription.words import SAMPLE_RATE, DecodeJob, DecodeResult, Word
 
 log = logging.getLogger(__name__)
@@ -102,6 +104,7 @@ class WhisperEngine:
         self.final_min_window_s = max(min_window_s, final_min_window_s)
         self.model = None
         self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="whisper")
+        self._gate = PriorityGate(workers)  # the pool never queues: the gate orders who runs next
         self.busy = 0
         self.decodes = 0
         self.full_window_retries = 0
@@ -138,11 +141,17 @@ class WhisperEngine:
 
     async def decode(self, job: DecodeJob, options: DecodeOptions) -> DecodeOutcome:
         loop = asyncio.get_running_loop()
-        self.busy += 1
-        try:
-            return await loop.run_in_executor(self._executor, self._decode, job, options)
-        finally:
-            self.busy -= 1
+        async with self._gate.slot(FINAL if job.final else DRAFT):
+            self.busy += 1
+            try:
+                return await loop.run_in_executor(self._executor, self._decode, job, options)
+            finally:
+                self.busy -= 1
+
+    @property
+    def queued(self) -> int:
+        """Decodes waiting for a worker (health: a growing number means the box is saturated)."""
+        return self._gate.queued
 
     def _decode(self, job: DecodeJob, options: DecodeOptions) -> DecodeOutcome:
         started = time.monotonic()

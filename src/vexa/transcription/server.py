@@ -3,6 +3,11 @@
 Health is a separate port so load balancers can probe it without speaking
 WebSocket: ``GET /health`` answers 200 while the model is loaded and a session
 slot is free, 503 when full (so Traefik sends new connections elsewhere).
+
+A slot is only given to a client that proves which meeting it serves: its
+first message carries a bot token (``vexa.bot_tokens``) for that meeting, checked
+in Redis before anything else. ``WL_STANDALONE=true`` serves anonymous
+WhisperLive clients too (the server as a drop-in WhisperLive replacement).
 """
 
 from __future__ import annotations
@@ -17,12 +22,15 @@ from http import HTTPStatus
 
 import numpy as np
 from pydantic import BaseModel
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.http11 import Request, Response
 
+from vexa import bot_tokens
 from vexa.streams import SpeakerEvent
 from vexa.transcription.engine import WhisperEngine
-from vexa.transcription.protocol import ProtocolError, error, parse_config, wait
+from vexa.transcription.protocol import ProtocolError, SessionConfig, error, parse_config, wait
 from vexa.transcription.publisher import StreamPublisher
 from vexa.transcription.session import Session, SessionServices, reject
 from vexa.transcription.settings import TranscriptionSettings
@@ -40,6 +48,7 @@ class TranscriptionServer:
         self.engine = engine
         self.sessions: dict[str, Session] = {}
         self.publisher: StreamPublisher | None = None
+        self._redis: Redis | None = None  # bot-token checks
         self.total_sessions = 0
         self._ws_server: Server | None = None
         self._health_server: asyncio.Server | None = None
@@ -80,8 +89,17 @@ class TranscriptionServer:
         if s.has_redis():
             self.publisher = StreamPublisher(s.redis_url(), max_buffered=s.publish_buffer_max)
             self.publisher.start()
+            self._redis = Redis.from_url(s.redis_url(), decode_responses=True)
         else:
             log.warning("no REDIS_URL: sessions with meeting context will be refused (nothing to publish to)")
+        if s.standalone:
+            log.warning(
+                "WL_STANDALONE: clients without a bot token are served (WhisperLive-replacement mode)"
+            )
+        elif self._redis is None:
+            log.warning(
+                "no REDIS_URL and not WL_STANDALONE: no bot token can be checked, every client is refused"
+            )
         self._ws_server = await serve(
             self._handle,
             host,
@@ -108,6 +126,8 @@ class TranscriptionServer:
             self._health_server.close()
         if self.publisher is not None:
             await self.publisher.close()
+        if self._redis is not None:
+            await self._redis.aclose()
         self.engine.shutdown()
         self._vad_executor.shutdown(wait=False, cancel_futures=True)
 
@@ -133,7 +153,7 @@ class TranscriptionServer:
             log.info("rejected session %s: %s", uid, exc)
             await reject(ws, uid, error(uid, str(exc)))
             return
-        problem = self._refusal(config)
+        problem = await self._unauthorized(config) or self._refusal(config)
         if problem:
             log.info("rejected session %s: %s", config.uid, problem)
             await reject(ws, config.uid, error(config.uid, problem))
@@ -171,7 +191,30 @@ class TranscriptionServer:
         finally:
             self.sessions.pop(config.uid, None)
 
-    def _refusal(self, config) -> str | None:  # type: ignore[no-untyped-def]
+    async def _unauthorized(self, config: SessionConfig) -> str | None:
+        """Why this client may not take a slot, or None. Runs before the capacity check, so
+        anonymous clients can never hold the slots bots need."""
+        presented = bot_tokens.is_bot_token(config.token)
+        if not presented and self.settings.standalone:
+            return None
+        if not presented:
+            return "this server serves Vexa bots only: the session config needs the bot's meeting token"
+        if self._redis is None:
+            return "this server has no Redis configured, so it cannot check bot tokens"
+        try:
+            claims = await bot_tokens.lookup(self._redis, config.token)
+        except RedisError as exc:
+            log.warning("cannot check a bot token: Redis %s", type(exc).__name__)
+            return "cannot check the bot token right now; retry"
+        if claims is None or claims.ended:
+            return "unknown, expired or ended bot token"
+        if not claims.covers(config.platform, config.meeting_id, config.meeting_db_id):
+            return "this bot token is for another meeting"
+        if config.meeting_db_id is None:
+            config.meeting_db_id = claims.meeting_id
+        return None
+
+    def _refusal(self, config: SessionConfig) -> str | None:
         if config.uid in self.sessions:
             return f"uid {config.uid!r} is already in use by an open session"
         if self.settings.require_meeting_context and not config.has_meeting_context:
@@ -209,6 +252,7 @@ class TranscriptionServer:
             "available": max(0, capacity - active),
             "total_sessions": self.total_sessions,
             "decodes_in_flight": self.engine.busy,
+            "decodes_queued": self.engine.queued,
             "decodes": self.engine.decodes,
             "full_window_retries": self.engine.full_window_retries,
             "speech_scoring_seconds": round(self.speech_scoring_s, 2),

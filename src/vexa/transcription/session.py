@@ -82,6 +82,7 @@ class Session:
             detect_language=services.multilingual,
         )
         self.use_vad = config.use_vad
+        self.stall_s = min(s.early_decode_ms, s.idle_commit_ms) / 1000
         self.idle_s = s.idle_commit_ms / 1000
         self.last_n = config.send_last_n_segments or s.send_last_n_segments
         limit = min(config.max_connection_time or s.max_connection_time, s.max_connection_time)
@@ -91,6 +92,7 @@ class Session:
         self.start_wall: float | None = None
         self._wake = asyncio.Event()
         self._last_audio = time.monotonic()
+        self._stall_handled = True
         self._idle_handled = True
         self._ended = False
         self._client_gone = False
@@ -168,7 +170,7 @@ class Session:
             self._publish_start()
         self.transcriber.add_audio(samples)
         self._last_audio = time.monotonic()
-        self._idle_handled = False
+        self._stall_handled = self._idle_handled = False
         self._wake.set()
         return None
 
@@ -183,10 +185,12 @@ class Session:
             self._wake.clear()
             await self._score_speech()
             ended = self._ended
-            idle = not ended and time.monotonic() - self._last_audio >= self.idle_s
-            if idle:
-                self._idle_handled = True
-            changes, job = t.poll(idle=idle, end=ended)
+            quiet = time.monotonic() - self._last_audio
+            stalled = not ended and quiet >= self.stall_s
+            idle = not ended and quiet >= self.idle_s
+            self._stall_handled |= stalled
+            self._idle_handled |= idle
+            changes, job = t.poll(stalled=stalled, idle=idle, end=ended)
             await self._emit(changes)
             if job is not None:
                 await self._decode(job)
@@ -197,10 +201,12 @@ class Session:
         await self._emit(t.finish())
 
     async def _wait_for_work(self) -> None:
+        """Until audio arrives, or until the client has been quiet long enough to act on it."""
         if self._idle_handled:
             await self._wake.wait()
             return
-        timeout = self._last_audio + self.idle_s - time.monotonic()
+        quiet_for = self.idle_s if self._stall_handled else self.stall_s
+        timeout = self._last_audio + quiet_for - time.monotonic()
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._wake.wait(), max(0.0, timeout))
 

@@ -52,6 +52,12 @@ class TranscriptionSettings(RedisSettings):
     speaker_stream_name: str = Field(SPEAKER_STREAM_DEFAULT, alias="REDIS_SPEAKER_STREAM_NAME")
     publish_buffer_max: int = Field(10_000, alias="PUBLISH_BUFFER_MAX", ge=10)
     require_meeting_context: bool = Field(False, alias="REQUIRE_MEETING_CONTEXT")
+    standalone: bool = Field(
+        False,
+        alias="WL_STANDALONE",
+        description="WhisperLive-replacement mode: serve clients without a bot token (anonymous "
+        "WhisperLive clients, upstream bots). Off: only a bot holding its meeting's token gets a slot.",
+    )
 
     def resolved_compute_type(self) -> str:
         """int8 on CPU, float16 on GPU unless the user chose."""

@@ -137,18 +137,22 @@ class StreamingTranscriber:
         self.vad.add_scores(probs, frames)
 
     # ---- the decision -------------------------------------------------------------------
-    def poll(self, *, idle: bool = False, end: bool = False) -> tuple[list[OutSegment], DecodeJob | None]:
+    def poll(
+        self, *, stalled: bool = False, idle: bool = False, end: bool = False
+    ) -> tuple[list[OutSegment], DecodeJob | None]:
         """Commit what can be committed, and say what to decode next (None: nothing now).
 
-        ``idle``: the client has stopped sending audio for a while (muted, throttled tab,
-        network pause) — treat it as the end of the utterance. ``end``: the stream ended.
+        ``stalled``: no audio has arrived for ``early_decode_s`` — like a short silence, it
+        calls for the final decode, so that an ``idle`` commit finds it done. ``idle``: the
+        client has stopped sending audio for a while (muted, throttled tab, network pause) —
+        treat it as the end of the utterance. ``end``: the stream ended.
         """
         before = self._draft_signature()
         n_completed = len(self.completed)
-        job = self._step(idle=idle, end=end)
+        job = self._step(stalled=stalled, idle=idle, end=end)
         return self._changes(before, n_completed), job
 
-    def _step(self, *, idle: bool, end: bool) -> DecodeJob | None:
+    def _step(self, *, stalled: bool, idle: bool, end: bool) -> DecodeJob | None:
         if self.utterance_start is None:
             onset = next((s for s, _ in self.vad.intervals if s >= self.consumed - 1e-3), None)
             if onset is None:
@@ -180,8 +184,10 @@ class StreamingTranscriber:
         )
         if bound is not None and usable:
             self._commit_utterance()
-            return self._step(idle=idle, end=end) if (end or next_onset is not None) else None
-        if bound is not None or self.vad.silence_s() >= self.early_decode_s:
+            if end or next_onset is not None:
+                return self._step(stalled=stalled, idle=idle, end=end)
+            return None
+        if bound is not None or stalled or self.vad.silence_s() >= self.early_decode_s:
             if usable:
                 return None  # the decode that heard everything is in; wait for the pause to last
             if limit is not None:

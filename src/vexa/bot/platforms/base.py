@@ -109,9 +109,8 @@ class MeetingAdapter(ABC):
         try:
             response = await self.page.goto(self.meeting_url, wait_until="domcontentloaded", timeout=30000)
         except PlaywrightError as exc:
-            raise JoinFailed(
-                "join_error", f"cannot open the meeting page: {exc.message.splitlines()[0]}"
-            ) from exc
+            why = exc.message.splitlines()[0].removeprefix("Page.goto: ")
+            raise JoinFailed("join_error", f"cannot open the meeting page: {why}") from exc
         if response is not None and response.status == 404:
             raise JoinFailed("meeting_not_found", f"HTTP 404 for the {self.platform} meeting page")
         found = await self._wait_any(

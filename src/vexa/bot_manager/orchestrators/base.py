@@ -23,13 +23,14 @@ LABEL_NATIVE_ID = "vexa.native_meeting_id"
 
 @dataclass(frozen=True, slots=True)
 class BotSpec:
-    """Everything needed to start one bot; ``bot_config_json`` holds secrets (never log it)."""
+    """Everything needed to start one bot; ``bot_token`` is its secret (env ``BOT_TOKEN``, never logged)."""
 
     meeting_id: int
     user_id: int
     platform: str
     native_meeting_id: str
-    bot_config_json: str = field(repr=False)
+    bot_config_json: str
+    bot_token: str = field(repr=False)
 
     @property
     def name(self) -> str:

@@ -53,7 +53,12 @@ class DockerOrchestrator(Orchestrator):
             "name": spec.name,
             "detach": True,
             "auto_remove": True,
-            "environment": {"BOT_CONFIG": spec.bot_config_json},
+            # Where recordings go (a container shares no files with us: use S3/MinIO there).
+            "environment": {
+                **s.storage_env(),
+                "BOT_CONFIG": spec.bot_config_json,
+                "BOT_TOKEN": spec.bot_token,
+            },
             "labels": spec.labels(),
             "mem_limit": s.bot_memory_limit,
             "nano_cpus": int(s.bot_cpu_limit * 1_000_000_000),

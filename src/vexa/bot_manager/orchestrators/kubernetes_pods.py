@@ -2,8 +2,11 @@
 
 One Pod per bot in ``K8S_NAMESPACE`` with ``restartPolicy: Never`` (a bot that
 ends must not be restarted into the same meeting), labels for finding it again,
-and resource requests/limits. The manager's ServiceAccount needs pods
-create/delete/get/list/watch there (deploy/k8s/). The client is blocking, so
+and resource requests/limits. The bot's meeting token is never a plain env
+value: each bot gets its own Secret (``<pod>-token``) that the Pod reads through
+``secretKeyRef`` and that is owned by the Pod, so Kubernetes deletes it with the
+Pod. The manager's ServiceAccount needs pods create/delete/get/list/watch and
+secrets create/delete/patch there (deploy/k8s/). The client is blocking, so
 calls run in threads; the API object is injectable so tests can pass a
 stand-in for the cluster and assert the exact Pod requested.
 """
@@ -19,6 +22,7 @@ from vexa.bot_manager.settings import BotManagerSettings
 
 log = logging.getLogger(__name__)
 
+SECRET_KEY = "token"
 _RUNNING_PHASES = frozenset({"Pending", "Running", "Unknown"})
 
 
@@ -53,6 +57,26 @@ class KubernetesOrchestrator(Orchestrator):
             self._api = client.CoreV1Api()
         return self._api
 
+    @staticmethod
+    def secret_name(spec: BotSpec) -> str:
+        return f"{spec.name}-token"
+
+    def secret_manifest(self, spec: BotSpec) -> Any:
+        """The ``V1Secret`` holding one bot's meeting token."""
+        from kubernetes import client
+
+        labels = {k: _k8s_label(v) for k, v in spec.labels().items()}
+        labels["app.kubernetes.io/name"] = "vexa-bot"
+        return client.V1Secret(
+            api_version="v1",
+            kind="Secret",
+            type="Opaque",
+            metadata=client.V1ObjectMeta(
+                name=self.secret_name(spec), namespace=self.namespace, labels=labels
+            ),
+            string_data={SECRET_KEY: spec.bot_token},
+        )
+
     def pod_manifest(self, spec: BotSpec) -> Any:
         """The ``V1Pod`` for one bot (the whole create request)."""
         from kubernetes import client
@@ -71,7 +95,18 @@ class KubernetesOrchestrator(Orchestrator):
                     client.V1Container(
                         name="bot",
                         image=s.bot_image,
-                        env=[client.V1EnvVar(name="BOT_CONFIG", value=spec.bot_config_json)],
+                        env=[
+                            *(client.V1EnvVar(name=k, value=v) for k, v in s.storage_env().items()),
+                            client.V1EnvVar(name="BOT_CONFIG", value=spec.bot_config_json),
+                            client.V1EnvVar(
+                                name="BOT_TOKEN",
+                                value_from=client.V1EnvVarSource(
+                                    secret_key_ref=client.V1SecretKeySelector(
+                                        name=self.secret_name(spec), key=SECRET_KEY
+                                    )
+                                ),
+                            ),
+                        ],
                         resources=client.V1ResourceRequirements(
                             requests={"cpu": _cpu(s.bot_cpu_request), "memory": s.bot_memory_request},
                             limits={"cpu": _cpu(s.bot_cpu_limit), "memory": s.bot_memory_limit},
@@ -89,13 +124,50 @@ class KubernetesOrchestrator(Orchestrator):
 
     async def start(self, spec: BotSpec) -> str:
         api_exc = self._api_exception()
-        body = self.pod_manifest(spec)
+        secret = self.secret_name(spec)
         try:
-            await asyncio.to_thread(self.api.create_namespaced_pod, namespace=self.namespace, body=body)
+            await asyncio.to_thread(
+                self.api.create_namespaced_secret, namespace=self.namespace, body=self.secret_manifest(spec)
+            )
         except api_exc as exc:
+            raise BotStartError(f"kubernetes refused secret {secret}: {exc.status} {exc.reason}") from exc
+        try:
+            pod = await asyncio.to_thread(
+                self.api.create_namespaced_pod, namespace=self.namespace, body=self.pod_manifest(spec)
+            )
+        except api_exc as exc:
+            await self._delete_secret(secret)
             raise BotStartError(f"kubernetes refused pod {spec.name}: {exc.status} {exc.reason}") from exc
+        await self._own_secret(secret, pod)
         log.info("created pod %s/%s for meeting %s", self.namespace, spec.name, spec.meeting_id)
         return spec.name
+
+    async def _own_secret(self, secret: str, pod: Any) -> None:
+        """Make the Pod the Secret's owner, so the cluster deletes it with the Pod (even if we never do)."""
+        from kubernetes import client
+
+        uid = getattr(getattr(pod, "metadata", None), "uid", None)
+        if not uid:
+            return
+        owner = client.V1OwnerReference(api_version="v1", kind="Pod", name=pod.metadata.name, uid=uid)
+        try:
+            await asyncio.to_thread(
+                self.api.patch_namespaced_secret,
+                name=secret,
+                namespace=self.namespace,
+                body={
+                    "metadata": {"ownerReferences": [client.ApiClient().sanitize_for_serialization(owner)]}
+                },
+            )
+        except self._api_exception() as exc:  # stop() still deletes it
+            log.warning("could not make pod %s own secret %s: %s", pod.metadata.name, secret, exc.reason)
+
+    async def _delete_secret(self, name: str) -> None:
+        try:
+            await asyncio.to_thread(self.api.delete_namespaced_secret, name=name, namespace=self.namespace)
+        except self._api_exception() as exc:
+            if getattr(exc, "status", None) != 404:
+                log.warning("kubernetes could not delete secret %s: %s", name, exc.reason)
 
     async def stop(self, handle: str, timeout_s: float = 10.0) -> None:
         api_exc = self._api_exception()
@@ -109,6 +181,7 @@ class KubernetesOrchestrator(Orchestrator):
         except api_exc as exc:
             if getattr(exc, "status", None) != 404:
                 log.warning("kubernetes could not delete pod %s: %s", handle, exc.reason)
+        await self._delete_secret(f"{handle}-token")
 
     @staticmethod
     def _info(pod: Any) -> BotInfo:

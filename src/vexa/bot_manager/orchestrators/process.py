@@ -36,7 +36,15 @@ log = logging.getLogger(__name__)
 
 # The manager's own secrets a bot has no business seeing.
 _WITHHELD_ENV = frozenset(
-    {"ADMIN_API_TOKEN", "WEBHOOK_SECRET", "DATABASE_URL", "DB_PASSWORD", "INTERNAL_API_SECRET", "BOT_CONFIG"}
+    {
+        "ADMIN_API_TOKEN",
+        "WEBHOOK_SECRET",
+        "DATABASE_URL",
+        "DB_PASSWORD",
+        "INTERNAL_API_SECRET",
+        "BOT_CONFIG",
+        "BOT_TOKEN",
+    }
 )
 
 
@@ -103,6 +111,7 @@ class ProcessOrchestrator(Orchestrator):
     def _env(self, spec: BotSpec) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if k not in _WITHHELD_ENV}
         env["BOT_CONFIG"] = spec.bot_config_json
+        env["BOT_TOKEN"] = spec.bot_token
         env["PYTHONUNBUFFERED"] = "1"
         env.setdefault("HF_HUB_OFFLINE", "1")
         return env

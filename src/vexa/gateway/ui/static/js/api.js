@@ -23,7 +23,7 @@ export class ApiError extends Error {
   }
 }
 
-/** 401, or a 403 about the key itself (a 403 can also mean "bot limit reached"). */
+/** 401 (missing or expired key), or a 403 about the key itself (a 403 can also mean "outside the key's scope"). */
 function keyRefused(error) {
   return error.status === 401 || (error.status === 403 && /invalid or revoked/i.test(error.message));
 }

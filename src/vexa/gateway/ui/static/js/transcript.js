@@ -15,8 +15,10 @@ const keyOf = (seg) => `${seg.session_uid || ""}:${Number(seg.start).toFixed(3)}
 const when = (seg) => (seg.absolute_start_time ? Date.parse(seg.absolute_start_time) / 1000 : Number(seg.start));
 
 export class TranscriptView {
-  /** follow: keep the newest line in view (a live meeting) until the reader scrolls up. */
-  constructor({ follow = false } = {}) {
+  /** follow: keep the newest line in view (a live meeting) until the reader scrolls up;
+   * onSeek(segment): each line's time becomes a button that plays the recording from there. */
+  constructor({ follow = false, onSeek = null } = {}) {
+    this.onSeek = onSeek;
     this.segments = new Map();
     this.rows = new Map();
     this.origin = null;
@@ -77,13 +79,16 @@ export class TranscriptView {
     for (const [key, seg] of entries) {
       let row = this.rows.get(key);
       if (!row) {
-        row = h("div", { class: "seg" }, h("span", { class: "time" }), h("span", { class: "speaker" }),
-          h("span", { class: "text" }));
+        const time = this.onSeek
+          ? h("button", { type: "button", class: "time seek", onclick: () => this.onSeek(this.segments.get(key)) })
+          : h("span", { class: "time" });
+        row = h("div", { class: "seg" }, time, h("span", { class: "speaker" }), h("span", { class: "text" }));
         this.rows.set(key, row);
       }
       const [time, speaker, text] = row.children;
       const name = seg.speaker || "Unknown speaker";
       time.textContent = formatClock(when(seg) - this.origin);
+      if (this.onSeek) time.setAttribute("aria-label", `Play the recording from ${time.textContent}`);
       speaker.textContent = name;
       speaker.style.color = speakerColour(name);
       row.classList.toggle("draft", seg.completed === false);

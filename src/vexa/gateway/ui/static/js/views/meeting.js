@@ -4,6 +4,7 @@ import {
 import { field, formatDate, h, setError, toast } from "../dom.js";
 import { EXPORTS, download } from "../exports.js";
 import { LiveFeed } from "../live.js";
+import { finalState, mixedTrack, offsetIn, recordingPanel } from "../recording.js";
 import { TranscriptView } from "../transcript.js";
 
 /** One meeting: live while its bot runs, then the past-meeting tools (search, edit, export, delete). */
@@ -23,8 +24,14 @@ export async function meetingView(main, platform, nativeId) {
   }
   loading.remove();
 
-  const view = new TranscriptView({ follow: isLive(meeting.status) });
+  const track = isLive(meeting.status) ? null : mixedTrack(meeting);
+  const player = track ? recordingPanel(track) : null;
+  const view = new TranscriptView({
+    follow: isLive(meeting.status),
+    onSeek: player ? (seg) => player.seek(offsetIn(track, seg)) : null,
+  });
   view.apply(meeting.segments || []);
+  const finalNote = h("p", { class: "muted", "data-testid": "final-state" }, finalState(meeting));
 
   // --- status ------------------------------------------------------------------------------
   const badge = h("span", { class: "badge live" }, "LIVE");
@@ -146,7 +153,9 @@ export async function meetingView(main, platform, nativeId) {
   main.append(
     h("div", { class: "meeting-head" }, h("div", {}, statusLine, connection), h("div", { class: "toolbar" }, stopButton)),
     facts, timeline,
+    player ? player.panel : "",
     h("h2", {}, "Transcript"),
+    finalNote,
     h("div", { class: "row" }, search.wrap, found),
     view.list,
     h("div", { class: "panel spaced" }, exportsGroup),
