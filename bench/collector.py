@@ -6,8 +6,10 @@ Three figures, all on this machine, same payload size:
   Redis alone accepts; no consumer can beat it;
 - consumer alone: the collector's stream worker (in this process) draining N queued
   messages into the mutable Redis hash (validate, authenticate, look up, MULTI + ACK);
+- persister alone: the background persister moving those segments from Redis to rows;
 - end to end: `vexa serve collector` as a real process with IMMUTABILITY_THRESHOLD=0;
-  time from the first XADD until all N segments are rows in ``transcriptions``.
+  time from the first XADD until all N segments are rows in ``transcriptions``; then the
+  same with two collector processes in one consumer group, printed as a ratio to one.
 
 One segment per message, spread round-robin over M meetings of one user.
 Starts its own embedded PostgreSQL + Valkey unless DATABASE_URL / REDIS_URL are set.
@@ -20,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import sys
 import tempfile
@@ -29,6 +32,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import asyncpg
+import psutil
 from redis.asyncio import Redis
 
 from vexa.auth import TokenVerifier, generate_token, hash_token
@@ -48,11 +52,11 @@ def _plain(url: str) -> str:
     return url.replace("postgresql+asyncpg://", "postgresql://", 1)
 
 
-async def setup_data(db_url: str, meetings: int) -> tuple[str, list[str]]:
+async def setup_data(db_url: str, meetings: int, token: str | None = None) -> tuple[str, list[str]]:
     conn = await asyncpg.connect(_plain(db_url))
     try:
         await conn.execute("TRUNCATE transcriptions, meeting_sessions, meetings, api_tokens, users CASCADE")
-        token = generate_token()
+        token = token or generate_token()
         user_id = await conn.fetchval(
             "INSERT INTO users (email, max_concurrent_bots) VALUES ($1, 1000) RETURNING id",
             f"bench-{uuid.uuid4().hex[:6]}@example.com",
@@ -139,33 +143,78 @@ async def bench(db_url: str, redis_url: str, n: int, meetings: int, read_count: 
     collector = Collector(settings, db, redis, TokenVerifier(db.sessionmaker))
     await collector.segments.ensure_group()
     await xadd_all(redis, "bench:consumer", build_messages(token, natives, n, "c"))
-    t0 = time.perf_counter()
+    t0, cpu0 = time.perf_counter(), time.process_time()
     worker = collector.segments
     expected = n + len(natives)
     for _ in range(expected + 10):  # bounded: every round handles at least one message
         if worker.handled + worker.dead_lettered >= expected:
             break
         await worker.read_once(block_ms=1)
-    consumer_s = time.perf_counter() - t0
+    consumer_s, consumer_cpu = time.perf_counter() - t0, time.process_time() - cpu0
     assert collector.segments.handled == n + len(natives), collector.segments.handled
     consumer = n / consumer_s
     print(
         f"consumer alone:       {consumer:10.0f} segments/s  ({consumer_s:.2f} s)  "
-        f"= {consumer / ceiling:.3f} x XADD"
+        f"= {consumer / ceiling:.3f} x XADD; CPU {consumer_cpu * 1e6 / n:.0f} µs/segment"
+    )
+
+    # 3. The persister alone (in this process): the segments just written, Redis -> rows.
+    t0, cpu0 = time.perf_counter(), time.process_time()
+    persisted = 0
+    for _ in range(100):  # bounded: each round persists what it found
+        persisted += await collector.persister.run_once(force=True)
+        if persisted >= n:
+            break
+    persister_s, persister_cpu = time.perf_counter() - t0, time.process_time() - cpu0
+    assert persisted == n, f"persisted {persisted}/{n}"
+    print(
+        f"persister alone:      {n / persister_s:10.0f} segments/s  ({persister_s:.2f} s); "
+        f"CPU {persister_cpu * 1e6 / n:.0f} µs/segment"
     )
     await db.dispose()
     await redis.flushdb()
+    await setup_data(db_url, meetings, token)
 
-    # 3. End to end through a real collector process.
+    # 4. End to end through real collector processes: one, then two in the same consumer group.
+    one, cpu = await end_to_end(db_url, redis_url, redis, token, natives, n, read_count, processes=1)
+    print(
+        f"end to end (process): {one:10.0f} segments/s  = {one / ceiling:.3f} x XADD; "
+        f"collector CPU {cpu:.0f} µs/segment"
+    )
+    await redis.flushdb()
+    await setup_data(db_url, meetings, token)
+    two, _ = await end_to_end(db_url, redis_url, redis, token, natives, n, read_count, processes=2)
+    print(f"end to end, 2 collectors in one group: {two:10.0f} segments/s  = {two / one:.2f} x one collector")
+    await redis.aclose()
+
+
+async def end_to_end(
+    db_url: str,
+    redis_url: str,
+    redis: Redis,
+    token: str,
+    natives: list[str],
+    n: int,
+    read_count: int,
+    *,
+    processes: int,
+) -> float:
+    """(segments/s from the first XADD until all ``n`` are rows, the collectors' CPU µs per segment)."""
     env = {
         "DATABASE_URL": db_url, "REDIS_URL": redis_url, "LOG_LEVEL": "WARNING",
         "REDIS_STREAM_READ_COUNT": str(read_count), "IMMUTABILITY_THRESHOLD": "0",
         "BACKGROUND_TASK_INTERVAL": "0.5", "REDIS_STREAM_BLOCK_MS": "100",
     }  # fmt: skip
-    messages = build_messages(token, natives, n, "e2e")
-    with ServiceProcess(
-        "collector", free_port(), env, log_path=Path(tempfile.gettempdir()) / "bench-collector.log"
-    ):
+    messages = build_messages(token, natives, n, f"e2e{processes}")
+    logs = Path(tempfile.gettempdir())
+    with contextlib.ExitStack() as stack:
+        procs = [
+            stack.enter_context(
+                ServiceProcess("collector", free_port(), env, log_path=logs / f"bench-collector-{i}.log")
+            )
+            for i in range(processes)
+        ]
+        cpu0 = _cpu_s(procs)
         t0 = time.perf_counter()
         await xadd_all(redis, "transcription_segments", messages)
         deadline = t0 + 1800
@@ -174,12 +223,16 @@ async def bench(db_url: str, redis_url: str, n: int, meetings: int, read_count: 
             rows = await count_rows(db_url)
             if rows >= n:
                 break
-            await asyncio.sleep(0.25)
+            await asyncio.sleep(0.1)
         e2e_s = time.perf_counter() - t0
+        cpu_s = _cpu_s(procs) - cpu0
     assert rows == n, f"only {rows}/{n} rows"
-    e2e = n / e2e_s
-    print(f"end to end (process): {e2e:10.0f} segments/s  ({e2e_s:.2f} s)  = {e2e / ceiling:.3f} x XADD")
-    await redis.aclose()
+    return n / e2e_s, cpu_s * 1e6 / n
+
+
+def _cpu_s(procs: list[ServiceProcess]) -> float:
+    """User + system CPU seconds of the collector processes so far."""
+    return sum(sum(psutil.Process(p.pid).cpu_times()[:2]) for p in procs)
 
 
 def main() -> None:
@@ -188,7 +241,9 @@ def main() -> None:
     )
     parser.add_argument("--segments", type=int, default=100_000)
     parser.add_argument("--meetings", type=int, default=100)
-    parser.add_argument("--read-count", type=int, default=10, help="REDIS_STREAM_READ_COUNT for the consumer")
+    parser.add_argument(
+        "--read-count", type=int, default=500, help="REDIS_STREAM_READ_COUNT for the consumer"
+    )
     args = parser.parse_args()
 
     db_url, redis_url = os.environ.get("DATABASE_URL"), os.environ.get("REDIS_URL")

@@ -1,15 +1,20 @@
 """Reading a Redis stream through a consumer group: handle, acknowledge, dead-letter, reclaim.
 
-The rule is "acknowledge only what was handled":
+The rule is "acknowledge only what was handled", applied a batch at a time:
 
-- a handled message is acknowledged in the same MULTI as its writes, so a crash
-  can never leave a write without its ACK being retried, nor an ACK without its write;
+- one XREADGROUP reads up to ``count`` entries; the handler turns each into Redis
+  writes (its per-batch lookups, e.g. speaker events, done once for the batch);
+- the writes of every handled entry, the dead letters and ONE XACK of all their
+  ids go to Redis in one MULTI, so a crash can never leave a write without its
+  ACK being retried, nor an ACK without its write. Writes are newer-only (the
+  entry id is the version), so a batch replayed after a crash changes nothing;
 - a message that can never succeed (bad JSON, bad shape, bad token, unknown
-  meeting) is copied to the dead-letter stream and acknowledged, atomically;
-- an infrastructure failure (Redis or PostgreSQL unreachable) leaves the message
-  pending: this consumer re-reads its own pending list once things recover, and
-  if it dies instead, another consumer takes the message over with XAUTOCLAIM
-  after ``PENDING_MSG_TIMEOUT_MS``.
+  meeting) is copied to the dead-letter stream in that same MULTI and
+  acknowledged with the rest: one bad entry never sinks its batch;
+- an infrastructure failure (Redis or PostgreSQL unreachable) commits the entries
+  before it and leaves it and the rest of the batch pending: this consumer re-reads
+  its own pending list once things recover, and if it dies instead, another
+  consumer takes the messages over with XAUTOCLAIM after ``PENDING_MSG_TIMEOUT_MS``.
 """
 
 from __future__ import annotations
@@ -18,8 +23,9 @@ import asyncio
 import json
 import logging
 import time
-from collections.abc import Awaitable, Callable
-from typing import Any
+from collections.abc import Awaitable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
 
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
@@ -30,8 +36,24 @@ from vexa.streams import DEAD_LETTER_MAXLEN_DEFAULT, redact_tokens
 
 log = logging.getLogger(__name__)
 
-Writes = Callable[[Pipeline], None]
-Handler = Callable[[str, dict[str, str]], Awaitable[Writes | None]]
+Entries = list[tuple[str, dict[str, str] | None]]
+
+
+class Handler(Protocol):
+    """Turns stream entries into writes; raises DeadLetter for an entry that can never succeed.
+
+    ``__call__`` returns what to write for one entry (or None) without writing it;
+    ``commit`` queues a batch's writes, in stream order, into the batch's MULTI, so
+    they can be merged into few commands (the segment writes are one Lua call).
+    """
+
+    async def prepare(self, entries: Entries) -> None:
+        """Lookups shared by a batch, done once before its entries are handled (may do nothing)."""
+        ...
+
+    async def __call__(self, entry_id: str, fields: dict[str, str]) -> Any: ...
+
+    def commit(self, pipe: Pipeline, writes: list[Any]) -> None: ...
 
 
 class DeadLetter(Exception):
@@ -189,53 +211,90 @@ class StreamWorker:
                 break
         return total
 
-    async def process(self, entries: list[tuple[str, dict[str, str] | None]]) -> None:
-        """Handle in order; an infrastructure error stops the batch, leaving the rest pending."""
-        for entry_id, fields in entries:
-            if fields is None:  # deleted while pending (XDEL by hand: we never trim unacknowledged entries)
-                log.error("%s: pending entry %s no longer exists; acknowledging the gap", self.name, entry_id)
-                await self.redis.xack(self.stream, self.group, entry_id)
-                self.vanished += 1
-                continue
-            try:
-                writes = await self.handler(entry_id, fields)
-            except DeadLetter as dead:
-                await self.dead_letter(entry_id, fields, dead.reason)
-                continue
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                if is_transient(exc):
-                    self._recheck_own_pending = True
+    async def process(self, entries: Entries) -> None:
+        """Handle in order and commit the batch in one MULTI; an infrastructure error commits
+        the entries before it and leaves it and the rest pending."""
+        batch = _Batch()
+        try:
+            await self.handler.prepare([e for e in entries if e[1] is not None])
+            for entry_id, fields in entries:
+                if fields is None:  # deleted while pending (XDEL by hand: we never trim unacked entries)
+                    log.error(
+                        "%s: pending entry %s no longer exists; acknowledging the gap", self.name, entry_id
+                    )
+                    batch.ack_ids.append(entry_id)
+                    batch.vanished += 1
+                    continue
+                try:
+                    writes = await self.handler(entry_id, fields)
+                except DeadLetter as dead:
+                    batch.dead_letter(entry_id, fields, dead.reason)
+                    continue
+                except asyncio.CancelledError:
                     raise
-                log.exception("%s: unexpected error handling %s; dead-lettering it", self.name, entry_id)
-                await self.dead_letter(
-                    entry_id, fields, f"processing error: {type(exc).__name__}: {exc}"[:500]
-                )
-                continue
-            async with self.redis.pipeline(transaction=True) as pipe:
-                if writes is not None:
-                    writes(pipe)
-                pipe.xack(self.stream, self.group, entry_id)
-                await pipe.execute()
-            self.handled += 1
+                except Exception as exc:
+                    if is_transient(exc):
+                        self._recheck_own_pending = True
+                        raise
+                    log.exception("%s: unexpected error handling %s; dead-lettering it", self.name, entry_id)
+                    batch.dead_letter(
+                        entry_id, fields, f"processing error: {type(exc).__name__}: {exc}"[:500]
+                    )
+                    continue
+                batch.handled(entry_id, writes)
+        except asyncio.CancelledError:
+            self._recheck_own_pending = True  # nothing committed: the whole batch is read again
+            raise
+        except Exception:
+            await self._commit(batch)  # what was handled before the failure
+            raise
+        await self._commit(batch)
 
-    async def dead_letter(self, entry_id: str, fields: dict[str, str], reason: str) -> None:
-        """Keep what the producer sent (tokens redacted) in a capped stream, acknowledge the original."""
+    async def _commit(self, batch: _Batch) -> None:
+        """The batch's writes, dead letters and one XACK of all its ids, in one MULTI."""
+        if not batch.ack_ids:
+            return
+        async with self.redis.pipeline(transaction=True) as pipe:
+            self.handler.commit(pipe, batch.writes)
+            for entry_id, payload, reason in batch.dead:
+                pipe.xadd(
+                    self.dead_stream,
+                    {"payload": payload, "reason": reason, "original_id": entry_id},
+                    maxlen=self.dead_maxlen,
+                    approximate=True,
+                )
+            pipe.xack(self.stream, self.group, *batch.ack_ids)
+            await pipe.execute()
+        self.handled += batch.count
+        self.vanished += batch.vanished
+        self.dead_lettered += len(batch.dead)
+        for entry_id, _, reason in batch.dead:
+            log.warning("%s: dead-lettered %s to %s: %s", self.name, entry_id, self.dead_stream, reason)
+
+
+@dataclass
+class _Batch:
+    """What one batch will commit: writes, dead letters and the ids to acknowledge, in stream order."""
+
+    writes: list[Any] = field(default_factory=list)
+    dead: list[tuple[str, str, str]] = field(default_factory=list)  # (entry id, payload, reason)
+    ack_ids: list[str] = field(default_factory=list)
+    count: int = 0
+    vanished: int = 0
+
+    def handled(self, entry_id: str, writes: Any) -> None:
+        if writes is not None:
+            self.writes.append(writes)
+        self.ack_ids.append(entry_id)
+        self.count += 1
+
+    def dead_letter(self, entry_id: str, fields: dict[str, str], reason: str) -> None:
+        """Keep what the producer sent (tokens redacted); the dead-letter stream is capped."""
         payload = fields.get("payload")
         if payload is None:  # keep whatever the producer sent, so nothing is lost
             payload = json.dumps({k: redact_tokens(v) for k, v in fields.items()})[:100_000]
-        async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.xadd(
-                self.dead_stream,
-                {"payload": redact_tokens(payload), "reason": reason, "original_id": entry_id},
-                maxlen=self.dead_maxlen,
-                approximate=True,
-            )
-            pipe.xack(self.stream, self.group, entry_id)
-            await pipe.execute()
-        self.dead_lettered += 1
-        log.warning("%s: dead-lettered %s to %s: %s", self.name, entry_id, self.dead_stream, reason)
+        self.dead.append((entry_id, redact_tokens(payload), reason))
+        self.ack_ids.append(entry_id)
 
 
 def _stream_entries(resp: Any) -> list[tuple[str, dict[str, str] | None]]:

@@ -13,10 +13,10 @@ from vexa import bot_tokens
 from vexa.auth import TokenVerifier
 from vexa.collector import speakers
 from vexa.collector.attribution import attribute
-from vexa.collector.consumer import DeadLetter, Writes
+from vexa.collector.consumer import DeadLetter, Entries
 from vexa.collector.meetings import MeetingDirectory
-from vexa.collector.segments import StoredSegment, now_utc, queue_write
-from vexa.events import build_event, meeting_channel
+from vexa.collector.segments import SegmentWrite, StoredSegment, event_frame, now_utc, queue_writes
+from vexa.events import meeting_channel
 from vexa.streams import (
     PAYLOAD_FIELD,
     SessionEndMessage,
@@ -25,6 +25,8 @@ from vexa.streams import (
     TranscriptionMessage,
     parse_payload,
 )
+
+Parsed = TranscriptionMessage | SessionStartMessage | SessionEndMessage
 
 log = logging.getLogger(__name__)
 
@@ -49,15 +51,24 @@ def _payload(fields: dict[str, str]) -> str:
 
 
 async def authorize(
-    redis: Redis, verifier: TokenVerifier, msg: TranscriptionMessage | SessionStartMessage | SessionEndMessage
+    redis: Redis,
+    verifier: TokenVerifier,
+    msg: TranscriptionMessage | SessionStartMessage | SessionEndMessage,
+    claims_cache: dict[str, bot_tokens.BotTokenClaims | None] | None = None,
 ) -> tuple[int, int | None]:
     """(user id, meeting id or None) the message may write to, or DeadLetter.
 
     Our bots' sessions carry their bot token, good for one meeting; a standalone
     producer (``WL_STANDALONE``, an upstream bot) may still send a user's API key.
+    ``claims_cache`` reuses a bot token's lookup within one consumer batch.
     """
     if bot_tokens.is_bot_token(msg.token):
-        claims = await bot_tokens.lookup(redis, msg.token)
+        if claims_cache is not None and msg.token in claims_cache:
+            claims = claims_cache[msg.token]
+        else:
+            claims = await bot_tokens.lookup(redis, msg.token)
+            if claims_cache is not None:
+                claims_cache[msg.token] = claims
         if claims is None:
             raise DeadLetter("unauthorized: unknown or expired bot token")
         if not claims.covers(msg.platform, msg.meeting_id, msg.meeting_db_id):
@@ -70,7 +81,11 @@ async def authorize(
 
 
 class SegmentHandler:
-    """transcription / session_start / session_end messages from ``transcription_segments``."""
+    """transcription / session_start / session_end messages from ``transcription_segments``.
+
+    A batch is parsed once in ``prepare``, which also reads the speaker events of every
+    session in it in one round trip (instead of one per message).
+    """
 
     def __init__(
         self,
@@ -84,14 +99,38 @@ class SegmentHandler:
         self.directory = directory
         self.verifier = verifier
         self.min_confidence = min_confidence
+        self._parsed: dict[str, Parsed] = {}
+        self._events: dict[str, list[speakers.TimedEvent]] = {}
+        self._claims: dict[str, bot_tokens.BotTokenClaims | None] = {}  # a batch's bot-token lookups
 
-    async def __call__(self, entry_id: str, fields: dict[str, str]) -> Writes | None:
-        raw = _payload(fields)
-        try:
-            msg = parse_payload(raw)
-        except ValidationError as exc:
-            raise DeadLetter(f"invalid message: {validation_summary(exc)}") from None
-        user_id, meeting_db_id = await authorize(self.redis, self.verifier, msg)
+    async def prepare(self, entries: Entries) -> None:
+        self._parsed, self._events, self._claims = {}, {}, {}
+        uids: set[str] = set()
+        for entry_id, fields in entries:
+            raw = (fields or {}).get(PAYLOAD_FIELD)
+            if raw is None:
+                continue
+            try:
+                msg = parse_payload(raw)
+            except ValidationError:
+                continue  # dead-lettered, with the reason, when the entry is handled
+            self._parsed[entry_id] = msg
+            if isinstance(msg, TranscriptionMessage) and any(
+                not (s.speaker or "").strip() for s in msg.segments
+            ):
+                uids.add(msg.uid)
+        if uids:
+            self._events = await speakers.load_many(self.redis, sorted(uids))
+
+    async def __call__(self, entry_id: str, fields: dict[str, str]) -> SegmentWrite | None:
+        msg = self._parsed.pop(entry_id, None)
+        if msg is None:
+            raw = _payload(fields)
+            try:
+                msg = parse_payload(raw)
+            except ValidationError as exc:
+                raise DeadLetter(f"invalid message: {validation_summary(exc)}") from None
+        user_id, meeting_db_id = await authorize(self.redis, self.verifier, msg, self._claims)
         meeting = await self.directory.for_session(
             user_id, msg.platform, msg.meeting_id, msg.uid, meeting_db_id
         )
@@ -114,16 +153,14 @@ class SegmentHandler:
         if not segments:
             return None
         session_start = await self.directory.session_start(meeting.id, msg.uid)
-        event = build_event("transcript.mutable", meeting.id, meeting.platform, meeting.native_id, {})
+        frame = event_frame("transcript.mutable", meeting.id, meeting.platform, meeting.native_id)
         public = [s.to_public(session_start).model_dump_json() for s in segments]
 
-        def writes(pipe: Pipeline) -> None:
-            # Newer-only: a replayed older draft changes nothing and is not announced.
-            queue_write(
-                pipe, meeting.id, segments, channel=meeting_channel(meeting.id), event=event, public=public
-            )
+        # Newer-only: a replayed older draft changes nothing and is not announced.
+        return SegmentWrite(meeting.id, segments, meeting_channel(meeting.id), frame, public)
 
-        return writes
+    def commit(self, pipe: Pipeline, writes: list[SegmentWrite]) -> None:
+        queue_writes(pipe, writes)
 
     async def _segments(self, msg: TranscriptionMessage, entry_id: str) -> list[StoredSegment]:
         """Normalised drafts, one per start (the last one in the message wins), speakers mapped.
@@ -154,6 +191,8 @@ class SegmentHandler:
                 ]
             else:
                 if events is None:
+                    events = self._events.get(msg.uid)  # read for the whole batch in prepare()
+                if events is None:
                     events = await speakers.load_events(self.redis, msg.uid)
                 words = [(w.start, w.end, w.word) for w in seg.words or []]
                 parts = attribute(
@@ -172,13 +211,16 @@ class SpeakerHandler:
         self.verifier = verifier
         self.ttl_s = ttl_s
 
+    async def prepare(self, entries: Entries) -> None:
+        """Nothing to share across a batch: each event is one ZADD."""
+
     async def _authorized(self, token: str) -> bool:
         if bot_tokens.is_bot_token(token):
             return await bot_tokens.lookup(self.redis, token) is not None
         user = await self.verifier.verify(token)
         return user is not None and user.usable()
 
-    async def __call__(self, entry_id: str, fields: dict[str, str]) -> Writes | None:
+    async def __call__(self, entry_id: str, fields: dict[str, str]) -> SpeakerEvent:
         raw = _payload(fields)
         try:
             event = SpeakerEvent.model_validate_json(raw)
@@ -187,8 +229,8 @@ class SpeakerHandler:
         # The stream is internal (the transcription service writes it); a token, when sent, must be valid.
         if event.token is not None and not await self._authorized(event.token):
             raise DeadLetter("unauthorized: unknown, revoked or expired token")
+        return event
 
-        def writes(pipe) -> None:  # type: ignore[no-untyped-def]
+    def commit(self, pipe: Pipeline, writes: list[SpeakerEvent]) -> None:
+        for event in writes:
             speakers.queue_store(pipe, event, self.ttl_s)
-
-        return writes

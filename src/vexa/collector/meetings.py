@@ -162,3 +162,15 @@ async def session_starts(session: AsyncSession, meeting_id: int) -> dict[str, da
         )
     )
     return {uid: start for uid, start in rows}
+
+
+async def session_starts_many(
+    session: AsyncSession, meeting_ids: list[int]
+) -> dict[tuple[int, str], datetime]:
+    """(meeting id, session uid) -> start, for several meetings in one query."""
+    rows = await session.execute(
+        select(
+            MeetingSession.meeting_id, MeetingSession.session_uid, MeetingSession.session_start_time
+        ).where(MeetingSession.meeting_id.in_(meeting_ids))
+    )
+    return {(meeting_id, uid): start for meeting_id, uid, start in rows}

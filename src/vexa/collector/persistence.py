@@ -1,62 +1,66 @@
 """Background persistence: settled segments move from Redis to PostgreSQL, exactly once.
 
-Every ``BACKGROUND_TASK_INTERVAL`` seconds, for each meeting in ``active_meetings``:
+Every ``BACKGROUND_TASK_INTERVAL`` seconds, over the meetings in ``active_meetings``,
+up to ``MEETINGS_PER_ROUND`` at a time (each step one round trip for all of them):
 
-1. take the meeting's lock (``SET NX PX``, renewed while the round runs), so two
+1. take the meetings' locks (``SET NX PX``, renewed while the round runs), so two
    collectors do not work on the same meeting at once (harmless, but wasteful);
-2. read the hash; segments unchanged for ``IMMUTABILITY_THRESHOLD`` seconds are ready;
+2. read their hashes; segments unchanged for ``IMMUTABILITY_THRESHOLD`` seconds are ready;
 3. map speakers again (events may have arrived after the draft) and filter hallucinations;
-4. upsert the kept ones in one transaction that first takes the meeting row ``FOR SHARE``
-   and re-checks it is not redacted: ``DELETE /meetings`` takes the same row ``FOR
+4. upsert the kept ones in one transaction that first takes the meeting rows ``FOR SHARE``
+   and re-checks they are not redacted: ``DELETE /meetings`` takes the same row ``FOR
    UPDATE`` before deleting, so the two serialise and a redacted meeting's rows never
    come back, whatever the Redis lock's timing. ``ON CONFLICT (meeting_id, session_uid,
-   start_time) DO UPDATE ... WHERE version <= excluded.version``: a crash after COMMIT
-   only means the same rows are written again, and an older draft never replaces a newer row;
+   start_time) DO UPDATE ... WHERE version <= excluded.version`` (see rows.py): a crash
+   after COMMIT only means the same rows are written again, and an older draft never
+   replaces a newer row;
 5. after COMMIT, remove kept and filtered segments with compare-and-delete, so a draft
    that changed since step 2 stays for the next round.
 
-A row PostgreSQL refuses (bad data, not an outage) must not hold back the rest of its
-meeting: the batch is retried row by row and each refused row is moved, with the
-database's reason, to the dead-letter stream. An outage leaves everything in Redis,
-which has no TTL on segments, for the next round.
+A row PostgreSQL refuses (bad data, not an outage) must not hold back the rest: the
+batch is retried meeting by meeting, then that meeting row by row, and each refused
+row is moved, with the database's reason, to the dead-letter stream. An outage leaves
+everything in Redis, which has no TTL on segments, for the next round.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
+from typing import Any
 
 from redis.asyncio import Redis
+from sqlalchemy import Row, select
 from sqlalchemy import exc as sa_exc
-from sqlalchemy import select
-from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from vexa.collector import speakers
+from vexa.collector import rows, speakers
 from vexa.collector.attribution import attribute
 from vexa.collector.consumer import is_transient
 from vexa.collector.filters import TranscriptionFilter
-from vexa.collector.meetings import session_starts
+from vexa.collector.meetings import session_starts_many
 from vexa.collector.segments import (
     ACTIVE_MEETINGS,
-    MeetingLock,
+    MeetingLocks,
     StoredSegment,
     compare_and_delete,
+    compare_and_delete_many,
     decode,
     drop_meeting,
     now_utc,
-    read_raw,
+    read_many,
     segments_key,
 )
-from vexa.db.models import Meeting, Transcription
-from vexa.events import publish_event
-from vexa.streams import DEAD_LETTER_MAXLEN_DEFAULT, entry_version
+from vexa.db.models import Meeting
+from vexa.events import build_event, meeting_channel
+from vexa.streams import DEAD_LETTER_MAXLEN_DEFAULT
 
 log = logging.getLogger(__name__)
 
-ROWS_PER_STATEMENT = 2000  # 8 parameters a row stays under asyncpg's 32767-parameter limit
+MEETINGS_PER_ROUND = 200  # meetings persisted together (one lock call, one read, one transaction)
 
 
 class Persister:
@@ -101,55 +105,102 @@ class Persister:
 
     async def run_once(self, *, force: bool = False) -> int:
         """One round over all active meetings; ``force`` ignores the immutability threshold."""
-        total = 0
+        meeting_ids: list[int] = []
         for member in await self.redis.smembers(ACTIVE_MEETINGS):
             try:
-                meeting_id = int(member)
+                meeting_ids.append(int(member))
             except ValueError:
                 await self.redis.srem(ACTIVE_MEETINGS, member)
-                continue
-            total += await self.persist_meeting(meeting_id, force=force)
+        total = 0
+        for i in range(0, len(meeting_ids), MEETINGS_PER_ROUND):
+            total += await self.persist_meetings(meeting_ids[i : i + MEETINGS_PER_ROUND], force=force)
         return total
 
     async def persist_meeting(self, meeting_id: int, *, force: bool = False) -> int:
-        lock = MeetingLock(self.redis, meeting_id, self.lock_ttl_ms)
-        if not await lock.acquire():
-            log.debug("meeting %s is being persisted by another collector", meeting_id)
+        return await self.persist_meetings([meeting_id], force=force)
+
+    async def persist_meetings(self, meeting_ids: list[int], *, force: bool = False) -> int:
+        locks = MeetingLocks(self.redis, self.lock_ttl_ms)
+        held = await locks.acquire(meeting_ids)
+        if len(held) < len(meeting_ids):
+            log.debug("%d meeting(s) are being persisted by another collector", len(meeting_ids) - len(held))
+        if not held:
             return 0
         try:
-            return await self._persist_locked(meeting_id, force)
+            return await self._persist_locked(held, force)
         finally:
-            await lock.release()
+            await locks.release()
 
-    async def _persist_locked(self, meeting_id: int, force: bool) -> int:
-        raw = await read_raw(self.redis, meeting_id)
-        if not raw:  # expired or emptied: leave active_meetings
-            await compare_and_delete(self.redis, meeting_id, {})
-            return 0
-        good, bad = decode(raw)
-        if bad:
-            await self._dead_letter(meeting_id, {f: (raw[f], "unreadable segment value") for f in bad})
+    async def _persist_locked(self, meeting_ids: list[int], force: bool) -> int:
         cutoff = now_utc() - self.threshold
-        ready = {f: s for f, s in good.items() if force or s.updated_at <= cutoff}
-        if not ready:
+        pending: dict[int, tuple[dict[str, str], dict[str, StoredSegment]]] = {}
+        for meeting_id, raw in (await read_many(self.redis, meeting_ids)).items():
+            if not raw:  # expired or emptied: leave active_meetings
+                await compare_and_delete(self.redis, meeting_id, {})
+                continue
+            good, bad = decode(raw)
+            if bad:
+                await self._dead_letter(meeting_id, {f: (raw[f], "unreadable segment value") for f in bad})
+            ready = {f: s for f, s in good.items() if force or s.updated_at <= cutoff}
+            if ready:
+                pending[meeting_id] = (raw, ready)
+        if not pending:
             return 0
 
+        meetings = await self._meetings(list(pending))
+        for meeting_id in list(pending):
+            if meeting_id not in meetings:
+                await self._discard(meeting_id, len(pending.pop(meeting_id)[0]))
+
+        await self._remap_speakers([s for _, ready in pending.values() for s in ready.values()])
+        kept = {meeting_id: self._keep(meeting_id, ready) for meeting_id, (_, ready) in pending.items()}
+        changed, refused, redacted = await self._write_all(kept)
+
+        done: dict[int, dict[str, str]] = {}
+        total = 0
+        for meeting_id, (raw, ready) in pending.items():
+            if meeting_id in redacted:
+                await self._discard(meeting_id, len(raw))
+                continue
+            if self.after_commit is not None:
+                await self.after_commit(meeting_id)
+            bad_rows = {f: (raw[f], why) for f, why in refused.get(meeting_id, {}).items()}
+            if bad_rows:
+                await self._dead_letter(meeting_id, bad_rows)
+            done[meeting_id] = {f: raw[f] for f in ready if f not in bad_rows}
+            stored = len(kept[meeting_id]) - len(bad_rows)
+            filtered = len(ready) - len(kept[meeting_id])
+            self.persisted += stored
+            self.filtered += filtered
+            total += stored
+            log.debug(
+                "meeting %s: persisted %d segment(s), filtered %d, refused %d",
+                meeting_id, stored, filtered, len(bad_rows),
+            )  # fmt: skip
+        await compare_and_delete_many(self.redis, done)
+        if total:
+            log.info("persisted %d segment(s) of %d meeting(s)", total, len(done))
+        await self._announce(
+            {m: meetings[m] for m in done},
+            {m: [s for s in kept[m] if (m, s.session_uid, s.start) in changed] for m in done},
+        )
+        return total
+
+    async def _meetings(self, meeting_ids: list[int]) -> dict[int, Row[Any]]:
+        """id -> (id, platform, native id) of those neither deleted nor redacted."""
         async with self._sm() as session:
-            meeting = (
-                await session.execute(
-                    select(Meeting.id, Meeting.platform, Meeting.platform_specific_id, Meeting.data).where(
-                        Meeting.id == meeting_id
-                    )
+            rows = await session.execute(
+                select(Meeting.id, Meeting.platform, Meeting.platform_specific_id, Meeting.data).where(
+                    Meeting.id.in_(meeting_ids)
                 )
-            ).first()
-        if meeting is None or (meeting.data or {}).get("redacted"):
-            log.info(
-                "meeting %s was deleted or redacted; discarding its %d live segment(s)", meeting_id, len(raw)
             )
-            await drop_meeting(self.redis, meeting_id)
-            return 0
+            return {r.id: r for r in rows if not (r.data or {}).get("redacted")}
 
-        await self._remap_speakers(list(ready.values()))
+    async def _discard(self, meeting_id: int, count: int) -> None:
+        log.info("meeting %s was deleted or redacted; discarding its %d live segment(s)", meeting_id, count)
+        await drop_meeting(self.redis, meeting_id)
+
+    def _keep(self, meeting_id: int, ready: dict[str, StoredSegment]) -> list[StoredSegment]:
         kept: list[StoredSegment] = []
         for seg in ready.values():
             ok, why = self.filter.keep(seg.text)
@@ -158,68 +209,69 @@ class Persister:
             else:
                 log.debug("meeting %s: filtered %r (%s)", meeting_id, seg.text[:80], why)
         kept.sort(key=lambda s: (s.session_uid, s.start))
+        return kept
 
-        written: list[StoredSegment] = []
-        refused: dict[str, tuple[str, str]] = {}
-        if kept:
+    async def _write_all(
+        self, kept: dict[int, list[StoredSegment]]
+    ) -> tuple[set[tuple[int, str, float]], dict[int, dict[str, str]], set[int]]:
+        """(rows changed, meeting -> field -> reason for the rows refused, meetings found redacted).
+
+        All meetings in one transaction; when PostgreSQL refuses it (bad data), meeting by
+        meeting, and a refused meeting row by row, so one bad row costs only itself.
+        """
+        kept = {m: segs for m, segs in kept.items() if segs}
+        if not kept:
+            return set(), {}, set()
+        try:
+            changed, redacted = await self._write(kept)
+            return changed, {}, redacted
+        except sa_exc.DBAPIError as exc:
+            if is_transient(exc):
+                raise
+            log.warning("%d meeting(s): batch refused (%s); retrying in parts", len(kept), _reason(exc))
+        changed = set()
+        refused: dict[int, dict[str, str]] = {}
+        redacted = set()
+        for meeting_id, segments in kept.items():
             try:
-                written = await self._write(meeting_id, kept)
-            except _Redacted:
-                await drop_meeting(self.redis, meeting_id)
-                return 0
-            except sa_exc.DBAPIError as exc:
-                if is_transient(exc):
+                if len(kept) == 1:  # that meeting's batch was just refused
+                    raise _Refused
+                one_changed, one_redacted = await self._write({meeting_id: segments})
+            except (sa_exc.DBAPIError, _Refused) as exc:
+                if isinstance(exc, sa_exc.DBAPIError) and is_transient(exc):
                     raise
-                log.warning("meeting %s: batch refused (%s); retrying row by row", meeting_id, _reason(exc))
-                written, refused = await self._write_each(meeting_id, kept, raw)
-        if self.after_commit is not None:
-            await self.after_commit(meeting_id)
-        if refused:
-            await self._dead_letter(meeting_id, refused)
-        await compare_and_delete(self.redis, meeting_id, {f: raw[f] for f in ready if f not in refused})
-        self.persisted += len(kept) - len(refused)
-        self.filtered += len(ready) - len(kept)
-        log.info(
-            "meeting %s: persisted %d segment(s), filtered %d, refused %d",
-            meeting_id,
-            len(kept) - len(refused),
-            len(ready) - len(kept),
-            len(refused),
-        )
-        if written:
-            await self._announce(meeting_id, meeting.platform, meeting.platform_specific_id, written)
-        return len(kept) - len(refused)
+                one_changed, refused[meeting_id], one_redacted = await self._write_each(meeting_id, segments)
+            changed |= one_changed
+            redacted |= one_redacted
+        return changed, refused, redacted
 
-    async def _write(self, meeting_id: int, segments: list[StoredSegment]) -> list[StoredSegment]:
-        """One transaction, fenced by the meeting row lock; returns the rows actually changed."""
-        changed: set[tuple[str, float]] = set()
+    async def _write(
+        self, segments: dict[int, list[StoredSegment]]
+    ) -> tuple[set[tuple[int, str, float]], set[int]]:
+        """One transaction, fenced by the meeting row locks: (rows changed, meetings redacted meanwhile)."""
         async with self._sm() as session, session.begin():
-            data = (
-                await session.execute(
-                    select(Meeting.data).where(Meeting.id == meeting_id).with_for_update(read=True)
-                )
-            ).first()
-            if data is None or (data[0] or {}).get("redacted"):
-                raise _Redacted
-            for i in range(0, len(segments), ROWS_PER_STATEMENT):
-                rows = await session.execute(_upsert(meeting_id, segments[i : i + ROWS_PER_STATEMENT]))
-                changed.update((uid, start) for uid, start in rows)
-        return [s for s in segments if (s.session_uid, s.start) in changed]
+            alive = await rows.lock_alive(session, list(segments))
+            changed = await rows.upsert(session, {m: s for m, s in segments.items() if m in alive})
+        return changed, set(segments) - alive
 
     async def _write_each(
-        self, meeting_id: int, segments: list[StoredSegment], raw: dict[str, str]
-    ) -> tuple[list[StoredSegment], dict[str, tuple[str, str]]]:
-        """Row by row: (rows changed, field -> (value, reason) for the rows PostgreSQL refused)."""
-        written: list[StoredSegment] = []
-        refused: dict[str, tuple[str, str]] = {}
+        self, meeting_id: int, segments: list[StoredSegment]
+    ) -> tuple[set[tuple[int, str, float]], dict[str, str], set[int]]:
+        """Row by row: (rows changed, field -> reason of the rows refused, {meeting_id} if redacted)."""
+        changed: set[tuple[int, str, float]] = set()
+        refused: dict[str, str] = {}
         for seg in segments:
             try:
-                written += await self._write(meeting_id, [seg])
+                one, redacted = await self._write({meeting_id: [seg]})
             except sa_exc.DBAPIError as exc:
                 if is_transient(exc):
                     raise
-                refused[seg.field] = (raw[seg.field], f"refused by PostgreSQL: {_reason(exc)}")
-        return written, refused
+                refused[seg.field] = f"refused by PostgreSQL: {_reason(exc)}"
+                continue
+            if redacted:
+                return changed, refused, redacted
+            changed |= one
+        return changed, refused, set()
 
     async def _dead_letter(self, meeting_id: int, items: dict[str, tuple[str, str]]) -> None:
         """Move segments that can never be stored to the dead-letter stream, with the reason.
@@ -243,40 +295,55 @@ class Persister:
     async def _remap_speakers(self, segments: list[StoredSegment]) -> None:
         """Speaker events can arrive after a draft was written: map once more with all of them."""
         pending = [s for s in segments if not s.speaker_explicit]
-        cache: dict[str, list[speakers.TimedEvent]] = {}
+        if not pending:
+            return
+        events = await speakers.load_many(self.redis, sorted({s.session_uid for s in pending}))
         for seg in pending:
-            if seg.session_uid not in cache:
-                cache[seg.session_uid] = await speakers.load_events(self.redis, seg.session_uid)
             # Already split pieces are re-attributed whole (never re-split: their fields are fixed).
             (again,) = attribute(
                 seg.model_copy(update={"completed": False}),
-                cache[seg.session_uid],
+                events[seg.session_uid],
                 self.speaker_min_confidence,
             )
             seg.speaker, seg.speaker_mapping_status = again.speaker, again.speaker_mapping_status
             seg.speaker_confidence = again.speaker_confidence
 
-    async def _announce(
-        self, meeting_id: int, platform: str, native_id: str | None, kept: list[StoredSegment]
-    ) -> None:
+    async def _announce(self, meetings: dict[int, Row[Any]], written: dict[int, list[StoredSegment]]) -> None:
+        """One ``transcript.finalized`` event per meeting with rows changed, all in one round trip."""
+        written = {m: segs for m, segs in written.items() if segs}
+        if not written:
+            return
         try:
             async with self._sm() as session:
-                starts = await session_starts(session, meeting_id)
-            payload = {
-                "segments": [
-                    s.model_copy(update={"completed": True})
-                    .to_public(starts.get(s.session_uid))
-                    .model_dump(mode="json")
-                    for s in kept
-                ]
-            }
-            await publish_event(self.redis, "transcript.finalized", meeting_id, platform, native_id, payload)
+                starts = await session_starts_many(session, list(written))
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for meeting_id, segments in written.items():
+                    meeting = meetings[meeting_id]
+                    payload = {
+                        "segments": [
+                            s.model_copy(update={"completed": True})
+                            .to_public(starts.get((meeting_id, s.session_uid)))
+                            .model_dump(mode="json")
+                            for s in segments
+                        ]
+                    }
+                    event = build_event(
+                        "transcript.finalized",
+                        meeting_id,
+                        meeting.platform,
+                        meeting.platform_specific_id,
+                        payload,
+                    )
+                    pipe.publish(meeting_channel(meeting_id), json.dumps(event, default=str))
+                await pipe.execute()
         except Exception:  # the rows are safe; a missed live event is not worth failing the round
-            log.warning("meeting %s: could not publish transcript.finalized", meeting_id, exc_info=True)
+            log.warning(
+                "could not publish transcript.finalized for %d meeting(s)", len(written), exc_info=True
+            )
 
 
-class _Redacted(Exception):
-    """The meeting was deleted or redacted while its segments waited."""
+class _Refused(Exception):
+    """A meeting's batch was refused: go straight to row by row."""
 
 
 _DELETE_IF_SAME = """
@@ -290,36 +357,3 @@ return 0
 def _reason(exc: sa_exc.DBAPIError) -> str:
     """The database's own message, first line only (no parameters: they hold the text)."""
     return str(exc.orig).splitlines()[0][:300] if exc.orig is not None else type(exc).__name__
-
-
-def _upsert(meeting_id: int, segments: list[StoredSegment]):  # type: ignore[no-untyped-def]
-    stmt = insert(Transcription).values(
-        [
-            {
-                "meeting_id": meeting_id,
-                "session_uid": s.session_uid,
-                "start_time": s.start,
-                "end_time": s.end_time,
-                "text": s.text,
-                "speaker": s.speaker,
-                "speaker_mapping_status": s.speaker_mapping_status,
-                "speaker_confidence": s.speaker_confidence,
-                "language": s.language,
-                "version": entry_version(s.version),
-            }
-            for s in segments
-        ]
-    )
-    return stmt.on_conflict_do_update(
-        constraint="uq_transcriptions_segment",
-        set_={
-            "end_time": stmt.excluded.end_time,
-            "text": stmt.excluded.text,
-            "speaker": stmt.excluded.speaker,
-            "speaker_mapping_status": stmt.excluded.speaker_mapping_status,
-            "speaker_confidence": stmt.excluded.speaker_confidence,
-            "language": stmt.excluded.language,
-            "version": stmt.excluded.version,
-        },
-        where=Transcription.version <= stmt.excluded.version,
-    ).returning(Transcription.session_uid, Transcription.start_time)

@@ -16,16 +16,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import logging
 import secrets
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import orjson
 from pydantic import BaseModel, ConfigDict, ValidationError
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
 
+from vexa.events import build_event
 from vexa.keys import segments_key
 from vexa.schemas import TranscriptionSegment
 
@@ -94,63 +98,89 @@ def now_utc() -> datetime:
 
 # Per segment: write only when the stored value's version is older than ours (entry ids
 # compared as (ms, seq) numbers; each part is below 2^53, so Lua numbers hold them exactly).
-# The live event is assembled here from the segments actually written, so it never
-# announces a draft the hash refused, and costs no extra round trip.
+# One call carries a whole consumer batch: one JSON argument per stream message
+# ([meeting, channel, prefix, suffix, [field, version, value, public, ...]]), its
+# meeting's hash in KEYS[1 + g] (few, large arguments: cheap to send). A message's
+# live event is assembled here from the segments actually written, so it never
+# announces a draft the hash refused.
 _WRITE_NEWER = """
 local function order(v)
   local ms, seq = string.match(v or '', '^(%d+)-(%d+)$')
   return tonumber(ms or 0), tonumber(seq or 0)
 end
-local written = {}
-for i = 5, #ARGV, 4 do
-  local current = redis.call('HGET', KEYS[1], ARGV[i])
-  local newer = true
-  if current then
-    local ok, old = pcall(cjson.decode, current)
-    if ok and type(old) == 'table' then
-      local oms, oseq = order(old['version'])
-      local nms, nseq = order(ARGV[i + 1])
-      newer = nms > oms or (nms == oms and nseq > oseq)
+local total = 0
+for g = 2, #KEYS do
+  local key = KEYS[g]
+  local w = cjson.decode(ARGV[g - 1])
+  local meeting, channel, prefix, suffix, segs = w[1], w[2], w[3], w[4], w[5]
+  local written = {}
+  for j = 1, #segs, 4 do
+    local current = redis.call('HGET', key, segs[j])
+    local newer = true
+    if current then
+      local ok, old = pcall(cjson.decode, current)
+      if ok and type(old) == 'table' then
+        local oms, oseq = order(old['version'])
+        local nms, nseq = order(segs[j + 1])
+        newer = nms > oms or (nms == oms and nseq > oseq)
+      end
+    end
+    if newer then
+      redis.call('HSET', key, segs[j], segs[j + 2])
+      written[#written + 1] = segs[j + 3]
     end
   end
-  if newer then
-    redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 2])
-    written[#written + 1] = ARGV[i + 3]
+  redis.call('SADD', KEYS[1], meeting)
+  if #written > 0 and channel ~= '' then
+    redis.call('PUBLISH', channel, prefix .. '[' .. table.concat(written, ',') .. ']' .. suffix)
   end
+  total = total + #written
 end
-redis.call('SADD', KEYS[2], ARGV[1])
-if #written > 0 and ARGV[2] ~= '' then
-  redis.call('PUBLISH', ARGV[2], ARGV[3] .. '[' .. table.concat(written, ',') .. ']' .. ARGV[4])
-end
-return #written
+return total
 """
 _SEGMENTS_SLOT = "\x00segments\x00"
 
 
-def queue_write(
-    pipe: Pipeline,
-    meeting_id: int,
-    segments: list[StoredSegment],
-    *,
-    channel: str = "",
-    event: dict[str, Any] | None = None,
-    public: list[str] | None = None,
-) -> None:
-    """Newer-only HSET of each segment + SADD active_meetings, added to the caller's MULTI.
+@dataclass(frozen=True, slots=True)
+class SegmentWrite:
+    """One stream message's drafts for one meeting, and the live event announcing those written."""
 
-    With ``channel``, ``event`` (its payload's ``segments`` left out) is published there
-    carrying ``public[i]`` (a segment's public JSON) for each segment actually written.
+    meeting_id: int
+    segments: list[StoredSegment]
+    channel: str = ""
+    frame: tuple[str, str] = ("", "")  # the event's JSON before and after its segment list
+    public: list[str] | None = None  # each segment's public JSON, for the event
+
+    def arg(self) -> bytes:
+        """This write as the script's one JSON argument."""
+        prefix, suffix = self.frame if self.channel else ("", "")
+        flat: list[str] = []
+        for i, seg in enumerate(self.segments):
+            flat += [seg.field, seg.version, seg.model_dump_json(), self.public[i] if self.public else "null"]
+        return orjson.dumps([str(self.meeting_id), self.channel, prefix, suffix, flat])
+
+
+@functools.lru_cache(maxsize=4096)
+def event_frame(event_type: str, meeting_id: int, platform: str, native_id: str | None) -> tuple[str, str]:
+    """A meeting's live event as JSON around its segment list, built once per meeting."""
+    skeleton = json.dumps(
+        build_event(event_type, meeting_id, platform, native_id, {"segments": _SEGMENTS_SLOT})
+    )  # type: ignore[arg-type]
+    prefix, _, suffix = skeleton.partition(json.dumps(_SEGMENTS_SLOT))
+    return prefix, suffix
+
+
+def queue_writes(pipe: Pipeline, writes: list[SegmentWrite]) -> None:
+    """Newer-only HSET of every segment + SADD active_meetings, as ONE call in the caller's MULTI.
+
+    Writes are applied in list order (stream order); with a channel, each write's event
+    is published there carrying the segments of that write actually stored.
     """
-    prefix = suffix = ""
-    if channel and event is not None:
-        skeleton = json.dumps(
-            {**event, "payload": {**event["payload"], "segments": _SEGMENTS_SLOT}}, default=str
-        )
-        prefix, _, suffix = skeleton.partition(json.dumps(_SEGMENTS_SLOT))
-    args: list[str] = [str(meeting_id), channel, prefix, suffix]
-    for i, seg in enumerate(segments):
-        args += [seg.field, seg.version, seg.model_dump_json(), public[i] if public else "null"]
-    pipe.eval(_WRITE_NEWER, 2, segments_key(meeting_id), ACTIVE_MEETINGS, *args)
+    writes = [w for w in writes if w.segments]
+    if not writes:
+        return
+    keys = [ACTIVE_MEETINGS] + [segments_key(w.meeting_id) for w in writes]
+    pipe.eval(_WRITE_NEWER, len(keys), *keys, *(w.arg() for w in writes))
 
 
 async def read_raw(redis: Redis, meeting_id: int) -> dict[str, str]:
@@ -224,42 +254,80 @@ async def drop_meeting(redis: Redis, meeting_id: int) -> None:
 
 
 class MeetingLock:
-    """SET NX PX with an owner token: only one collector persists (or deletes) a meeting at a time.
+    """One meeting's persist lock: what ``DELETE /meetings`` holds while it removes the rows.
 
-    While held, a task renews the TTL every third of it, so a round slower than the
-    TTL (a big meeting, a slow database) keeps its lock. The lock only avoids wasted
-    work: correctness against a concurrent ``DELETE /meetings`` comes from the
-    meeting row lock both take in PostgreSQL (see persistence.py).
+    The lock only avoids wasted work: correctness against a concurrent ``DELETE /meetings``
+    comes from the meeting row lock both take in PostgreSQL (see persistence.py).
     """
 
     def __init__(self, redis: Redis, meeting_id: int, ttl_ms: int) -> None:
-        self.redis = redis
-        self.key = persist_lock_key(meeting_id)
-        self.ttl_ms = ttl_ms
-        self.token = secrets.token_hex(8)
-        self._renewer: asyncio.Task[None] | None = None
-        self.lost = False
+        self.meeting_id = meeting_id
+        self._locks = MeetingLocks(redis, ttl_ms)
+
+    @property
+    def token(self) -> str:
+        return self._locks.token
+
+    @property
+    def lost(self) -> bool:
+        return self.meeting_id in self._locks.lost
 
     async def acquire(self) -> bool:
-        got = bool(await self.redis.set(self.key, self.token, nx=True, px=self.ttl_ms))
-        if got:
-            self._renewer = asyncio.create_task(self._renew(), name=f"renew-{self.key}")
-        return got
+        return bool(await self._locks.acquire([self.meeting_id]))
+
+    async def release(self) -> None:
+        await self._locks.release()
+
+
+class MeetingLocks:
+    """The persist locks of meetings (``SET NX PX`` with one owner token), taken, renewed and
+    released in one round trip for all of them, so a persistence round over hundreds of
+    meetings costs three Redis calls for its locks.
+
+    While held, a task renews the TTLs every third of it, so a round slower than the TTL
+    (a big meeting, a slow database) keeps its locks.
+    """
+
+    def __init__(self, redis: Redis, ttl_ms: int) -> None:
+        self.redis = redis
+        self.ttl_ms = ttl_ms
+        self.token = secrets.token_hex(8)
+        self.held: list[int] = []
+        self.lost: set[int] = set()
+        self._renewer: asyncio.Task[None] | None = None
+
+    async def acquire(self, meeting_ids: list[int]) -> list[int]:
+        """The meetings whose lock we got (the others are being persisted elsewhere)."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for meeting_id in meeting_ids:
+                pipe.set(persist_lock_key(meeting_id), self.token, nx=True, px=self.ttl_ms)
+            got = await pipe.execute()
+        self.held = [m for m, ok in zip(meeting_ids, got, strict=True) if ok]
+        if self.held:
+            self._renewer = asyncio.create_task(self._renew(), name="renew-persist-locks")
+        return self.held
+
+    async def _each(self, script: str, *args: str) -> list[Any]:
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for meeting_id in self.held:
+                pipe.eval(script, 1, persist_lock_key(meeting_id), self.token, *args)
+            return await pipe.execute()
 
     async def _renew(self) -> None:
-        while True:
+        while self.held:
             await asyncio.sleep(self.ttl_ms / 3000)
             try:
-                held = await self.redis.eval(_RENEW_LOCK, 1, self.key, self.token, str(self.ttl_ms))
+                renewed = await self._each(_RENEW_LOCK, str(self.ttl_ms))
             except asyncio.CancelledError:
                 raise
             except Exception:
-                log.warning("could not renew %s", self.key, exc_info=True)
+                log.warning("could not renew %d persist lock(s)", len(self.held), exc_info=True)
                 continue
-            if not held:
-                self.lost = True
-                log.warning("%s was lost (expired or taken over)", self.key)
-                return
+            lost = [m for m, ok in zip(self.held, renewed, strict=True) if not ok]
+            if lost:
+                self.lost.update(lost)
+                self.held = [m for m in self.held if m not in self.lost]
+                log.warning("persist locks of meetings %s were lost (expired or taken over)", lost)
 
     async def release(self) -> None:
         if self._renewer is not None:
@@ -268,6 +336,29 @@ class MeetingLock:
                 await self._renewer
             self._renewer = None
         try:
-            await self.redis.eval(_RELEASE_LOCK, 1, self.key, self.token)
-        except Exception:  # the lock expires by itself; never mask the caller's outcome
-            log.warning("could not release %s", self.key, exc_info=True)
+            await self._each(_RELEASE_LOCK)
+        except Exception:  # the locks expire by themselves; never mask the caller's outcome
+            log.warning("could not release %d persist lock(s)", len(self.held), exc_info=True)
+        self.held = []
+
+
+async def read_many(redis: Redis, meeting_ids: list[int]) -> dict[int, dict[str, str]]:
+    """Several meetings' hashes in one round trip."""
+    async with redis.pipeline(transaction=False) as pipe:
+        for meeting_id in meeting_ids:
+            pipe.hgetall(segments_key(meeting_id))
+        raws = await pipe.execute()
+    return dict(zip(meeting_ids, raws, strict=True))
+
+
+async def compare_and_delete_many(redis: Redis, expected: dict[int, dict[str, str]], chunk: int = 500) -> int:
+    """``compare_and_delete`` for several meetings in one round trip."""
+    async with redis.pipeline(transaction=False) as pipe:
+        for meeting_id, fields in expected.items():
+            items = list(fields.items())
+            for i in range(0, max(len(items), 1), chunk):
+                args: list[str] = [str(meeting_id)]
+                for field, value in items[i : i + chunk]:
+                    args += [field, value]
+                pipe.eval(_COMPARE_AND_DELETE, 2, segments_key(meeting_id), ACTIVE_MEETINGS, *args)
+        return sum(int(n) for n in await pipe.execute())

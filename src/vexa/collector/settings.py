@@ -62,7 +62,13 @@ class CollectorSettings(DataSettings, PostprocessSettings):
     redis_stream_name: str = Field(STREAM_NAME_DEFAULT, alias="REDIS_STREAM_NAME")
     redis_consumer_group: str = Field("collector_group", alias="REDIS_CONSUMER_GROUP")
     consumer_name: str = Field(default_factory=_default_consumer_name, alias="CONSUMER_NAME")
-    redis_stream_read_count: int = Field(10, ge=1, le=10_000, alias="REDIS_STREAM_READ_COUNT")
+    redis_stream_read_count: int = Field(
+        500,
+        ge=1,
+        le=10_000,
+        alias="REDIS_STREAM_READ_COUNT",
+        description="Entries per XREADGROUP: one batch, committed in one MULTI.",
+    )
     redis_stream_block_ms: int = Field(2000, ge=1, alias="REDIS_STREAM_BLOCK_MS")
     pending_msg_timeout_ms: int = Field(
         60_000,

@@ -75,6 +75,15 @@ async def load_events(redis: Redis, session_uid: str) -> list[TimedEvent]:
     return parse_events(await redis.zrange(speaker_events_key(session_uid), 0, -1, withscores=True))
 
 
+async def load_many(redis: Redis, session_uids: list[str]) -> dict[str, list[TimedEvent]]:
+    """The events of several sessions in one round trip (a consumer batch's, a persistence round's)."""
+    async with redis.pipeline(transaction=False) as pipe:
+        for uid in session_uids:
+            pipe.zrange(speaker_events_key(uid), 0, -1, withscores=True)
+        results = await pipe.execute()
+    return {uid: parse_events(raw) for uid, raw in zip(session_uids, results, strict=True)}
+
+
 def _intervals(events: list[TimedEvent], open_until_ms: float) -> dict[str, list[tuple[float, float]]]:
     """Per participant, closed [start, end] intervals; an open START lasts until ``open_until_ms``."""
     opened: dict[str, float] = {}

@@ -27,6 +27,11 @@ class GatewaySettings(DataSettings):
         alias="WS_QUEUE_SIZE",
         description="Messages buffered per WebSocket client before it is dropped as slow.",
     )
+    ws_per_message_deflate: bool = Field(
+        False,
+        alias="WS_PER_MESSAGE_DEFLATE",
+        description="Compress live events per client (permessage-deflate): costs CPU per subscriber.",
+    )
     ws_max_meetings: int = Field(
         100, alias="WS_MAX_MEETINGS_PER_CONNECTION", description="Subscriptions one WebSocket may hold."
     )

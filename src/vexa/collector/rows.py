@@ -1,0 +1,75 @@
+"""The ``transcriptions`` upsert: many meetings' settled segments in one fenced transaction.
+
+One statement per chunk of rows, whatever their number: the rows travel as ten
+arrays (``unnest``), so the SQL text never changes (one prepared statement, no
+per-row bind parameters to build or compile). ``ON CONFLICT ... WHERE version <=
+excluded.version`` keeps the reliability rule: a replay changes nothing and an
+older draft never replaces a newer row.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import bindparam, text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from vexa.collector.segments import StoredSegment
+from vexa.streams import entry_version
+
+ROWS_PER_STATEMENT = 5000  # bounds one statement's arrays (memory), not its parameter count
+
+_ALIVE = text(
+    "SELECT id FROM meetings WHERE id IN :ids AND (data -> 'redacted') IS DISTINCT FROM 'true'::jsonb "
+    "ORDER BY id FOR SHARE"
+).bindparams(bindparam("ids", expanding=True))
+
+_UPSERT = text(
+    """
+INSERT INTO transcriptions AS t
+    (meeting_id, session_uid, start_time, end_time, text, speaker, speaker_mapping_status,
+     speaker_confidence, language, version)
+SELECT * FROM unnest(
+    CAST(:meeting_id AS integer[]), CAST(:session_uid AS varchar[]), CAST(:start_time AS float8[]),
+    CAST(:end_time AS float8[]), CAST(:text AS text[]), CAST(:speaker AS varchar[]),
+    CAST(:status AS varchar[]), CAST(:confidence AS float8[]), CAST(:language AS varchar[]),
+    CAST(:version AS bigint[]))
+ON CONFLICT ON CONSTRAINT uq_transcriptions_segment DO UPDATE SET
+    end_time = excluded.end_time, text = excluded.text, speaker = excluded.speaker,
+    speaker_mapping_status = excluded.speaker_mapping_status,
+    speaker_confidence = excluded.speaker_confidence, language = excluded.language,
+    version = excluded.version
+WHERE t.version <= excluded.version
+RETURNING meeting_id, session_uid, start_time
+"""
+)
+
+
+async def lock_alive(session: AsyncSession, meeting_ids: list[int]) -> set[int]:
+    """Take the meetings' rows FOR SHARE (``DELETE /meetings`` takes FOR UPDATE, so the two
+    serialise) and return those neither deleted nor redacted."""
+    rows = await session.execute(_ALIVE, {"ids": sorted(meeting_ids)})
+    return {meeting_id for (meeting_id,) in rows}
+
+
+async def upsert(
+    session: AsyncSession, segments: dict[int, list[StoredSegment]]
+) -> set[tuple[int, str, float]]:
+    """Upsert every meeting's segments; returns (meeting id, session uid, start) of the rows changed."""
+    flat = [(meeting_id, s) for meeting_id, segs in segments.items() for s in segs]
+    changed: set[tuple[int, str, float]] = set()
+    for i in range(0, len(flat), ROWS_PER_STATEMENT):
+        chunk = flat[i : i + ROWS_PER_STATEMENT]
+        params = {
+            "meeting_id": [m for m, _ in chunk],
+            "session_uid": [s.session_uid for _, s in chunk],
+            "start_time": [s.start for _, s in chunk],
+            "end_time": [s.end_time for _, s in chunk],
+            "text": [s.text for _, s in chunk],
+            "speaker": [s.speaker for _, s in chunk],
+            "status": [s.speaker_mapping_status for _, s in chunk],
+            "confidence": [s.speaker_confidence for _, s in chunk],
+            "language": [s.language for _, s in chunk],
+            "version": [entry_version(s.version) for _, s in chunk],
+        }
+        rows = await session.execute(_UPSERT, params)
+        changed.update((m, uid, start) for m, uid, start in rows)
+    return changed

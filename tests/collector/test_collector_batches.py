@@ -1,0 +1,169 @@
+"""A consumer batch: many entries per read, committed together, with every reliability rule kept."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+from collector_helpers import STREAM, count_rows, insert_meeting, push, transcription
+from sqlalchemy import text
+
+from vexa.collector.app import Collector
+from vexa.collector.segments import segments_key
+from vexa.streams import Segment
+
+DEAD = STREAM + ":dead"
+GROUP = "collector_group"
+
+
+async def _pending(redis) -> int:
+    return (await redis.xpending(STREAM, GROUP))["pending"]
+
+
+async def test_a_poisoned_entry_amid_a_batch_is_dead_lettered_and_the_others_persist(
+    harness, db, redis, make_user
+):
+    user_id, token = await make_user()
+    meeting_id = await insert_meeting(db, user_id)
+    texts = ["Première phrase, déjà dite.", "第二句话在这里。", "Third one 🙂 with an emoji."]
+    await push(redis, transcription(token, "s1", [Segment(start=1, end=2, text=texts[0])]))
+    poisoned = await redis.xadd(STREAM, {"payload": '{"type": "transcription", "uid": '})
+    await push(redis, transcription(token, "s1", [Segment(start=3, end=4, text=texts[1])]))
+    unknown = await push(
+        redis, transcription(token, "s9", [Segment(start=1, end=2, text="Nobody's.")], native="zzz-zzzz-zzz")
+    )
+    await push(redis, transcription(token, "s1", [Segment(start=5, end=6, text=texts[2])]))
+
+    worker = harness.collector.segments
+    worker._recheck_own_pending = False
+    assert await worker.read_once(block_ms=1) == 5  # one read, one batch
+    assert await _pending(redis) == 0
+    dead = await redis.xrange(DEAD)
+    assert [f["original_id"] for _, f in dead] == [poisoned, unknown]
+    assert dead[0][1]["reason"].startswith("invalid message")
+    assert dead[1][1]["reason"].startswith("unknown meeting")
+    live = await redis.hgetall(segments_key(meeting_id))
+    assert sorted(json.loads(v)["text"] for v in live.values()) == sorted(texts)
+
+    assert await harness.collector.persister.run_once(force=True) == 3
+    async with db.engine.begin() as conn:
+        stored = (
+            await conn.execute(
+                text("SELECT text FROM transcriptions WHERE meeting_id = :m ORDER BY start_time"),
+                {"m": meeting_id},
+            )
+        ).scalars()
+        assert list(stored) == texts  # byte for byte through the batch script and the upsert
+
+
+async def test_drafts_in_one_batch_keep_stream_order_and_a_replay_changes_nothing(
+    harness, db, redis, make_user
+):
+    user_id, token = await make_user()
+    meeting_id = await insert_meeting(db, user_id)
+    ids = [
+        await push(
+            redis, transcription(token, "s1", [Segment(start=1, end=1.5 + i, text=f"Draft {i} here.")])
+        )
+        for i in range(4)
+    ]
+    worker = harness.collector.segments
+    worker._recheck_own_pending = False
+    assert await worker.read_once(block_ms=1) == 4
+    stored = json.loads(await redis.hget(segments_key(meeting_id), "s1:1.000"))
+    assert (stored["text"], stored["version"]) == ("Draft 3 here.", ids[3])
+
+    # The first three delivered again (a redelivery after a crash, or another collector's late
+    # batch): the newest stays.
+    replay = [(i, {"payload": f["payload"]}) for i, f in await redis.xrange(STREAM, ids[0], ids[2])]
+    await worker.process(replay)
+    stored = json.loads(await redis.hget(segments_key(meeting_id), "s1:1.000"))
+    assert (stored["text"], stored["version"]) == ("Draft 3 here.", ids[3])
+
+    assert await harness.collector.persister.run_once(force=True) == 1
+    await worker.process(replay)  # after persistence too: the row's version fences it
+    await harness.collector.persister.run_once(force=True)
+    async with db.engine.begin() as conn:
+        rows = (
+            await conn.execute(
+                text("SELECT text FROM transcriptions WHERE meeting_id = :m"), {"m": meeting_id}
+            )
+        ).all()
+    assert rows == [("Draft 3 here.",)]
+
+
+async def test_a_crash_mid_batch_commits_nothing_and_redelivery_loses_nothing(harness, db, redis, make_user):
+    user_id, token = await make_user()
+    meeting_id = await insert_meeting(db, user_id)
+    await push(redis, transcription(token, "s1", [Segment(start=0, end=1, text="Before the batch.")]))
+    await harness.drain()  # session s1 is now known to the consumer
+
+    await push(redis, transcription(token, "s1", [Segment(start=2, end=3, text="First in the batch.")]))
+    await push(redis, transcription(token, "s2", [Segment(start=2, end=3, text="A new session here.")]))
+    await push(redis, transcription(token, "s1", [Segment(start=4, end=5, text="Last in the batch.")]))
+
+    # s2 is new: the consumer must look its meeting up, and a lock on the table holds it there.
+    worker = harness.collector.segments
+    async with db.engine.connect() as blocker:
+        await blocker.execute(text("LOCK TABLE meetings IN ACCESS EXCLUSIVE MODE"))
+        reading = asyncio.create_task(worker.read_once(block_ms=1))
+        for _ in range(200):
+            async with db.engine.connect() as probe:
+                waiting = (
+                    await probe.execute(
+                        text("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'")
+                    )
+                ).scalar_one()
+            if waiting:
+                break
+            await asyncio.sleep(0.02)
+        assert waiting, "the consumer never reached the meeting lookup"
+        reading.cancel()  # the collector dies mid-batch
+        await asyncio.gather(reading, return_exceptions=True)
+        await blocker.rollback()
+
+    assert await _pending(redis) == 3  # nothing acknowledged...
+    assert await redis.hlen(segments_key(meeting_id)) == 1  # ...and nothing of the batch written
+
+    assert await harness.drain() == 3  # redelivered from the pending list
+    assert await _pending(redis) == 0
+    assert await redis.xlen(DEAD) == 0
+    assert await harness.collector.persister.run_once(force=True) == 4
+    assert await count_rows(db, meeting_id) == 4
+
+
+async def test_two_consumers_in_one_group_share_the_stream_exactly_once(harness, db, redis, make_user):
+    user_id, token = await make_user()
+    natives = ["aaa-bbbb-ccc", "ddd-eeee-fff", "ggg-hhhh-iii"]
+    meetings = [await insert_meeting(db, user_id, native=n) for n in natives]
+    n = 300
+    for i in range(n):
+        native = natives[i % 3]
+        seg = Segment(start=float(i), end=i + 0.5, text=f"Sentence {i} of the meeting.")
+        await push(redis, transcription(token, f"s-{native}", [seg], native=native))
+
+    settings = harness.collector.settings.model_copy(
+        update={"consumer_name": "second-collector", "redis_stream_read_count": 40}
+    )
+    first = harness.collector
+    first.segments.count = 40
+    second = Collector(settings, first.db, redis, first.verifier)
+
+    async def drain(collector: Collector) -> None:
+        for _ in range(200):  # bounded
+            if first.segments.handled + second.segments.handled >= n:
+                return
+            await collector.segments.read_once(block_ms=1)
+
+    await asyncio.gather(drain(first), drain(second))
+    assert first.segments.handled > 0 and second.segments.handled > 0
+    assert first.segments.handled + second.segments.handled == n
+    assert await _pending(redis) == 0 and await redis.xlen(DEAD) == 0
+
+    persisted = await asyncio.gather(
+        first.persister.run_once(force=True), second.persister.run_once(force=True)
+    )
+    persisted_total = sum(persisted)
+    persisted_total += await first.persister.run_once(force=True)  # what a held lock deferred
+    assert persisted_total == n
+    assert [await count_rows(db, m) for m in meetings] == [100, 100, 100]
