@@ -86,7 +86,34 @@ def tree_usage(proc: psutil.Process) -> tuple[float, int]:
     return cpu, mem
 
 
-async def run_round(n: int, wavs: dict[str, Path], transcription_url: str | None, log_dir: Path) -> dict:
+def tree_breakdown(proc: psutil.Process) -> dict[str, float]:
+    """PSS MiB of a bot's tree by process kind (python, playwright driver, Chromium's --type=...)."""
+    out: dict[str, float] = {}
+    try:
+        procs = [proc, *proc.children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return out
+    for p in procs:
+        try:
+            cmd = p.cmdline()
+            pss = p.memory_full_info().pss / 2**20
+        except psutil.Error:
+            continue
+        kind = next((a.split("=", 1)[1] for a in cmd if a.startswith("--type=")), None)
+        if kind is None:
+            name = os.path.basename(cmd[0]) if cmd else "?"
+            kind = "chromium-browser" if "chrom" in name else name
+        out[kind] = round(out.get(kind, 0.0) + pss, 1)
+    return out
+
+
+async def run_round(
+    n: int,
+    wavs: dict[str, Path],
+    transcription_url: str | None,
+    log_dir: Path,
+    bot_env: dict[str, str] | None = None,
+) -> dict:
     sim = SimulatorServer(
         SimConfig([SimParticipant(k, v) for k, v in wavs.items()], admit_after=1.0, leave_after_audio=2.0),
         free_port(),
@@ -98,6 +125,7 @@ async def run_round(n: int, wavs: dict[str, Path], transcription_url: str | None
     callbacks = CallbackRecorder(free_port(), token="bench").start()
     procs: list[tuple[asyncio.subprocess.Process, psutil.Process]] = []
     samples: dict[int, list[tuple[float, int]]] = {i: [] for i in range(n)}
+    peak_breakdown: dict[str, float] = {}
     t0 = time.time()
     try:
         for i in range(n):
@@ -117,7 +145,7 @@ async def run_round(n: int, wavs: dict[str, Path], transcription_url: str | None
                 "max_duration_s": 600,
                 "admission_timeout_s": 120,
             }
-            env = {**os.environ, "BOT_CONFIG": json.dumps(config), "LOG_LEVEL": "INFO"}
+            env = {**os.environ, **(bot_env or {}), "BOT_CONFIG": json.dumps(config), "LOG_LEVEL": "INFO"}
             log = (log_dir / f"bot-{n}-{i}.log").open("wb")
             proc = await asyncio.create_subprocess_exec(
                 sys.executable, "-m", "vexa", "bot", env=env, stdout=log, stderr=log
@@ -129,6 +157,8 @@ async def run_round(n: int, wavs: dict[str, Path], transcription_url: str | None
                 cpu, rss = tree_usage(ps)
                 if rss:
                     samples[i].append((cpu, rss))
+                    if i == 0 and rss >= max(r for _, r in samples[0]):
+                        peak_breakdown = tree_breakdown(ps)
             if time.time() - t0 > 300:
                 for p, _ in procs:
                     if p.returncode is None:
@@ -152,6 +182,8 @@ async def run_round(n: int, wavs: dict[str, Path], transcription_url: str | None
         "cpu_pct_total": round(float(np.sum(cpu)), 1),
         "pss_mib_per_bot_peak": round(float(np.max(rss)), 1),
         "machine_cpu_count": psutil.cpu_count(),
+        "load_avg_1m": round(os.getloadavg()[0], 2),
+        "bot0_pss_mib_by_process": peak_breakdown,
     }
     if standin is not None:
         ratios, corrs, windows = [], [], []
@@ -182,6 +214,52 @@ async def run_round(n: int, wavs: dict[str, Path], transcription_url: str | None
     return result
 
 
+# Each candidate flag, tried alone on top of the capture flags (BOT_CHROMIUM_LEAN=false).
+FLAG_CANDIDATES = [
+    ["--renderer-process-limit=1"],
+    ["--single-process"],
+    ["--no-zygote"],
+    ["--in-process-gpu"],
+    ["--disable-extensions", "--disable-component-extensions-with-background-pages"],
+    ["--disable-background-networking", "--disable-component-update", "--disable-sync"],
+    ["--disable-features=AudioServiceOutOfProcess"],
+    ["--disable-site-isolation-trials", "--disable-features=site-per-process,IsolateOrigins"],
+    ["--js-flags=--max-old-space-size=64"],
+    ["--js-flags=--lite-mode"],
+    ["--blink-settings=imagesEnabled=false"],
+    ["--mute-audio"],
+]
+
+
+async def bench_flags(wavs: dict[str, Path], url: str | None, out: Path, repeat: int) -> None:
+    """One bot per run: baseline (capture flags only), each candidate alone, then the lean set."""
+    variants: list[tuple[str, dict[str, str]]] = [("baseline", {"BOT_CHROMIUM_LEAN": "false"})]
+    variants += [
+        (" ".join(flags), {"BOT_CHROMIUM_LEAN": "false", "BOT_CHROMIUM_EXTRA_ARGS": json.dumps(flags)})
+        for flags in FLAG_CANDIDATES
+    ]
+    variants.append(("LEAN (default)", {"BOT_CHROMIUM_LEAN": "true"}))
+    base: dict | None = None
+    for label, env in variants:
+        for _ in range(repeat):
+            r = await run_round(1, wavs, url, out, env)
+            if label == "baseline" and base is None:
+                base = r
+            assert base is not None
+            summary = {
+                "variant": label,
+                "pss_mib": r["pss_mib_per_bot_peak"],
+                "pss_vs_baseline": round(r["pss_mib_per_bot_peak"] / max(base["pss_mib_per_bot_peak"], 1), 3),
+                "cpu_pct": r["cpu_pct_per_bot_avg"],
+                "cpu_vs_baseline": round(r["cpu_pct_per_bot_avg"] / max(base["cpu_pct_per_bot_avg"], 0.1), 3),
+                "capture_ok": r["sustained"],
+                "window_correlation_min": r.get("window_correlation_min"),
+                "load_avg_1m": r["load_avg_1m"],
+                "by_process": r["bot0_pss_mib_by_process"],
+            }
+            print(json.dumps(summary), flush=True)
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -190,6 +268,10 @@ async def main() -> None:
     parser.add_argument("--speech-s", type=float, default=20.0, help="seconds of speech per participant")
     parser.add_argument("--transcription", choices=["standin", "real", "auto"], default="standin")
     parser.add_argument("--out", type=Path, default=Path("/tmp/vexa-bench-bots"))
+    parser.add_argument(
+        "--flags", action="store_true", help="measure each Chromium flag alone (one bot per run) instead"
+    )
+    parser.add_argument("--repeat", type=int, default=1, help="runs per variant with --flags")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     wavs = {
@@ -216,6 +298,9 @@ async def main() -> None:
     kind = "real" if use_real else "recording stand-in"
     print(f"# bots bench: {psutil.cpu_count()} CPUs, transcription={kind}")
     try:
+        if args.flags:
+            await bench_flags(wavs, url, args.out, args.repeat)
+            return
         for n in range(1, args.max_bots + 1):
             result = await run_round(n, wavs, url, args.out)
             print(json.dumps(result), flush=True)

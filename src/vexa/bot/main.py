@@ -17,6 +17,7 @@ from typing import Any
 
 from playwright.async_api import Browser, Page, Playwright, async_playwright
 
+from vexa.bot.browser import chromium_args
 from vexa.bot.commands import listen_for_commands
 from vexa.bot.platforms import ADAPTERS, JoinFailed, MeetingAdapter
 from vexa.bot.settings import BotConfig, BotSettings
@@ -27,20 +28,6 @@ from vexa.logs import setup_logging
 log = logging.getLogger("vexa.bot")
 
 CAPTURE_JS = Path(__file__).with_name("capture.js")
-
-CHROMIUM_ARGS = [
-    "--use-fake-ui-for-media-stream",
-    "--use-fake-device-for-media-stream",
-    "--autoplay-policy=no-user-gesture-required",
-    # WebRTC may only use proxied/loopback routes: the bot never offers host candidates.
-    "--force-webrtc-ip-handling-policy=disable_non_proxied_udp",
-    "--webrtc-ip-handling-policy=disable_non_proxied_udp",
-    "--disable-blink-features=AutomationControlled",
-    "--no-first-run",
-    "--no-default-browser-check",
-    "--disable-dev-shm-usage",
-    "--disable-gpu",
-]
 
 
 class AudioRouter:
@@ -183,7 +170,8 @@ class Bot:
 
     async def _launch(self, pw: Playwright) -> tuple[Browser, Page]:
         browser = await pw.chromium.launch(
-            executable_path=self.settings.chromium_path, headless=self.settings.headless, args=CHROMIUM_ARGS
+            executable_path=self.settings.chromium_path, headless=self.settings.headless,
+            args=chromium_args(self.settings),
         )
         context = await browser.new_context(
             user_agent=self.settings.user_agent, viewport={"width": 1280, "height": 720}, locale="en-US"

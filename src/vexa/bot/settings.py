@@ -50,6 +50,16 @@ class BotSettings(ServiceSettings):
 
     chromium_path: str = Field("/usr/lib/chromium/chromium", alias="BOT_CHROMIUM_PATH")
     headless: bool = Field(True, alias="BOT_HEADLESS")
+    chromium_lean: bool = Field(
+        True,
+        alias="BOT_CHROMIUM_LEAN",
+        description="Launch Chromium with the memory-saving flags (vexa.bot.browser.LEAN_ARGS).",
+    )
+    chromium_extra_args: list[str] = Field(
+        default_factory=list,
+        alias="BOT_CHROMIUM_EXTRA_ARGS",
+        description='More Chromium flags, as a JSON list (e.g. ["--lang=de"]); appended last.',
+    )
     user_agent: str = Field(
         "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) "
         "Chrome/131.0.0.0 Safari/537.36",

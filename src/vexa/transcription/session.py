@@ -29,6 +29,7 @@ from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 
 from vexa.streams import Segment, SessionEndMessage, SessionStartMessage, SpeakerEvent, TranscriptionMessage
+from vexa.transcription import metrics
 from vexa.transcription.engine import DecodeOptions, DecodeOutcome
 from vexa.transcription.protocol import END_OF_AUDIO, SessionConfig, SessionControl, describe, error, ready
 from vexa.transcription.settings import TranscriptionSettings
@@ -95,6 +96,7 @@ class Session:
         self._ended = False
         self._client_gone = False
         self.end_reason = "open"
+        self._observed_commits = 0
 
     # ---- lifecycle --------------------------------------------------------------------
     async def run(self) -> None:
@@ -251,6 +253,7 @@ class Session:
         """Publish changed segments and send the client a fresh snapshot."""
         if not changes:
             return
+        self._observe_commits()
         if self.publishing:
             self._ensure_started()
             segments = [Segment(**self._segment_json(s)) for s in changes]
@@ -258,6 +261,21 @@ class Session:
         if not self._client_gone:
             payload = [self._segment_json(s) for s in self.transcriber.snapshot(self.last_n)]
             await self._send(json.dumps({"uid": self.uid, "segments": payload}))
+
+    def _observe_commits(self) -> None:
+        """Commit latency of segments completed since the last emit, each counted once.
+
+        Wall time of an utterance's end = when its last sample arrived (``start_wall`` +
+        its session time); a client that sends faster than real time gets 0, not negative.
+        """
+        completed = self.transcriber.completed
+        if self.start_wall is not None:
+            now = time.time()
+            for seg in completed[self._observed_commits :]:
+                if seg.text:
+                    metrics.SEGMENTS_COMMITTED.inc()
+                    metrics.COMMIT_LATENCY.observe(max(0.0, now - (self.start_wall + seg.end)))
+        self._observed_commits = len(completed)
 
     def _segment_json(self, seg: OutSegment) -> dict[str, Any]:
         data = seg.as_dict()

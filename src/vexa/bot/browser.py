@@ -1,0 +1,35 @@
+"""How the bot launches Chromium: the flags capture needs, and the ones that keep a bot lean.
+
+Why a module of its own: the flag set is the bot's memory and CPU budget. Every lean flag
+below was measured one at a time by ``bench/bots.py --flags`` (PSS and CPU of the bot's
+whole process tree, one bot in a simulated meeting, audio checked sample by sample) and kept
+only if it saved something without breaking capture; README "Sizing" has the figures.
+"""
+
+from __future__ import annotations
+
+from vexa.bot.settings import BotSettings
+
+# Needed for joining and capturing; never dropped.
+BASE_ARGS = [
+    "--use-fake-ui-for-media-stream",
+    "--use-fake-device-for-media-stream",
+    "--autoplay-policy=no-user-gesture-required",
+    # WebRTC may only use proxied/loopback routes: the bot never offers host candidates.
+    "--force-webrtc-ip-handling-policy=disable_non_proxied_udp",
+    "--webrtc-ip-handling-policy=disable_non_proxied_udp",
+    "--disable-blink-features=AutomationControlled",
+    "--no-first-run",
+    "--no-default-browser-check",
+    "--disable-dev-shm-usage",
+    "--disable-gpu",
+]
+
+# Memory/CPU savers (BOT_CHROMIUM_LEAN=true, the default); see the module docstring.
+LEAN_ARGS: list[str] = []
+
+
+def chromium_args(settings: BotSettings) -> list[str]:
+    """The command-line flags for this bot's Chromium."""
+    lean = LEAN_ARGS if settings.chromium_lean else []
+    return [*BASE_ARGS, *lean, *settings.chromium_extra_args]
