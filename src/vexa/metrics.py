@@ -36,7 +36,7 @@ def exposition() -> bytes:
 
 
 def add_metrics_route(app: FastAPI, refresh: Refresh | None = None) -> None:
-    """Serve ``GET /metrics``; ``refresh`` updates scrape-time gauges first (its failure is logged, not fatal)."""
+    """Serve ``GET /metrics``; ``refresh`` updates scrape-time gauges first (a failure is only logged)."""
 
     @app.get("/metrics", include_in_schema=False)
     async def metrics(request: Request) -> Response:

@@ -170,7 +170,8 @@ class Bot:
 
     async def _launch(self, pw: Playwright) -> tuple[Browser, Page]:
         browser = await pw.chromium.launch(
-            executable_path=self.settings.chromium_path, headless=self.settings.headless,
+            executable_path=self.settings.chromium_path,
+            headless=self.settings.headless,
             args=chromium_args(self.settings),
         )
         context = await browser.new_context(

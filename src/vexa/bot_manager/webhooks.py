@@ -29,6 +29,8 @@ import httpx
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from vexa.bot_manager.metrics import WEBHOOK_DELIVERIES
+
 log = logging.getLogger(__name__)
 
 WEBHOOK_QUEUE_KEY = "bot_manager:webhooks:due"
@@ -118,12 +120,14 @@ class WebhookDispatcher:
             attempt = int(job["attempt"]) + 1
             target = _redact_url(job["url"])
             if problem is None:
+                WEBHOOK_DELIVERIES.labels("delivered").inc()
                 log.info(
                     "webhook %s %s delivered to %s (attempt %d)", job["event"], job["id"], target, attempt
                 )
                 return
             job["attempt"] = attempt
             if attempt >= self.max_attempts:
+                WEBHOOK_DELIVERIES.labels("gave_up").inc()
                 log.warning(
                     "webhook %s to %s gave up after %d attempts: %s", job["id"], target, attempt, problem
                 )
@@ -132,6 +136,7 @@ class WebhookDispatcher:
                     await self.redis.lpush(WEBHOOK_DEAD_KEY, json.dumps(job))
                     await self.redis.ltrim(WEBHOOK_DEAD_KEY, 0, _DEAD_KEEP - 1)
                 return
+            WEBHOOK_DELIVERIES.labels("retry").inc()
             delay = self.retry_base_s * 2 ** (attempt - 1)
             log.info(
                 "webhook %s to %s failed (%s); retry %d in %.1fs", job["id"], target, problem, attempt, delay

@@ -34,7 +34,7 @@ from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from vexa.collector import speakers
+from vexa.collector import metrics, speakers
 from vexa.collector.consumer import is_transient
 from vexa.collector.filters import TranscriptionFilter
 from vexa.collector.meetings import session_starts
@@ -173,6 +173,7 @@ class Persister:
             await self._dead_letter(meeting_id, refused)
         await compare_and_delete(self.redis, meeting_id, {f: raw[f] for f in ready if f not in refused})
         self.persisted += len(kept) - len(refused)
+        metrics.observe_persisted(s for s in kept if s.field not in refused)
         self.filtered += len(ready) - len(kept)
         log.info(
             "meeting %s: persisted %d segment(s), filtered %d, refused %d",

@@ -30,3 +30,16 @@ class GatewaySettings(DataSettings):
     ws_max_meetings: int = Field(
         100, alias="WS_MAX_MEETINGS_PER_CONNECTION", description="Subscriptions one WebSocket may hold."
     )
+    public_metrics: bool = Field(
+        False,
+        alias="GATEWAY_PUBLIC_METRICS",
+        description="Also serve /metrics on the public API port (off: it would show internals to anyone).",
+    )
+    metrics_port: int | None = Field(
+        None,
+        ge=0,
+        le=65535,
+        alias="GATEWAY_METRICS_PORT",
+        description="Internal port for /metrics (unset: none; compose and Kubernetes use 9102).",
+    )
+    metrics_host: str = Field("127.0.0.1", alias="GATEWAY_METRICS_HOST")
