@@ -8,6 +8,8 @@ need_apt=()
 command -v chromium >/dev/null 2>&1 || [ -x /usr/lib/chromium/chromium ] || need_apt+=(chromium)
 command -v espeak-ng >/dev/null 2>&1 || need_apt+=(espeak-ng)
 command -v sox >/dev/null 2>&1 || need_apt+=(sox)
+# Renders the Kustomize overlays in tests (kubectl kustomize; no cluster needed).
+command -v kubectl >/dev/null 2>&1 || need_apt+=(kubectl)
 # Real human speech with reference transcripts, for the transcription tests and bench.
 [ -d /usr/share/pocketsphinx/test/data/librivox ] || need_apt+=(pocketsphinx-testdata)
 if [ ${#need_apt[@]} -gt 0 ]; then
