@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from playwright.async_api import Browser, Page, Playwright, async_playwright
 
 from vexa.bot.browser import chromium_args
@@ -28,6 +29,11 @@ from vexa.logs import setup_logging
 log = logging.getLogger("vexa.bot")
 
 CAPTURE_JS = Path(__file__).with_name("capture.js")
+
+
+def pcm16_to_float32(data: bytes) -> bytes:
+    """The page's 16-bit PCM frame as the float32 the transcription protocol wants (nothing kept)."""
+    return (np.frombuffer(data, dtype="<i2").astype(np.float32) / 32768.0).astype("<f4").tobytes()
 
 
 class AudioRouter:
@@ -55,7 +61,7 @@ class AudioRouter:
         }
         self.streams: dict[str, TranscriptionStream] = {}
         self.tasks: list[asyncio.Task[None]] = []
-        self.speaker_events: list[dict[str, Any]] = []
+        self.speaker_events = 0  # counted, not kept: a long meeting must not grow the bot's memory
         self.participants: dict[str, str] = {}  # id -> name, currently present
         self.participants_seen: set[str] = set()
         self.participants_changed_at = time.monotonic()
@@ -78,7 +84,7 @@ class AudioRouter:
             self.streams[key] = stream
             self.tasks.append(asyncio.create_task(stream.run()))
             log.info("new audio stream %s", stream.label)
-        stream.push(base64.b64decode(b64), t_ms / 1000.0)
+        stream.push(pcm16_to_float32(base64.b64decode(b64)), t_ms / 1000.0)
 
     def on_speaker(self, event_type: str, name: str, pid: str, t_ms: float) -> None:
         event = {
@@ -87,7 +93,7 @@ class AudioRouter:
             "participant_name": name,
             "participant_id": pid or None,
         }
-        self.speaker_events.append({**event, "wall_time": t_ms / 1000.0})
+        self.speaker_events += 1
         for stream in self.streams.values():
             stream.send_event(event, wall_time=t_ms / 1000.0)
 
@@ -230,7 +236,7 @@ class Bot:
             status,
             reason,
             participants=sorted(self.audio.participants_seen),
-            details={"speaker_events": len(self.audio.speaker_events)},
+            details={"speaker_events": self.audio.speaker_events},
         )
         return 0 if status == "completed" else 1
 
