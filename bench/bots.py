@@ -77,7 +77,7 @@ def tree_usage(proc: psutil.Process) -> tuple[float, int, int]:
     try:
         procs = [proc, *proc.children(recursive=True)]
     except psutil.NoSuchProcess:
-        return 0.0, 0
+        return 0.0, 0, 0
     for p in procs:
         p = _KNOWN.setdefault(p.pid, p)  # cpu_percent needs the same object between calls
         try:
