@@ -285,6 +285,8 @@ async def compare(
                         "cpu_pct": r["cpu_pct_per_bot_avg"],
                         "capture_ok": r["sustained"],
                         "window_correlation_min": r.get("window_correlation_min"),
+                        "windows_2s_matching": r.get("windows_2s_matching"),
+                        "realtime_ratio_min": r.get("realtime_ratio_min"),
                         "load_avg_1m": r["load_avg_1m"],
                         "pss_by_process": r["bot0_pss_mib_by_process"],
                         "cpu_by_process": r["bot0_cpu_pct_by_process"],

@@ -8,6 +8,8 @@ only if it saved something without breaking capture; README "Sizing" has the fig
 
 from __future__ import annotations
 
+import os
+
 from vexa.bot.settings import BotSettings
 
 # Needed for joining and capturing; never dropped.
@@ -30,12 +32,10 @@ BASE_ARGS = [
 # renderer anyway), --in-process-gpu (moves the GPU process's memory, does not shrink it),
 # --no-zygote, --disable-site-isolation-trials, --disable-features=AudioServiceOutOfProcess
 # (capture failed a run under load), --js-flags=--max-old-space-size=64, --js-flags=--lite-mode
-# (CPU up), --blink-settings=imagesEnabled=false, --mute-audio.
+# (CPU up), --blink-settings=imagesEnabled=false, --mute-audio, and --single-process: it saves
+# 60-70 MiB, but with it 3 of 6 runs on a loaded machine lost audio windows (0 of 4 without),
+# because the audio thread then competes inside one process with everything else.
 LEAN_ARGS = [
-    # One process for browser, renderer, GPU and utility work: the largest single saving
-    # (the per-process baseline of V8, allocators and IPC is paid once). A bot has one page, so
-    # the isolation it gives up protects nothing, and a crash ends the meeting either way.
-    "--single-process",
     # No update checks, sync, component downloads or extension pages: nothing runs that the
     # meeting does not need (memory and background CPU; and no outbound requests of its own).
     "--disable-background-networking",
@@ -44,6 +44,17 @@ LEAN_ARGS = [
     "--disable-extensions",
     "--disable-component-extensions-with-background-pages",
 ]
+
+
+# Playwright's driver is a node process beside Chromium; its default young generation (16 MiB
+# semi-spaces) and heap headroom are sized for test suites driving many pages, not one.
+DRIVER_NODE_OPTIONS = "--max-semi-space-size=1 --max-old-space-size=64"
+
+
+def driver_environment(settings: BotSettings) -> None:
+    """Set NODE_OPTIONS for the Playwright driver this process starts (it inherits our env)."""
+    if settings.chromium_lean and "NODE_OPTIONS" not in os.environ:
+        os.environ["NODE_OPTIONS"] = DRIVER_NODE_OPTIONS
 
 
 def chromium_args(settings: BotSettings) -> list[str]:

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 from playwright.async_api import Browser, Page, Playwright, async_playwright
 
-from vexa.bot.browser import chromium_args
+from vexa.bot.browser import chromium_args, driver_environment
 from vexa.bot.commands import listen_for_commands
 from vexa.bot.platforms import ADAPTERS, JoinFailed, MeetingAdapter
 from vexa.bot.settings import BotConfig, BotSettings
@@ -212,6 +212,7 @@ class Bot:
         helpers.append(asyncio.create_task(self._max_duration()))
         await self.reporter.send("joining")
         status, reason = "failed", "join_error"
+        driver_environment(self.settings)
         try:
             async with async_playwright() as pw:
                 browser, page = await self._launch(pw)
