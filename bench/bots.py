@@ -347,6 +347,12 @@ async def main() -> None:
         metavar="SRC",
         help="one bot per run: the bot of another source tree (e.g. /work/main/src) against this one",
     )
+    parser.add_argument(
+        "--keep-going",
+        action="store_true",
+        help="walk up to --max-bots even past a round that was not sustained (a shared machine's load "
+        "can garble one window at any N); the ceiling printed is then the first N that failed",
+    )
     parser.add_argument("--repeat", type=int, default=1, help="runs per variant with --flags/--compare")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
@@ -382,11 +388,26 @@ async def main() -> None:
             )
             await compare(variants, wavs, url, args.out, args.repeat)
             return
+        failed: list[int] = []
         for n in range(1, args.max_bots + 1):
             result = await run_round(n, wavs, url, args.out)
             print(json.dumps(result), flush=True)
             if not result["sustained"]:
-                break
+                failed.append(n)
+                if not args.keep_going:
+                    break
+        sustained = [n for n in range(1, args.max_bots + 1) if n not in failed]
+        print(
+            json.dumps(
+                {
+                    "ceiling_first_failed_n": failed[0] if failed else None,
+                    "sustained_up_to": (failed[0] - 1) if failed else args.max_bots,
+                    "rounds_failed": failed,
+                    "rounds_sustained": sustained if args.keep_going else None,
+                }
+            ),
+            flush=True,
+        )
     finally:
         if service is not None:
             service.stop()
