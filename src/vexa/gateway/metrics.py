@@ -20,6 +20,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from vexa.gateway.hub import EventHub
+from vexa.ports import PortInUse
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +66,10 @@ class MetricsServer:
         self._thread: threading.Thread | None = None
 
     def start(self) -> None:
-        self._server, self._thread = start_http_server(self.port, addr=self.host)
+        try:
+            self._server, self._thread = start_http_server(self.port, addr=self.host)
+        except OSError as exc:  # say which setting moves it, not a bare errno
+            raise PortInUse(self.port, "GATEWAY_METRICS_PORT", self.host) from exc
         self.port = self._server.server_port
         log.info("gateway metrics on http://%s:%d/metrics", self.host, self.port)
 
