@@ -19,7 +19,6 @@ from typing import Any
 import docker.errors
 import httpx
 import pytest
-import yaml
 from bot_manager_helpers import make_settings, serve_app, wait_for
 from kubernetes import client as k8s
 from kubernetes.client.exceptions import ApiException
@@ -279,23 +278,6 @@ async def test_manager_on_docker_standin(database_url, redis_url, tmp_path, make
             return row if row[0] == "failed" else None
 
         assert tuple(await wait_for(failed, what="reconcile")) == ("failed", "bot_crashed")
-
-
-def test_k8s_manifests_grant_exactly_pod_rights():
-    path = Path(__file__).parents[2] / "deploy" / "k8s" / "bot-manager.yaml"
-    docs = {d["kind"]: d for d in yaml.safe_load_all(path.read_text())}
-    assert {"ServiceAccount", "Role", "RoleBinding", "Deployment"} <= set(docs)
-    [rule] = docs["Role"]["rules"]
-    assert rule["resources"] == ["pods"]
-    assert sorted(rule["verbs"]) == ["create", "delete", "get", "list", "watch"]
-    binding = docs["RoleBinding"]
-    assert binding["roleRef"]["name"] == docs["Role"]["metadata"]["name"]
-    assert binding["subjects"][0]["name"] == docs["ServiceAccount"]["metadata"]["name"]
-    pod = docs["Deployment"]["spec"]["template"]["spec"]
-    assert pod["serviceAccountName"] == docs["ServiceAccount"]["metadata"]["name"]
-    env = {e["name"]: e for e in pod["containers"][0]["env"]}
-    assert env["ORCHESTRATOR"]["value"] == "kubernetes"
-    assert env["K8S_NAMESPACE"]["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.namespace"
 
 
 async def test_a_new_manager_keeps_or_stops_the_containers_it_finds(
