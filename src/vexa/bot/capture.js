@@ -12,11 +12,14 @@
   if (window.__vexaInstalled) return;
   window.__vexaInstalled = true;
 
-  const FRAME = 1600; // samples per message (100 ms at 16 kHz: a pause reaches the server quickly)
+  // Samples per message: cfg.frame_samples (BOT_AUDIO_FRAME_MS x 16 at 16 kHz); each message costs a
+  // hop through the page, the binding, Playwright's driver and Python, so fewer, larger frames save
+  // CPU, and a frame's length is the most it delays audio on its way to the server.
+  const DEFAULT_FRAME = 1600;
   // All per-sample work stays in the AudioWorklet (the audio thread): down-mix to mono and convert
   // to 16-bit PCM, then hand the buffer over without copying (transfer). The page's main thread
-  // only base64-encodes 3.2 kB per frame, half of what float32 would cost on every hop to Python.
-  const WORKLET = `
+  // only base64-encodes 2 bytes per sample, half of what float32 would cost on every hop to Python.
+  const workletSource = (FRAME) => `
     class VexaTap extends AudioWorkletProcessor {
       constructor() { super(); this.buf = new Int16Array(${FRAME}); this.n = 0; }
       process(inputs) {
@@ -83,7 +86,9 @@
     if (S.ready) return S.ready;
     S.ready = (async () => {
       const ctx = new AudioContext({ sampleRate: 16000 });
-      const url = URL.createObjectURL(new Blob([WORKLET], { type: "application/javascript" }));
+      const frame = (S.cfg && S.cfg.frame_samples) || DEFAULT_FRAME;
+      const source = workletSource(frame);
+      const url = URL.createObjectURL(new Blob([source], { type: "application/javascript" }));
       await ctx.audioWorklet.addModule(url);
       if (ctx.state === "suspended") await ctx.resume().catch(() => {});
       S.sink = ctx.createGain();

@@ -264,7 +264,9 @@ class Bot:
         if not finished:
             return "completed", self.stop_reason or "stopped"
         # Admitted: capture starts only now.
-        await adapter.start_capture(per_participant=self.settings.per_participant)
+        await adapter.start_capture(
+            per_participant=self.settings.per_participant, frame_ms=self.settings.audio_frame_ms
+        )
         await adapter.watch_speakers()
         await self.reporter.send("active", participants=sorted(self.audio.participants_seen))
         helpers.append(asyncio.create_task(self._watch_alone()))

@@ -85,6 +85,13 @@ class BotSettings(ServiceSettings):
         description="Unsent audio kept per stream while transcription is down.",
     )
     reconnect_max_s: float = Field(10.0, alias="BOT_RECONNECT_MAX_S")
+    audio_frame_ms: int = Field(
+        100,
+        ge=20,
+        le=1000,
+        alias="BOT_AUDIO_FRAME_MS",
+        description="Audio per message from the page: larger frames cost less CPU, delay audio more.",
+    )
     per_participant: bool = Field(
         True, alias="BOT_PER_PARTICIPANT_AUDIO", description="One transcription session per participant."
     )
