@@ -86,7 +86,7 @@ class BotSettings(ServiceSettings):
     )
     reconnect_max_s: float = Field(10.0, alias="BOT_RECONNECT_MAX_S")
     audio_frame_ms: int = Field(
-        100,
+        250,
         ge=20,
         le=1000,
         alias="BOT_AUDIO_FRAME_MS",
