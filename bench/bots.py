@@ -15,7 +15,12 @@ Audio goes to the real transcription service (`vexa serve transcription`) when
 the audio checks then need the recording STAND-IN, so by default
 (``--transcription standin``) a recording stand-in receives the audio.
 
-    .venv/bin/python bench/bots.py --max-bots 4 --speech-s 20
+    .venv/bin/python bench/bots.py --max-bots 10 --keep-going        # the concurrency walk
+    .venv/bin/python bench/bots.py --flags                            # each Chromium flag alone
+    .venv/bin/python bench/bots.py --compare /path/to/old/src --repeat 3  # old bot vs this one
+
+Memory is reported as PSS (shared pages split between the processes that map them, so it falls
+as more bots share a machine) and USS (pages only this bot maps).
 """
 
 from __future__ import annotations
