@@ -15,7 +15,12 @@ Audio goes to the real transcription service (`vexa serve transcription`) when
 the audio checks then need the recording STAND-IN, so by default
 (``--transcription standin``) a recording stand-in receives the audio.
 
-    .venv/bin/python bench/bots.py --max-bots 4 --speech-s 20
+    .venv/bin/python bench/bots.py --max-bots 10 --keep-going        # the concurrency walk
+    .venv/bin/python bench/bots.py --flags                            # each Chromium flag alone
+    .venv/bin/python bench/bots.py --compare /path/to/old/src --repeat 3  # old bot vs this one
+
+Memory is reported as PSS (shared pages split between the processes that map them, so it falls
+as more bots share a machine) and USS (pages only this bot maps).
 """
 
 from __future__ import annotations
@@ -65,28 +70,80 @@ def make_wav(text: str, voice: str, seconds: float, path: Path) -> Path:
 _KNOWN: dict[int, psutil.Process] = {}
 
 
-def tree_usage(proc: psutil.Process) -> tuple[float, int]:
-    """CPU % (summed over the tree since the previous call) and PSS bytes of a process tree.
+def tree_usage(proc: psutil.Process) -> tuple[float, int, int]:
+    """CPU % (summed over the tree since the previous call), PSS and USS bytes of a process tree.
 
     PSS, not RSS: Chromium's processes share most of their pages, and summing RSS
-    would count them once per process.
+    would count them once per process. PSS also splits pages shared with OTHER bots (and with
+    any other Chromium or node on the machine), so it falls as more run; USS (pages only this
+    bot's processes map) is what each further bot adds, whatever else runs.
     """
-    cpu, mem = 0.0, 0
+    cpu, mem, uss = 0.0, 0, 0
     try:
         procs = [proc, *proc.children(recursive=True)]
     except psutil.NoSuchProcess:
-        return 0.0, 0
+        return 0.0, 0, 0
     for p in procs:
         p = _KNOWN.setdefault(p.pid, p)  # cpu_percent needs the same object between calls
         try:
             cpu += p.cpu_percent(None)
-            mem += p.memory_full_info().pss
+            info = p.memory_full_info()
+            mem += info.pss
+            uss += info.uss
         except psutil.Error:
             continue
-    return cpu, mem
+    return cpu, mem, uss
 
 
-async def run_round(n: int, wavs: dict[str, Path], transcription_url: str | None, log_dir: Path) -> dict:
+def tree_breakdown(proc: psutil.Process) -> dict[str, float]:
+    """PSS MiB of a bot's tree by process kind (python, node = Playwright's driver, Chromium's --type=...)."""
+    out: dict[str, float] = {}
+    try:
+        procs = [proc, *proc.children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return out
+    for p in procs:
+        try:
+            cmd = p.cmdline()
+            pss = p.memory_full_info().pss / 2**20
+        except psutil.Error:
+            continue
+        out[process_kind(cmd)] = round(out.get(process_kind(cmd), 0.0) + pss, 1)
+    return out
+
+
+def process_kind(cmd: list[str]) -> str:
+    kind = next((a.split("=", 1)[1] for a in cmd if a.startswith("--type=")), None)
+    if kind is None:
+        name = os.path.basename(cmd[0]) if cmd else "?"
+        kind = "chromium-browser" if "chrom" in name else name
+    return kind
+
+
+_CPU_BY_KIND: dict[str, float] = {}
+
+
+def tree_cpu_by_kind(proc: psutil.Process) -> None:
+    """Accumulate CPU seconds by process kind (read at the end of a round)."""
+    try:
+        procs = [proc, *proc.children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return
+    for p in procs:
+        try:
+            times = p.cpu_times()
+            _CPU_BY_KIND[f"{p.pid}:{process_kind(p.cmdline())}"] = times.user + times.system
+        except psutil.Error:
+            continue
+
+
+async def run_round(
+    n: int,
+    wavs: dict[str, Path],
+    transcription_url: str | None,
+    log_dir: Path,
+    bot_env: dict[str, str] | None = None,
+) -> dict:
     sim = SimulatorServer(
         SimConfig([SimParticipant(k, v) for k, v in wavs.items()], admit_after=1.0, leave_after_audio=2.0),
         free_port(),
@@ -97,7 +154,8 @@ async def run_round(n: int, wavs: dict[str, Path], transcription_url: str | None
         transcription_url = standin.url
     callbacks = CallbackRecorder(free_port(), token="bench").start()
     procs: list[tuple[asyncio.subprocess.Process, psutil.Process]] = []
-    samples: dict[int, list[tuple[float, int]]] = {i: [] for i in range(n)}
+    samples: dict[int, list[tuple[float, int, int]]] = {i: [] for i in range(n)}
+    peak_breakdown: dict[str, float] = {}
     t0 = time.time()
     try:
         for i in range(n):
@@ -115,7 +173,13 @@ async def run_round(n: int, wavs: dict[str, Path], transcription_url: str | None
                 "max_duration_s": 600,
                 "admission_timeout_s": 120,
             }
-            env = {**os.environ, "BOT_CONFIG": json.dumps(config), "BOT_TOKEN": "bench", "LOG_LEVEL": "INFO"}
+            env = {
+                **os.environ,
+                **(bot_env or {}),
+                "BOT_CONFIG": json.dumps(config),
+                "BOT_TOKEN": "bench",
+                "LOG_LEVEL": "INFO",
+            }
             log = (log_dir / f"bot-{n}-{i}.log").open("wb")
             proc = await asyncio.create_subprocess_exec(
                 sys.executable, "-m", "vexa", "bot", env=env, stdout=log, stderr=log
@@ -124,9 +188,13 @@ async def run_round(n: int, wavs: dict[str, Path], transcription_url: str | None
         while any(p.returncode is None for p, _ in procs):
             await asyncio.sleep(1.0)
             for i, (_, ps) in enumerate(procs):
-                cpu, rss = tree_usage(ps)
-                if rss:
-                    samples[i].append((cpu, rss))
+                cpu, pss, uss = tree_usage(ps)
+                if pss:
+                    samples[i].append((cpu, pss, uss))
+                    if i == 0 and pss >= max(r for _, r, _ in samples[0]):
+                        peak_breakdown = tree_breakdown(ps)
+                    if i == 0:
+                        tree_cpu_by_kind(ps)
             if time.time() - t0 > 300:
                 for p, _ in procs:
                     if p.returncode is None:
@@ -138,18 +206,28 @@ async def run_round(n: int, wavs: dict[str, Path], transcription_url: str | None
         if standin is not None:
             await standin.stop()
     wall = time.time() - t0
+    cpu_by_kind: dict[str, float] = {}
+    for key, seconds in _CPU_BY_KIND.items():
+        kind = key.split(":", 1)[1]
+        cpu_by_kind[kind] = round(cpu_by_kind.get(kind, 0.0) + seconds / wall * 100, 1)
+    _CPU_BY_KIND.clear()
     reasons = [c.get("reason") for c in callbacks.calls if c["status"] in ("completed", "failed")]
     # Skip the first 2 samples (browser start-up) for the steady-state CPU figure.
-    cpu = [np.mean([c for c, _ in s[2:]] or [0.0]) for s in samples.values()]
-    rss = [max((r for _, r in s), default=0) / 2**20 for s in samples.values()]
+    cpu = [np.mean([c for c, _, _ in s[2:]] or [0.0]) for s in samples.values()]
+    pss = [max((r for _, r, _ in s), default=0) / 2**20 for s in samples.values()]
+    uss = [max((u for _, _, u in s), default=0) / 2**20 for s in samples.values()]
     result = {
         "bots": n,
         "wall_s": round(wall, 1),
         "completed_meeting_ended": sum(r == "meeting_ended" for r in reasons),
         "cpu_pct_per_bot_avg": round(float(np.mean(cpu)), 1),
         "cpu_pct_total": round(float(np.sum(cpu)), 1),
-        "pss_mib_per_bot_peak": round(float(np.max(rss)), 1),
+        "pss_mib_per_bot_peak": round(float(np.max(pss)), 1),
+        "uss_mib_per_bot_peak": round(float(np.max(uss)), 1),
         "machine_cpu_count": psutil.cpu_count(),
+        "load_avg_1m": round(os.getloadavg()[0], 2),
+        "bot0_pss_mib_by_process": peak_breakdown,
+        "bot0_cpu_pct_by_process": cpu_by_kind,
     }
     if standin is not None:
         ratios, corrs, windows = [], [], []
@@ -180,6 +258,88 @@ async def run_round(n: int, wavs: dict[str, Path], transcription_url: str | None
     return result
 
 
+# Each candidate flag, tried alone on top of the capture flags (BOT_CHROMIUM_LEAN=false).
+FLAG_CANDIDATES = [
+    ["--renderer-process-limit=1"],
+    ["--single-process"],
+    ["--no-zygote"],
+    ["--in-process-gpu"],
+    ["--disable-extensions", "--disable-component-extensions-with-background-pages"],
+    ["--disable-background-networking", "--disable-component-update", "--disable-sync"],
+    ["--disable-features=AudioServiceOutOfProcess"],
+    ["--disable-site-isolation-trials", "--disable-features=site-per-process,IsolateOrigins"],
+    ["--js-flags=--max-old-space-size=64"],
+    ["--js-flags=--lite-mode"],
+    ["--blink-settings=imagesEnabled=false"],
+    ["--mute-audio"],
+]
+
+
+async def compare(
+    variants: list[tuple[str, dict[str, str]]], wavs: dict[str, Path], url: str | None, out: Path, repeat: int
+) -> None:
+    """One bot per run, the variants interleaved ``repeat`` times (so load drift hits all alike);
+    then each variant's median PSS and CPU and their ratio to the first variant's."""
+    runs: dict[str, list[dict]] = {label: [] for label, _ in variants}
+    for _ in range(repeat):
+        for label, env in variants:
+            r = await run_round(1, wavs, url, out, env)
+            runs[label].append(r)
+            print(
+                json.dumps(
+                    {
+                        "variant": label,
+                        "pss_mib": r["pss_mib_per_bot_peak"],
+                        "uss_mib": r["uss_mib_per_bot_peak"],
+                        "cpu_pct": r["cpu_pct_per_bot_avg"],
+                        "capture_ok": r["sustained"],
+                        "window_correlation_min": r.get("window_correlation_min"),
+                        "windows_2s_matching": r.get("windows_2s_matching"),
+                        "realtime_ratio_min": r.get("realtime_ratio_min"),
+                        "load_avg_1m": r["load_avg_1m"],
+                        "pss_by_process": r["bot0_pss_mib_by_process"],
+                        "cpu_by_process": r["bot0_cpu_pct_by_process"],
+                    }
+                ),
+                flush=True,
+            )
+    base_label = variants[0][0]
+    base_pss = float(np.median([r["pss_mib_per_bot_peak"] for r in runs[base_label]]))
+    base_cpu = float(np.median([r["cpu_pct_per_bot_avg"] for r in runs[base_label]]))
+    base_uss = float(np.median([r["uss_mib_per_bot_peak"] for r in runs[base_label]]))
+    print("# medians over", repeat, "run(s) each; ratios against", repr(base_label))
+    for label, rs in runs.items():
+        pss = float(np.median([r["pss_mib_per_bot_peak"] for r in rs]))
+        uss = float(np.median([r["uss_mib_per_bot_peak"] for r in rs]))
+        cpu = float(np.median([r["cpu_pct_per_bot_avg"] for r in rs]))
+        print(
+            json.dumps(
+                {
+                    "variant": label,
+                    "pss_mib_median": round(pss, 1),
+                    "pss_vs_first": round(pss / max(base_pss, 1.0), 3),
+                    "uss_mib_median": round(uss, 1),
+                    "uss_vs_first": round(uss / max(base_uss, 1.0), 3),
+                    "cpu_pct_median": round(cpu, 1),
+                    "cpu_vs_first": round(cpu / max(base_cpu, 0.1), 3),
+                    "capture_ok_runs": f"{sum(r['sustained'] for r in rs)}/{len(rs)}",
+                }
+            ),
+            flush=True,
+        )
+
+
+def flag_variants() -> list[tuple[str, dict[str, str]]]:
+    """Capture flags only, each candidate alone on top, then the lean default."""
+    variants: list[tuple[str, dict[str, str]]] = [("capture flags only", {"BOT_CHROMIUM_LEAN": "false"})]
+    variants += [
+        (" ".join(flags), {"BOT_CHROMIUM_LEAN": "false", "BOT_CHROMIUM_EXTRA_ARGS": json.dumps(flags)})
+        for flags in FLAG_CANDIDATES
+    ]
+    variants.append(("LEAN (default)", {"BOT_CHROMIUM_LEAN": "true"}))
+    return variants
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -188,6 +348,21 @@ async def main() -> None:
     parser.add_argument("--speech-s", type=float, default=20.0, help="seconds of speech per participant")
     parser.add_argument("--transcription", choices=["standin", "real", "auto"], default="standin")
     parser.add_argument("--out", type=Path, default=Path("/tmp/vexa-bench-bots"))
+    parser.add_argument(
+        "--flags", action="store_true", help="measure each Chromium flag alone (one bot per run) instead"
+    )
+    parser.add_argument(
+        "--compare",
+        metavar="SRC",
+        help="one bot per run: the bot of another source tree (e.g. /work/main/src) against this one",
+    )
+    parser.add_argument(
+        "--keep-going",
+        action="store_true",
+        help="walk up to --max-bots even past a round that was not sustained (a shared machine's load "
+        "can garble one window at any N); the ceiling printed is then the first N that failed",
+    )
+    parser.add_argument("--repeat", type=int, default=1, help="runs per variant with --flags/--compare")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     wavs = {
@@ -219,11 +394,34 @@ async def main() -> None:
     kind = "real" if use_real else "recording stand-in"
     print(f"# bots bench: {psutil.cpu_count()} CPUs, transcription={kind}")
     try:
+        if args.flags or args.compare:
+            variants = (
+                flag_variants()
+                if args.flags
+                else [(f"before ({args.compare})", {"PYTHONPATH": args.compare}), ("after (this tree)", {})]
+            )
+            await compare(variants, wavs, url, args.out, args.repeat)
+            return
+        failed: list[int] = []
         for n in range(1, args.max_bots + 1):
             result = await run_round(n, wavs, url, args.out)
             print(json.dumps(result), flush=True)
             if not result["sustained"]:
-                break
+                failed.append(n)
+                if not args.keep_going:
+                    break
+        sustained = [n for n in range(1, args.max_bots + 1) if n not in failed]
+        print(
+            json.dumps(
+                {
+                    "ceiling_first_failed_n": failed[0] if failed else None,
+                    "sustained_up_to": (failed[0] - 1) if failed else args.max_bots,
+                    "rounds_failed": failed,
+                    "rounds_sustained": sustained if args.keep_going else None,
+                }
+            ),
+            flush=True,
+        )
     finally:
         if service is not None:
             service.stop()

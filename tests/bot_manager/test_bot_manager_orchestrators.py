@@ -19,7 +19,6 @@ from typing import Any
 import docker.errors
 import httpx
 import pytest
-import yaml
 from bot_manager_helpers import make_settings, wait_for
 from kubernetes import client as k8s
 from kubernetes.client.exceptions import ApiException
@@ -345,26 +344,6 @@ async def test_manager_on_docker_standin(database_url, redis_url, tmp_path, make
             return row if row[0] == "failed" else None
 
         assert tuple(await wait_for(failed, what="reconcile")) == ("failed", "bot_crashed")
-
-
-def test_k8s_manifests_grant_exactly_pod_and_token_secret_rights():
-    path = Path(__file__).parents[2] / "deploy" / "k8s" / "bot-manager.yaml"
-    docs = {d["kind"]: d for d in yaml.safe_load_all(path.read_text())}
-    assert {"ServiceAccount", "Role", "RoleBinding", "Deployment"} <= set(docs)
-    pods, secrets = docs["Role"]["rules"]
-    assert pods["resources"] == ["pods"]
-    assert sorted(pods["verbs"]) == ["create", "delete", "get", "list", "watch"]
-    # Per-bot token Secrets: made, owned by their pod, deleted; never read back or listed.
-    assert secrets["resources"] == ["secrets"]
-    assert sorted(secrets["verbs"]) == ["create", "delete", "patch"]
-    binding = docs["RoleBinding"]
-    assert binding["roleRef"]["name"] == docs["Role"]["metadata"]["name"]
-    assert binding["subjects"][0]["name"] == docs["ServiceAccount"]["metadata"]["name"]
-    pod = docs["Deployment"]["spec"]["template"]["spec"]
-    assert pod["serviceAccountName"] == docs["ServiceAccount"]["metadata"]["name"]
-    env = {e["name"]: e for e in pod["containers"][0]["env"]}
-    assert env["ORCHESTRATOR"]["value"] == "kubernetes"
-    assert env["K8S_NAMESPACE"]["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.namespace"
 
 
 async def test_a_new_manager_keeps_or_stops_the_containers_it_finds(

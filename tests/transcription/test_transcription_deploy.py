@@ -19,21 +19,25 @@ def test_compose_has_the_stack_with_documented_ports() -> None:
         "postgres",
         "redis",
         "migrate",
-        "api-gateway",
+        "api-gateway-0",
+        "api-gateway-1",
         "admin-api",
         "bot-manager",
-        "transcription-collector",
+        "transcription-collector-0",
+        "transcription-collector-1",
         "traefik",
     }
     assert expected <= set(services)
     assert services["postgres"]["ports"] == ["127.0.0.1:5438:5432"]
-    assert services["api-gateway"]["ports"] == ["8056:8000"]
+    # Gateways and collectors are reached through Traefik, which publishes their documented ports.
+    # Transcription only on loopback: bots reach it over the compose network.
+    assert services["traefik"]["ports"] == ["8056:8000", "8123:8123", "127.0.0.1:9090:9090"]
     assert services["admin-api"]["ports"] == ["8057:8001"]
-    assert services["transcription-collector"]["ports"] == ["8123:8123"]
-    assert services["traefik"]["ports"] == ["127.0.0.1:9090:9090"]  # transcription: loopback only
     for name in ("transcription-cpu-0", "transcription-gpu-0"):  # bots only, unless the operator opts in
         assert services[name]["environment"]["WL_STANDALONE"] == "${WL_STANDALONE:-false}"
-    for name in ("api-gateway", "admin-api", "bot-manager", "transcription-collector"):
+    for name in ("api-gateway-0", "transcription-collector-0"):
+        assert "ports" not in services[name]
+    for name in ("api-gateway-0", "admin-api", "bot-manager", "transcription-collector-0"):
         assert services[name]["command"][:3] == ["vexa", "serve", services[name]["command"][2]]
         assert services[name]["build"]["dockerfile"] == "deploy/Dockerfile"
     assert services["bot-manager"]["environment"]["WHISPER_LIVE_URL"] == "ws://traefik:9090/ws"
@@ -41,7 +45,9 @@ def test_compose_has_the_stack_with_documented_ports() -> None:
 
 def test_transcription_replicas_pin_one_gpu_each_and_share_only_redis() -> None:
     services = load("docker-compose.yml")["services"]
-    replicas = {k: v for k, v in services.items() if k.startswith("transcription-") and k[-1].isdigit()}
+    replicas = {
+        k: v for k, v in services.items() if k.startswith(("transcription-cpu-", "transcription-gpu-"))
+    }
     assert set(replicas) == {
         "transcription-cpu-0",
         "transcription-cpu-1",
@@ -68,6 +74,8 @@ def test_transcription_replicas_pin_one_gpu_each_and_share_only_redis() -> None:
 def test_traefik_routes_websockets_to_every_replica_with_health_checks() -> None:
     static = load("traefik/traefik.yml")
     assert static["entryPoints"]["transcription"]["address"] == ":9090"
+    assert static["entryPoints"]["web"]["address"] == ":8000"
+    assert static["entryPoints"]["collector"]["address"] == ":8123"
     lb = load("traefik/dynamic.yml")["http"]["services"]["transcription"]["loadBalancer"]
     assert lb["healthCheck"] == {"path": "/health", "port": 9091, "interval": "5s", "timeout": "2s"}
     assert [s["url"] for s in lb["servers"]] == ["http://transcription-0:9090", "http://transcription-1:9090"]

@@ -10,6 +10,7 @@ from fastapi import FastAPI
 
 from vexa.admin import analytics, routes, user_routes
 from vexa.admin.settings import AdminSettings
+from vexa.metrics import add_metrics_route
 from vexa.service import add_error_handler, data_services
 
 log = logging.getLogger(__name__)
@@ -42,6 +43,7 @@ def create_app(settings: AdminSettings | None = None) -> FastAPI:
     async def health() -> dict[str, str]:
         return {"status": "ok", "service": "admin-api"}
 
+    add_metrics_route(app)  # process metrics (CPU, memory, open files) of the admin-api
     app.include_router(routes.router)
     app.include_router(analytics.read_only)
     app.include_router(analytics.admin_only)

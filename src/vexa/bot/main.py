@@ -15,8 +15,10 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from playwright.async_api import Browser, Page, Playwright, async_playwright
 
+from vexa.bot.browser import chromium_args, driver_environment
 from vexa.bot.commands import listen_for_commands
 from vexa.bot.platforms import ADAPTERS, JoinFailed, MeetingAdapter
 from vexa.bot.recorder import MeetingRecorder
@@ -30,19 +32,10 @@ log = logging.getLogger("vexa.bot")
 
 CAPTURE_JS = Path(__file__).with_name("capture.js")
 
-CHROMIUM_ARGS = [
-    "--use-fake-ui-for-media-stream",
-    "--use-fake-device-for-media-stream",
-    "--autoplay-policy=no-user-gesture-required",
-    # WebRTC may only use proxied/loopback routes: the bot never offers host candidates.
-    "--force-webrtc-ip-handling-policy=disable_non_proxied_udp",
-    "--webrtc-ip-handling-policy=disable_non_proxied_udp",
-    "--disable-blink-features=AutomationControlled",
-    "--no-first-run",
-    "--no-default-browser-check",
-    "--disable-dev-shm-usage",
-    "--disable-gpu",
-]
+
+def pcm16_to_float32(data: bytes) -> bytes:
+    """The page's 16-bit PCM frame as the float32 the transcription protocol wants (nothing kept)."""
+    return (np.frombuffer(data, dtype="<i2").astype(np.float32) / 32768.0).astype("<f4").tobytes()
 
 
 class AudioRouter:
@@ -70,7 +63,7 @@ class AudioRouter:
         }
         self.streams: dict[str, TranscriptionStream] = {}
         self.tasks: list[asyncio.Task[None]] = []
-        self.speaker_events: list[dict[str, Any]] = []
+        self.speaker_events = 0  # counted, not kept: a long meeting must not grow the bot's memory
         self.participants: dict[str, str] = {}  # id -> name, currently present
         self.participants_seen: set[str] = set()
         self.participants_changed_at = time.monotonic()
@@ -103,7 +96,7 @@ class AudioRouter:
             self.streams[key] = stream
             self.tasks.append(asyncio.create_task(stream.run()))
             log.info("new audio stream %s", stream.label)
-        pcm = base64.b64decode(b64)
+        pcm = pcm16_to_float32(base64.b64decode(b64))
         stream.push(pcm, t_ms / 1000.0)
         if self.recorder is not None:
             self.recorder.push(key, name if key != "mixed" else None, pid or None, pcm, t_ms / 1000.0)
@@ -129,7 +122,7 @@ class AudioRouter:
             "participant_id": pid or None,
         }
         wall = (t_ms - self.settings.speaker_lag_ms) / 1000.0
-        self.speaker_events.append({**event, "wall_time": wall})
+        self.speaker_events += 1
         for stream in self.streams.values():
             stream.send_event(event, wall_time=wall)
 
@@ -218,7 +211,9 @@ class Bot:
 
     async def _launch(self, pw: Playwright) -> tuple[Browser, Page]:
         browser = await pw.chromium.launch(
-            executable_path=self.settings.chromium_path, headless=self.settings.headless, args=CHROMIUM_ARGS
+            executable_path=self.settings.chromium_path,
+            headless=self.settings.headless,
+            args=chromium_args(self.settings),
         )
         context = await browser.new_context(
             user_agent=self.settings.user_agent, viewport={"width": 1280, "height": 720}, locale="en-US"
@@ -258,6 +253,7 @@ class Bot:
             log.info("recording to %s (%s)", self.config.recording_prefix, self.settings.storage_backend)
         await self.reporter.send("joining")
         status, reason = "failed", "join_error"
+        driver_environment(self.settings)
         try:
             async with async_playwright() as pw:
                 browser, page = await self._launch(pw)
@@ -284,7 +280,7 @@ class Bot:
             reason,
             participants=sorted(self.audio.participants_seen),
             details={
-                "speaker_events": len(self.audio.speaker_events),
+                "speaker_events": self.audio.speaker_events,
                 **({"message": self.end_message} if self.end_message else {}),
             },
         )
@@ -315,7 +311,9 @@ class Bot:
         if not finished:
             return "completed", self.stop_reason or "stopped"
         # Admitted: capture starts only now.
-        await adapter.start_capture(per_participant=self.settings.per_participant)
+        await adapter.start_capture(
+            per_participant=self.settings.per_participant, frame_ms=self.settings.audio_frame_ms
+        )
         await adapter.watch_speakers()
         await self.reporter.send("active", participants=sorted(self.audio.participants_seen))
         helpers.append(asyncio.create_task(self._watch_alone()))

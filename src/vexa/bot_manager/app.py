@@ -18,11 +18,13 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from vexa.auth import AuthenticatedUser, require_user
+from vexa.bot_manager import metrics
 from vexa.bot_manager.errors import ServiceError
 from vexa.bot_manager.lifecycle import CompletionReason, IllegalTransition
 from vexa.bot_manager.manager import BotManager
 from vexa.bot_manager.orchestrators import Orchestrator, create_orchestrator
 from vexa.bot_manager.settings import BotManagerSettings
+from vexa.metrics import add_metrics_route
 from vexa.platforms import Platform
 from vexa.schemas import (
     BotStatusResponse,
@@ -130,6 +132,8 @@ def create_app(
     @app.exception_handler(IllegalTransition)
     async def _illegal(_: Request, exc: IllegalTransition) -> JSONResponse:
         return JSONResponse({"detail": str(exc)}, status_code=409)
+
+    add_metrics_route(app, metrics.refresh)
 
     @app.get("/health")
     async def health(request: Request) -> dict[str, str]:

@@ -37,7 +37,7 @@ from sqlalchemy import Row, select
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from vexa.collector import rows, speakers
+from vexa.collector import metrics, rows, speakers
 from vexa.collector.attribution import attribute
 from vexa.collector.consumer import is_transient
 from vexa.collector.filters import TranscriptionFilter
@@ -168,6 +168,7 @@ class Persister:
             if bad_rows:
                 await self._dead_letter(meeting_id, bad_rows)
             done[meeting_id] = {f: raw[f] for f in ready if f not in bad_rows}
+            metrics.observe_persisted(s for s in kept[meeting_id] if s.field not in bad_rows)
             stored = len(kept[meeting_id]) - len(bad_rows)
             filtered = len(ready) - len(kept[meeting_id])
             self.persisted += stored

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -14,10 +15,12 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from vexa.gateway import routes, ws
 from vexa.gateway.docs import add_offline_docs
 from vexa.gateway.hub import EventHub
+from vexa.gateway.metrics import HUB_COLLECTOR, MetricsServer
 from vexa.gateway.proxy import Forwarder
 from vexa.gateway.ratelimit import Bucket, RateLimiter, RateLimitMiddleware
 from vexa.gateway.settings import GatewaySettings
 from vexa.gateway.ui import install as install_dashboard
+from vexa.metrics import add_metrics_route
 from vexa.service import add_error_handler, data_services
 
 log = logging.getLogger(__name__)
@@ -56,6 +59,12 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
                 per_key=Bucket(settings.rate_limit_per_key, settings.rate_limit_key_burst),
                 per_ip=Bucket(settings.rate_limit_per_ip, settings.rate_limit_ip_burst),
             )
+            HUB_COLLECTOR.hub = hub
+            metrics_server = None
+            if settings.metrics_port is not None:
+                metrics_server = MetricsServer(settings.metrics_host, settings.metrics_port)
+                metrics_server.start()
+                app.state.metrics_port = metrics_server.port
             log.info(
                 "api-gateway ready: admin=%s bot-manager=%s collector=%s",
                 settings.admin_api_url,
@@ -65,6 +74,8 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
             try:
                 yield
             finally:
+                if metrics_server is not None:
+                    await asyncio.to_thread(metrics_server.stop)  # shutdown() waits for its poll loop
                 await forwarder.aclose()
                 await hub.stop()
                 await hub_redis.aclose()
@@ -96,6 +107,8 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         hub: EventHub = request.app.state.hub
         return {"status": "ok", "service": "api-gateway", "ws_channels": hub.channel_count}
 
+    if settings.public_metrics:
+        add_metrics_route(app)
     app.include_router(routes.public)
     app.include_router(routes.admin)
     app.include_router(ws.router)

@@ -70,6 +70,11 @@ class EventHub:
     def channel_count(self) -> int:
         return len(self._watchers)
 
+    @property
+    def subscription_count(self) -> int:
+        """(watcher, meeting) pairs: what one published event costs in offers."""
+        return sum(len(watchers) for watchers in self._watchers.values())
+
     # -- watchers ----------------------------------------------------------------------------
 
     async def watch(self, meeting_id: int, watcher: Watcher) -> None:

@@ -53,3 +53,16 @@ class GatewaySettings(DataSettings):
     rate_limit_ip_burst: int = Field(
         240, ge=0, alias="RATE_LIMIT_IP_BURST", description="Requests one client address may make at once."
     )
+    public_metrics: bool = Field(
+        False,
+        alias="GATEWAY_PUBLIC_METRICS",
+        description="Also serve /metrics on the public API port (off: it would show internals to anyone).",
+    )
+    metrics_port: int | None = Field(
+        None,
+        ge=0,
+        le=65535,
+        alias="GATEWAY_METRICS_PORT",
+        description="Internal port for /metrics (unset: none; compose and Kubernetes use 9102).",
+    )
+    metrics_host: str = Field("127.0.0.1", alias="GATEWAY_METRICS_HOST")

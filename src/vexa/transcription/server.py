@@ -28,7 +28,9 @@ from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.http11 import Request, Response
 
 from vexa import bot_tokens
+from vexa import metrics as exposition
 from vexa.streams import SpeakerEvent
+from vexa.transcription import metrics
 from vexa.transcription.engine import WhisperEngine
 from vexa.transcription.protocol import ProtocolError, SessionConfig, error, parse_config, wait
 from vexa.transcription.publisher import StreamPublisher
@@ -168,6 +170,7 @@ class TranscriptionServer:
         session = Session(self._services(), ws, config)
         self.sessions[config.uid] = session
         self.total_sessions += 1
+        metrics.SESSIONS_TOTAL.inc()
         log.info(
             "session %s open (platform=%s meeting=%s language=%s task=%s publishing=%s)",
             config.uid,
@@ -263,20 +266,32 @@ class TranscriptionServer:
         }
         return (200 if status == "ok" else 503), body
 
+    def metrics(self) -> bytes:
+        """Prometheus text: gauges read from the server's state now, counters as they moved."""
+        metrics.SLOTS_IN_USE.set(len(self.sessions))
+        metrics.SLOTS_CAPACITY.set(self.settings.max_clients)
+        metrics.DECODES_IN_FLIGHT.set(self.engine.busy)
+        metrics.PUBLISH_BACKLOG.set(0 if self.publisher is None else self.publisher.backlog)
+        return exposition.exposition()
+
     async def _health(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
             request_line = await asyncio.wait_for(reader.readline(), 5)
             while (await asyncio.wait_for(reader.readline(), 5)) not in (b"\r\n", b"\n", b""):
                 pass
             parts = request_line.decode("latin-1").split()
-            if len(parts) >= 2 and parts[0] in ("GET", "HEAD") and parts[1].split("?")[0] == "/health":
+            path = parts[1].split("?")[0] if len(parts) >= 2 and parts[0] in ("GET", "HEAD") else None
+            content_type = "application/json"
+            if path == "/health":
                 code, body = self.health()
+                data = json.dumps(body).encode()
+            elif path == "/metrics":
+                code, data, content_type = 200, self.metrics(), exposition.CONTENT_TYPE
             else:
-                code, body = 404, {"detail": "only GET /health lives here"}
-            data = json.dumps(body).encode()
+                code, data = 404, json.dumps({"detail": "only GET /health and /metrics live here"}).encode()
             reason = HTTPStatus(code).phrase
             head = (
-                f"HTTP/1.1 {code} {reason}\r\nContent-Type: application/json\r\n"
+                f"HTTP/1.1 {code} {reason}\r\nContent-Type: {content_type}\r\n"
                 f"Content-Length: {len(data)}\r\nConnection: close\r\n\r\n"
             ).encode()
             writer.write(head + (data if parts and parts[0] != "HEAD" else b""))

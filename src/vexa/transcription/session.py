@@ -29,6 +29,7 @@ from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 
 from vexa.streams import Segment, SessionEndMessage, SessionStartMessage, SpeakerEvent, TranscriptionMessage
+from vexa.transcription import metrics
 from vexa.transcription.engine import DecodeOptions, DecodeOutcome
 from vexa.transcription.protocol import END_OF_AUDIO, SessionConfig, SessionControl, describe, error, ready
 from vexa.transcription.settings import TranscriptionSettings
@@ -39,6 +40,9 @@ from vexa.transcription.words import SAMPLE_RATE, DecodeJob, OutSegment
 log = logging.getLogger(__name__)
 
 MAX_ABS_SAMPLE = 64.0  # float audio lives in [-1, 1]; far beyond means int16 bytes sent as float
+STALL_MARGIN_S = 0.15  # a frame this late past its normal gap: start the final decode
+IDLE_MARGIN_S = 0.3  # this late: commit what is pending
+MAX_FRAME_GAP_S = 1.0  # a client sending longer frames still gets its idle commit within ~1.3 s
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +88,7 @@ class Session:
         self.use_vad = config.use_vad
         self.stall_s = min(s.early_decode_ms, s.idle_commit_ms) / 1000
         self.idle_s = s.idle_commit_ms / 1000
+        self._frame_s = 0.0  # length of the client's latest audio frame: its normal gap between frames
         self.last_n = config.send_last_n_segments or s.send_last_n_segments
         limit = min(config.max_connection_time or s.max_connection_time, s.max_connection_time)
         self.opened = time.monotonic()
@@ -97,6 +102,7 @@ class Session:
         self._ended = False
         self._client_gone = False
         self.end_reason = "open"
+        self._observed_commits = 0
 
     # ---- lifecycle --------------------------------------------------------------------
     async def run(self) -> None:
@@ -170,6 +176,7 @@ class Session:
             self._publish_start()
         self.transcriber.add_audio(samples)
         self._last_audio = time.monotonic()
+        self._frame_s = min(len(samples) / SAMPLE_RATE, MAX_FRAME_GAP_S)
         self._stall_handled = self._idle_handled = False
         self._wake.set()
         return None
@@ -186,8 +193,8 @@ class Session:
             await self._score_speech()
             ended = self._ended
             quiet = time.monotonic() - self._last_audio
-            stalled = not ended and quiet >= self.stall_s
-            idle = not ended and quiet >= self.idle_s
+            stalled = not ended and quiet >= self._stall_after()
+            idle = not ended and quiet >= self._idle_after()
             self._stall_handled |= stalled
             self._idle_handled |= idle
             changes, job = t.poll(stalled=stalled, idle=idle, end=ended)
@@ -205,10 +212,21 @@ class Session:
         if self._idle_handled:
             await self._wake.wait()
             return
-        quiet_for = self.idle_s if self._stall_handled else self.stall_s
+        quiet_for = self._idle_after() if self._stall_handled else self._stall_after()
         timeout = self._last_audio + quiet_for - time.monotonic()
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._wake.wait(), max(0.0, timeout))
+
+    def _stall_after(self) -> float:
+        """Quiet time that means audio stopped coming, not the client's normal gap between frames.
+
+        Bots send 250 ms frames and WhisperLive's client 256 ms ones: a fixed 250 ms would call
+        every such gap a stall (and decode for nothing), so the frame's own length counts first.
+        """
+        return max(self.stall_s, self._frame_s + STALL_MARGIN_S)
+
+    def _idle_after(self) -> float:
+        return max(self.idle_s, self._frame_s + IDLE_MARGIN_S)
 
     async def _score_speech(self) -> None:
         t = self.transcriber
@@ -257,6 +275,7 @@ class Session:
         """Publish changed segments and send the client a fresh snapshot."""
         if not changes:
             return
+        self._observe_commits()
         if self.publishing:
             self._ensure_started()
             segments = [Segment(**self._segment_json(s)) for s in changes]
@@ -264,6 +283,21 @@ class Session:
         if not self._client_gone:
             payload = [self._segment_json(s) for s in self.transcriber.snapshot(self.last_n)]
             await self._send(json.dumps({"uid": self.uid, "segments": payload}))
+
+    def _observe_commits(self) -> None:
+        """Commit latency of segments completed since the last emit, each counted once.
+
+        Wall time of an utterance's end = when its last sample arrived (``start_wall`` +
+        its session time); a client that sends faster than real time gets 0, not negative.
+        """
+        completed = self.transcriber.completed
+        if self.start_wall is not None:
+            now = time.time()
+            for seg in completed[self._observed_commits :]:
+                if seg.text:
+                    metrics.SEGMENTS_COMMITTED.inc()
+                    metrics.COMMIT_LATENCY.observe(max(0.0, now - (self.start_wall + seg.end)))
+        self._observed_commits = len(completed)
 
     def _segment_json(self, seg: OutSegment) -> dict[str, Any]:
         data = seg.as_dict()

@@ -14,14 +14,19 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
-from typing import Literal
+from typing import Literal, get_args
 
+from prometheus_client import Counter
 from redis.asyncio import Redis
 
 KEEP = 500
 TTL_S = 7 * 24 * 3600
 
 Outcome = Literal["delivered", "retrying", "failed", "blocked", "dropped"]
+# Every delivery attempt, by the same outcome the user's log shows (the bot-manager serves it on /metrics).
+DELIVERIES = Counter("vexa_webhook_deliveries", "Webhook delivery attempts by outcome.", ["result"])
+for _outcome in get_args(Outcome):
+    DELIVERIES.labels(_outcome)  # exported at 0 before the first delivery
 
 
 def log_key(user_id: int) -> str:

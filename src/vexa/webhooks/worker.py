@@ -101,6 +101,7 @@ class WebhookWorker:
             duration_ms=result.duration_ms if result else None,
             **extra,
         )
+        deliveries.DELIVERIES.labels(outcome).inc()
         with contextlib.suppress(RedisError):
             await deliveries.record(self.redis, int(job["user_id"]), entry)
 

@@ -163,11 +163,10 @@ class MeetingAdapter(ABC):
             "speaking": s.speaking,
         }
 
-    async def start_capture(self, per_participant: bool = True) -> None:
+    async def start_capture(self, per_participant: bool = True, frame_ms: int = 100) -> None:
         """Start tapping the page's remote audio (the init script waits for this call)."""
-        await self.page.evaluate(
-            "cfg => window.__vexaStartCapture(cfg)", self.capture_config(per_participant)
-        )
+        cfg = {**self.capture_config(per_participant), "frame_samples": frame_ms * 16}  # 16 kHz
+        await self.page.evaluate("cfg => window.__vexaStartCapture(cfg)", cfg)
 
     async def watch_speakers(self) -> None:
         """Start the in-page speaker/participant watcher (reports through exposed bindings)."""
