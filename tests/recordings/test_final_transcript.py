@@ -84,19 +84,7 @@ async def test_final_transcript_per_participant_replaces_live_by_default(
     await redis.delete(WEBHOOK_QUEUE_KEY)
     # Through the queue, as the bot-manager hands it over when the meeting ends.
     await enqueue_postprocess(redis, meeting_id)
-    worker = asyncio.create_task(app.state.collector.postprocessor.run())
-    try:
-        state: dict = {}
-        for _ in range(240):
-            meeting = (await client.get("/meetings", headers={"X-API-Key": key})).json()["meetings"][0]
-            state = meeting["data"].get("final_transcript") or {}
-            if state.get("status") in ("completed", "failed"):
-                break
-            await asyncio.sleep(0.5)
-    finally:
-        worker.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await worker
+    state = await _run_jobs(app, client, key)
     assert await redis.xlen(POSTPROCESS_STREAM) == 0, "the job was acknowledged and removed"
     assert state["status"] == "completed" and state["progress"] == 1.0 and state["segments"] > 0
 
