@@ -16,12 +16,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from bot_test_helpers import bot_config
+from bot_test_helpers import NATIVE_IDS, bot_config
 
 from vexa.bot.main import Bot
 from vexa.bot.settings import BotSettings
+from vexa.collector.speakers import parse_events
 from vexa.recordings.audio import SR, decode
-from vexa.recordings.finalize import finalize
+from vexa.recordings.finalize import finalize, load_tracks
 from vexa.recordings.storage import LocalStorage
 from vexa.testing.speech import best_alignment, read_wav, resample, windowed_match
 
@@ -128,3 +129,36 @@ async def test_killed_bot_leaves_a_playable_recording_up_to_the_kill(
     # Everything up to the last whole chunk before the kill (2 s chunks, plus scheduling slack).
     assert killed_after_s - 3.5 <= seconds <= killed_after_s + 0.5, (seconds, killed_after_s)
     assert float(np.sqrt(np.mean(audio**2))) > 0.01, "the recording holds Alice's speech, not silence"
+
+
+async def test_mixed_path_records_speaker_events_on_the_recording_timeline(
+    participants, simulator_factory, transcription_standin, callbacks, tmp_path
+) -> None:
+    """Teams (one mixed stream): the recording keeps the page's speaker events beside its audio.
+
+    They are what names the speakers of the final transcript after the meeting, when the
+    live copy in Redis may be gone: each must fall on its speaker's voice in the recording.
+    """
+    sim = simulator_factory(participants, admit_after=0.5, leave_after_audio=1.0, play_delay=1.5, overlap=0.0)
+    config = bot_config("teams", sim, transcription_standin.url, callbacks.url).model_copy(
+        update={"recording_enabled": True, "recording_prefix": PREFIX}
+    )
+    settings = BotSettings(STORAGE_BACKEND="local", RECORDINGS_DIR=str(tmp_path), RECORDING_CHUNK_S=2.0)
+    assert await asyncio.wait_for(Bot(config, settings).run(), 90) == 0
+
+    storage = LocalStorage(tmp_path)
+    started_at, tracks = await load_tracks(storage, PREFIX)
+    assert [t.name for t in tracks] == [None], "one unattributed (mixed) track"
+    events = parse_events(tracks[0].speaker_log)
+    starts = [e.name for e in events if e.kind == "SPEAKER_START"]
+    assert [n for i, n in enumerate(starts) if i == 0 or starts[i - 1] != n] == ["Alice", "Bob"], starts
+    # On the recording's timeline: plan time 0 is this many seconds into the recording.
+    origin = sim.state(NATIVE_IDS["teams"])["origin_at"] - started_at
+    who = {"Alice": 0, "Bob": 1}
+    for e in events:
+        t = e.ms / 1000
+        spans = [(origin + v.on, origin + v.off) for v in sim.sim.plan.voiced if v.who == who[e.name]]
+        if e.kind == "SPEAKER_START":
+            assert any(a - 0.25 <= t <= b for a, b in spans), (e, t, spans)
+        else:
+            assert any(a <= t <= b + 0.25 for a, b in spans), (e, t, spans)

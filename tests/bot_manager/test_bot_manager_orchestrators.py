@@ -200,6 +200,35 @@ async def test_docker_builds_exact_run_request_and_maps_state():
         await DockerOrchestrator(_settings(), client=DockerEngineStandIn(fail_run=True)).start(SPEC)
 
 
+def test_kubernetes_bot_pods_read_s3_keys_from_the_named_secret():
+    """With K8S_STORAGE_CREDENTIALS_FROM the keys never appear in a pod spec, only a reference."""
+    orch = KubernetesOrchestrator(
+        _settings(K8S_STORAGE_CREDENTIALS_FROM="vexa-secrets"), api=KubeApiStandIn()
+    )
+    manifest = k8s.ApiClient().sanitize_for_serialization(orch.pod_manifest(SPEC))
+    env = manifest["spec"]["containers"][0]["env"]
+    plain = {e["name"]: e["value"] for e in env if "value" in e}
+    assert plain == {
+        **{k: v for k, v in STORAGE_ENV.items() if k not in ("S3_ACCESS_KEY", "S3_SECRET_KEY")},
+        "BOT_CONFIG": CONFIG,
+    }
+    assert not {"ak", "sk"} & set(plain.values()), "the keys themselves are not in the pod spec"
+    refs = {e["name"]: e["valueFrom"]["secretKeyRef"] for e in env if "valueFrom" in e}
+    assert refs == {
+        "S3_ACCESS_KEY": {"name": "vexa-secrets", "key": "S3_ACCESS_KEY", "optional": True},
+        "S3_SECRET_KEY": {"name": "vexa-secrets", "key": "S3_SECRET_KEY", "optional": True},
+        "BOT_TOKEN": {"name": "vexa-bot-7-token", "key": "token"},
+    }
+    local = KubernetesOrchestrator(
+        _settings(K8S_STORAGE_CREDENTIALS_FROM="vexa-secrets", STORAGE_BACKEND="local", RECORDINGS_DIR="/r"),
+        api=KubeApiStandIn(),
+    )
+    local_env = k8s.ApiClient().sanitize_for_serialization(local.pod_manifest(SPEC))["spec"]["containers"][0][
+        "env"
+    ]
+    assert [e["name"] for e in local_env if "valueFrom" in e] == ["BOT_TOKEN"], "no S3 keys for local storage"
+
+
 async def test_kubernetes_builds_exact_pod_and_maps_phases():
     api = KubeApiStandIn()
     orch = KubernetesOrchestrator(_settings(), api=api)

@@ -144,3 +144,49 @@ def test_gpu_overlay_pins_one_gpu_per_transcription_pod(tmp_path: Path) -> None:
     assert env["DEVICE"] == "cuda" and env["HEALTH_PORT"] == "9091"
     assert c["image"] == "vexa:cuda"
     assert c["resources"]["limits"]["nvidia.com/gpu"] == "1"
+
+
+def _storage_wiring(docs: list[dict]) -> tuple[dict[str, str], dict[str, dict[str, dict]], str]:
+    """(the ConfigMap's storage settings, per service its S3 key env, the bot pods' Secret)."""
+    config = by_kind(docs, "ConfigMap")["vexa-config"]["data"]
+    deployments = by_kind(docs, "Deployment")
+    keys: dict[str, dict[str, dict]] = {}
+    for name in ("vexa-bot-manager", "vexa-collector"):
+        c = container(deployments[name])
+        assert {"configMapRef": {"name": "vexa-config"}} in c["envFrom"], name
+        env = {e["name"]: e for e in c["env"]}
+        assert not {"STORAGE_BACKEND", "RECORDINGS_DIR"} & set(env), f"{name}: storage from the ConfigMap"
+        keys[name] = {k: env[k]["valueFrom"]["secretKeyRef"] for k in ("S3_ACCESS_KEY", "S3_SECRET_KEY")}
+    bot_manager = {e["name"]: e for e in container(deployments["vexa-bot-manager"])["env"]}
+    return config, keys, bot_manager["K8S_STORAGE_CREDENTIALS_FROM"]["value"]
+
+
+def test_recordings_go_to_object_storage_with_keys_from_the_secret(tmp_path: Path) -> None:
+    """No pod-local disk for recordings: bots, bot-manager and collectors share one S3 bucket."""
+    docs = render("production", tmp_path)
+    config, keys, bot_secret = _storage_wiring(docs)
+    assert config["STORAGE_BACKEND"] == "s3" and config["S3_BUCKET"] and "S3_ENDPOINT" not in config
+    for refs in keys.values():
+        # Optional: with workload identity (IRSA and the like) no keys are needed.
+        assert refs == {
+            "S3_ACCESS_KEY": {"name": "vexa-secrets", "key": "S3_ACCESS_KEY", "optional": True},
+            "S3_SECRET_KEY": {"name": "vexa-secrets", "key": "S3_SECRET_KEY", "optional": True},
+        }
+    assert bot_secret == "vexa-secrets", "bot pods read the keys from the same Secret, by reference"
+
+
+def test_dev_runs_minio_and_everyone_uses_it(tmp_path: Path) -> None:
+    docs = render("dev", tmp_path)
+    config, keys, bot_secret = _storage_wiring(docs)
+    (secret,) = by_kind(docs, "Secret").values()
+    assert {"S3_ACCESS_KEY", "S3_SECRET_KEY"} <= set(secret["data"])
+    assert config["S3_ENDPOINT"] == "http://vexa-minio:9000"
+    assert bot_secret == secret["metadata"]["name"], "the hashed name of the generated Secret"
+    assert all(ref["name"] == secret["metadata"]["name"] for refs in keys.values() for ref in refs.values())
+    minio = by_kind(docs, "StatefulSet")["vexa-minio"]
+    env = {e["name"]: e["valueFrom"]["secretKeyRef"] for e in container(minio)["env"]}
+    assert env == {
+        "MINIO_ROOT_USER": {"name": secret["metadata"]["name"], "key": "S3_ACCESS_KEY"},
+        "MINIO_ROOT_PASSWORD": {"name": secret["metadata"]["name"], "key": "S3_SECRET_KEY"},
+    }
+    assert by_kind(docs, "Service")["vexa-minio"]["spec"]["ports"][0]["port"] == 9000

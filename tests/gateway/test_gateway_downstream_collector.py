@@ -139,3 +139,75 @@ async def test_recording_media_byte_ranges_through_the_gateway(
         assert part.headers["accept-ranges"] == "bytes"
         denied = await client.get(url, headers={"X-API-Key": other_token})
         assert denied.status_code == 404
+
+
+async def _recorded_meeting(db, owner_id: int, native: str, storage: LocalStorage) -> tuple[dict, dict]:
+    """A finished meeting with one finalized recording (one mixed track); (record, its master)."""
+    async with db.engine.begin() as conn:
+        meeting_id = (
+            await conn.execute(
+                text(
+                    "INSERT INTO meetings (user_id, platform, platform_specific_id, status) "
+                    "VALUES (:u, 'teams', :n, 'completed') RETURNING id"
+                ),
+                {"u": owner_id, "n": native},
+            )
+        ).scalar_one()
+    record = new_recording(meeting_id)
+    audio = np.sin(np.arange(16000 * 2) / 16000 * 2 * np.pi * 330).astype(np.float32) * 0.3
+    await storage.put(f"{record['storage_prefix']}/chunks/t1/000001_0.flac", encode_flac(audio))
+    finalized = await finalize(storage, record["storage_prefix"])
+    record.update(status="completed", media_files=finalized.media_files)
+    running = new_recording(meeting_id)  # a second one still being made (no media yet)
+    async with db.engine.begin() as conn:
+        await conn.execute(
+            text("UPDATE meetings SET data = CAST(:d AS jsonb) WHERE id = :id"),
+            {"d": json.dumps({"recordings": [record, running]}), "id": meeting_id},
+        )
+    return record, running
+
+
+async def test_recording_master_and_download_alias_through_the_gateway(
+    collector_gateway, make_user, db, tmp_session_dir
+):
+    """Upstream's ``/recordings/{id}/master`` and 0.10's ``.../download``: shapes, Range, scoping."""
+    owner_id, owner_token = await make_user()
+    _, other_token = await make_user()
+    storage = LocalStorage(tmp_session_dir / "gw-recordings")
+    record, running = await _recorded_meeting(db, owner_id, "9876543210", storage)
+    mixed = record["media_files"][0]
+    owner, other = {"X-API-Key": owner_token}, {"X-API-Key": other_token}
+    async with httpx.AsyncClient(base_url=collector_gateway.base_url, timeout=10) as client:
+        master = await client.get(f"/recordings/{record['id']}/master", headers=owner)
+        assert master.status_code == 200, master.text
+        assert master.json() == {
+            "id": record["id"],
+            "type": "audio",
+            "storage_path": mixed["storage_path"],
+            "media_file_id": mixed["id"],
+            "raw_url": f"/recordings/{record['id']}/media/{mixed['id']}/raw?type=audio",
+            "duration_seconds": mixed["duration_seconds"],
+        }
+        whole = await storage.get(mixed["storage_path"])
+        played = await client.get(master.json()["raw_url"], headers=owner)
+        assert played.status_code == 200 and played.content == whole, "raw_url plays the master"
+
+        video = await client.get(f"/recordings/{record['id']}/master?type=video", headers=owner)
+        assert video.status_code == 404 and "video" in video.json()["detail"]
+        pending = await client.get(f"/recordings/{running['id']}/master", headers=owner)
+        assert pending.status_code == 409, pending.text
+        assert (await client.get(f"/recordings/{record['id']}/master", headers=other)).status_code == 404
+
+        url = f"/recordings/{record['id']}/media/{mixed['id']}/download"
+        full = await client.get(url, headers=owner)
+        assert full.status_code == 200 and full.content == whole
+        assert full.headers["content-disposition"].startswith("attachment;")
+        assert full.headers["content-type"] == "audio/flac" and full.headers["accept-ranges"] == "bytes"
+        part = await client.get(url, headers={**owner, "Range": "bytes=10-209"})
+        assert part.status_code == 206 and part.content == whole[10:210]
+        assert part.headers["content-range"] == f"bytes 10-209/{len(whole)}"
+        past = await client.get(url, headers={**owner, "Range": f"bytes={len(whole)}-"})
+        assert past.status_code == 416
+        assert (await client.get(url, headers=other)).status_code == 404
+        missing = f"/recordings/{record['id']}/media/{mixed['id'] + 1}/download"
+        assert (await client.get(missing, headers=owner)).status_code == 404

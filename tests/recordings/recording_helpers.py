@@ -60,3 +60,34 @@ def tone(seconds: float, hz: float, amplitude: float = 0.3) -> np.ndarray:
 
 def media(rec: dict[str, Any], track: str) -> dict[str, Any]:
     return next(m for m in rec["media_files"] if m["metadata"]["track"] == track)
+
+
+async def record_mixed(
+    storage: RecordingStorage,
+    prefix: str,
+    audio: np.ndarray,
+    turns: list[tuple[str, float, float]],
+) -> None:
+    """One mixed stream (Teams, Zoom web) through the bot's recorder, with the page's speaker events.
+
+    ``turns`` are ``(name, start s, end s)`` on the stream's timeline; each becomes a
+    SPEAKER_START and a SPEAKER_END, interleaved with the audio in time order as the page sends them.
+    """
+    recorder = MeetingRecorder(storage, prefix, chunk_s=2.0)
+    recorder.start()
+    t0 = 1_700_000_000.0
+    events = sorted(
+        [(t0 + start, "SPEAKER_START", name) for name, start, _ in turns]
+        + [(t0 + end, "SPEAKER_END", name) for name, _, end in turns]
+    )
+    for i in range(0, len(audio), FRAME):
+        frame = audio[i : i + FRAME]
+        end_wall = t0 + (i + len(frame)) / SR
+        while events and events[0][0] <= end_wall:
+            wall, kind, name = events.pop(0)
+            recorder.speaker(kind, name, f"id-{name}", wall)
+        recorder.push("mixed", None, None, frame.astype("<f4").tobytes(), end_wall)
+        await asyncio.sleep(0)
+    for wall, kind, name in events:
+        recorder.speaker(kind, name, f"id-{name}", wall)
+    await recorder.close()

@@ -125,6 +125,8 @@ class AudioRouter:
         self.speaker_events += 1
         for stream in self.streams.values():
             stream.send_event(event, wall_time=wall)
+        if self.recorder is not None:
+            self.recorder.speaker(event_type, name, pid or None, wall)
 
     def on_participants(self, people: list[dict[str, str]]) -> None:
         self.participants = {p.get("id") or p.get("name", ""): p.get("name", "") for p in people}

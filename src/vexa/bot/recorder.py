@@ -7,6 +7,11 @@ recording's first sample, so whatever was written plays and lines up without the
 bot's help. ``tracks.json`` (rewritten when a track appears) names each track's
 participant. After the meeting the collector's post-processor joins the chunks
 into one file per participant plus the mix (``vexa.recordings.finalize``).
+
+The page's speaker events go beside the chunks (``speakers/<seq>.json``, each event
+dated by its wall time, written with the chunks): a mixed track (Teams, Zoom web)
+says nothing of who spoke, and the live copy of these events in Redis expires
+(``SPEAKER_EVENTS_TTL``), while the final transcript may be made days later.
 """
 
 from __future__ import annotations
@@ -50,6 +55,8 @@ class MeetingRecorder:
         self._writer: asyncio.Task[None] | None = None
         self.chunks_written = 0
         self.write_errors = 0
+        self._speakers: list[dict[str, Any]] = []  # since the last write: bounded by a chunk's time
+        self._speaker_seq = 0
 
     def start(self) -> None:
         self._writer = asyncio.create_task(self._write_loop())
@@ -74,7 +81,27 @@ class MeetingRecorder:
         if track.buffered >= self.chunk_samples:
             self._cut(track)
 
+    def speaker(self, event_type: str, name: str, participant_id: str | None, wall: float) -> None:
+        """A speaking-indicator change at ``wall`` (already dated back by the indicator's lag)."""
+        self._speakers.append(
+            {
+                "event_type": event_type,
+                "participant_name": name,
+                "participant_id": participant_id,
+                "wall": wall,
+            }
+        )
+
+    def _flush_speakers(self) -> None:
+        if not self._speakers:
+            return
+        self._speaker_seq += 1
+        key = f"{self.prefix}/speakers/{self._speaker_seq:06d}.json"
+        self._queue.put_nowait(("speakers", (key, json.dumps(self._speakers).encode())))
+        self._speakers = []
+
     def _cut(self, track: _Track) -> None:
+        self._flush_speakers()
         if not track.buffered:
             return
         audio = np.concatenate(track.buffer)
@@ -103,6 +130,8 @@ class MeetingRecorder:
             try:
                 if kind == "manifest":
                     await self.storage.put(f"{self.prefix}/tracks.json", self._manifest())
+                elif kind == "speakers":
+                    await self._put_with_retry(*body)
                 else:
                     key, audio = body
                     data = await asyncio.to_thread(encode_flac, audio)
@@ -126,6 +155,7 @@ class MeetingRecorder:
         """Write what is buffered and wait for the writer (bounded)."""
         for track in self.tracks.values():
             self._cut(track)
+        self._flush_speakers()
         self._queue.put_nowait(None)
         if self._writer is not None:
             started = time.monotonic()

@@ -38,6 +38,12 @@ class BotManagerSettings(DataSettings, WebhookSettings, RecordingStorageSettings
     )
     docker_network: str | None = Field(None, alias="DOCKER_NETWORK")
     k8s_namespace: str = Field("default", alias="K8S_NAMESPACE")
+    k8s_storage_credentials_from: str | None = Field(
+        None,
+        alias="K8S_STORAGE_CREDENTIALS_FROM",
+        description="Kubernetes only: the Secret bot pods read S3_ACCESS_KEY/S3_SECRET_KEY from, "
+        "instead of getting them as plain values in their pod spec.",
+    )
     bot_memory_limit: str = Field("1g", alias="BOT_MEMORY_LIMIT", description="Docker mem_limit / k8s limit.")
     bot_cpu_limit: float = Field(1.0, alias="BOT_CPU_LIMIT", description="CPUs per bot (docker/k8s).")
     bot_cpu_request: float = Field(0.25, alias="BOT_CPU_REQUEST", description="k8s CPU request.")

@@ -89,7 +89,12 @@ class Collector:
         )
         self.storage = open_storage(settings)
         self.postprocessor = PostProcessor(
-            settings, redis, db.sessionmaker, self.storage, consumer=settings.consumer_name
+            settings,
+            redis,
+            db.sessionmaker,
+            self.storage,
+            consumer=settings.consumer_name,
+            speaker_min_confidence=settings.speaker_min_confidence,
         )
         self._tasks: list[asyncio.Task[None]] = []
 

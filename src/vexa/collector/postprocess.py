@@ -2,7 +2,9 @@
 
 Why here, in the collector: the collector owns the meeting's transcript (it serves
 ``GET /transcripts``), so the final one belongs beside the live one; and it already
-runs one background worker per concern. The decoding itself never runs in this
+runs one background worker per concern. A mixed track (Teams, Zoom web) is
+decoded with word timings and its words attributed to speakers from the speaker
+events the bot recorded beside it (``vexa.collector.final_speakers``). The decoding itself never runs in this
 process: it goes to a ``ProcessPoolExecutor`` of ``POSTPROCESS_CONCURRENCY`` children
 (1 by default) that lower their own CPU priority (``POSTPROCESS_NICE``), so the
 event loop stays free and live transcription (its own process, normal priority)
@@ -32,6 +34,7 @@ from redis.exceptions import ResponseError
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from vexa.collector.final_speakers import attribute_final
 from vexa.collector.notify import send_user_webhook
 from vexa.collector.settings import PostprocessSettings
 from vexa.db.models import FinalSegment, Meeting
@@ -57,12 +60,14 @@ class PostProcessor:
         storage: RecordingStorage,
         *,
         consumer: str,
+        speaker_min_confidence: float = 0.35,
     ) -> None:
         self.settings = settings
         self.redis = redis
         self.sessionmaker = sessionmaker
         self.storage = storage
         self.consumer = consumer
+        self.speaker_min_confidence = speaker_min_confidence
         self.webhooks = WebhookEmitter(redis, sessionmaker)
         self._slots = asyncio.Semaphore(settings.postprocess_concurrency)
         self._pool: ProcessPoolExecutor | None = None
@@ -79,7 +84,7 @@ class PostProcessor:
             )
         return self._pool
 
-    def options(self, language: str | None, hotwords: str | None) -> OfflineOptions:
+    def options(self, language: str | None, hotwords: str | None, *, words: bool = False) -> OfflineOptions:
         from vexa.transcription.models import resolve_model
 
         s = self.settings
@@ -91,6 +96,7 @@ class PostProcessor:
             beam_size=s.postprocess_beam_size,
             language=language,
             hotwords=hotwords,
+            word_timestamps=words,
         )
 
     # ---- the queue ---------------------------------------------------------------------------
@@ -275,7 +281,9 @@ class PostProcessor:
         people = [t for t in tracks if t.name is not None]
         work = people or tracks  # per participant when we have them; else the unattributed capture
         vocabulary = data.get("custom_vocabulary") or []
-        options = self.options(data.get("language"), ", ".join(vocabulary) or None)
+        # A mixed track's speakers come from its recorded speaker events, word by word.
+        by_word = any(t.name is None and t.speaker_log for t in work)
+        options = self.options(data.get("language"), ", ".join(vocabulary) or None, words=by_word)
         await self._progress(meeting_id, status="processing", progress=0.0, model=self.settings.offline_model)
         loop = asyncio.get_running_loop()
         segments: list[dict[str, Any]] = []
@@ -286,7 +294,10 @@ class PostProcessor:
                     self.pool, partial(transcribe_track, track.audio, options)
                 )
                 cpu_s += spent
-                segments += [{**seg, "speaker": track.name} for seg in found]
+                if track.name is None and track.speaker_log:
+                    segments += attribute_final(found, track.speaker_log, self.speaker_min_confidence)
+                else:
+                    segments += [{**seg, "speaker": track.name} for seg in found]
                 await self._progress(meeting_id, progress=round(done / len(work), 3))
         except Exception as exc:
             log.exception("meeting %s: post-meeting transcription failed", meeting_id)

@@ -1,9 +1,10 @@
 """Recordings routes (upstream Vexa's paths and shapes), scoped to the calling user.
 
-``GET /recordings``, ``GET /recordings/{id}``, ``DELETE /recordings/{id}`` and the
-media bytes at ``GET /recordings/{id}/media/{media_file_id}/raw`` with HTTP Range
-(``206`` + ``Content-Range``; ``416`` past the end), so a browser's player can seek
-without downloading the whole file. ``POST /meetings/{platform}/{id}/transcribe``
+``GET /recordings``, ``GET /recordings/{id}``, ``DELETE /recordings/{id}``,
+``GET /recordings/{id}/master`` (where the playable mix is) and the media bytes at
+``GET /recordings/{id}/media/{media_file_id}/raw`` (and upstream 0.10's ``.../download``)
+with HTTP Range (``206`` + ``Content-Range``; ``416`` past the end), so a browser's
+player can seek without downloading the whole file. ``POST /meetings/{platform}/{id}/transcribe``
 queues a past meeting for the post-meeting transcription again.
 """
 
@@ -12,7 +13,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from fastapi import APIRouter, Depends, Header, HTTPException, Path, Request, status
+from fastapi import APIRouter, Depends, Header, HTTPException, Path, Query, Request, status
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.responses import JSONResponse, Response
@@ -109,18 +110,58 @@ def parse_range(header: str | None, total: int) -> tuple[int, int] | None:
 
 
 @router.get(
-    "/recordings/{recording_id}/media/{media_file_id}/raw",
-    summary="A media file's bytes (HTTP Range supported)",
-    response_class=Response,
+    "/recordings/{recording_id}/master",
+    summary="The recording's playable master (the mix of all tracks) and where its bytes are",
 )
-async def get_media(
+async def get_master(
     request: Request,
     recording_id: int = Path(ge=1, le=2**53),
-    media_file_id: int = Path(ge=1, le=2**53),
-    range_header: str | None = Header(None, alias="Range"),
+    media_type: str = Query("audio", alias="type", max_length=16),
     user: AuthenticatedUser = Depends(require_user),
-) -> Response:
+) -> JSONResponse:
+    """Upstream's shape: ``{id, type, storage_path, media_file_id, raw_url, duration_seconds}``.
+
+    Our master is the ``mixed`` FLAC the post-processor writes when the meeting ends (we record
+    audio only). Upstream assembles its master on read; ours is assembled once, after the
+    meeting, so a recording still being made answers 409 instead of a partial file.
+    """
     _, rec = await _owned(request, user.user_id, recording_id)
+    master = next(
+        (
+            m
+            for m in rec.get("media_files") or []
+            if m.get("type") == media_type and (m.get("metadata") or {}).get("track") == "mixed"
+        ),
+        None,
+    )
+    if master is None:
+        if rec.get("status") == records.IN_PROGRESS:
+            raise HTTPException(
+                status.HTTP_409_CONFLICT,
+                detail="The recording is still being made; its master is assembled when the meeting ends",
+            )
+        raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"No {media_type} master for this recording")
+    return JSONResponse(
+        {
+            "id": recording_id,
+            "type": media_type,
+            "storage_path": master["storage_path"],
+            "media_file_id": master["id"],
+            "raw_url": f"/recordings/{recording_id}/media/{master['id']}/raw?type={media_type}",
+            "duration_seconds": master.get("duration_seconds"),
+        }
+    )
+
+
+async def _serve_media(
+    request: Request,
+    user_id: int,
+    recording_id: int,
+    media_file_id: int,
+    range_header: str | None,
+    disposition: str,
+) -> Response:
+    _, rec = await _owned(request, user_id, recording_id)
     media = next((m for m in rec.get("media_files") or [] if m.get("id") == media_file_id), None)
     if media is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"Media file {media_file_id} not found")
@@ -131,7 +172,7 @@ async def get_media(
         raise HTTPException(status.HTTP_404_NOT_FOUND, detail="The media file is no longer stored")
     headers = {
         "Accept-Ranges": "bytes",
-        "Content-Disposition": f'inline; filename="recording-{recording_id}-{media_file_id}.flac"',
+        "Content-Disposition": f'{disposition}; filename="recording-{recording_id}-{media_file_id}.flac"',
         "Cache-Control": "private, max-age=3600",
     }
     media_type = "audio/flac"
@@ -143,6 +184,36 @@ async def get_media(
     data = await storage.get_range(key, start, end)
     headers["Content-Range"] = f"bytes {start}-{end}/{total}"
     return Response(data, status_code=206, media_type=media_type, headers=headers)
+
+
+@router.get(
+    "/recordings/{recording_id}/media/{media_file_id}/raw",
+    summary="A media file's bytes (HTTP Range supported)",
+    response_class=Response,
+)
+async def get_media(
+    request: Request,
+    recording_id: int = Path(ge=1, le=2**53),
+    media_file_id: int = Path(ge=1, le=2**53),
+    range_header: str | None = Header(None, alias="Range"),
+    user: AuthenticatedUser = Depends(require_user),
+) -> Response:
+    return await _serve_media(request, user.user_id, recording_id, media_file_id, range_header, "inline")
+
+
+@router.get(
+    "/recordings/{recording_id}/media/{media_file_id}/download",
+    summary="The same bytes as .../raw, as a download (upstream 0.10's path; HTTP Range supported)",
+    response_class=Response,
+)
+async def download_media(
+    request: Request,
+    recording_id: int = Path(ge=1, le=2**53),
+    media_file_id: int = Path(ge=1, le=2**53),
+    range_header: str | None = Header(None, alias="Range"),
+    user: AuthenticatedUser = Depends(require_user),
+) -> Response:
+    return await _serve_media(request, user.user_id, recording_id, media_file_id, range_header, "attachment")
 
 
 @router.delete("/recordings/{recording_id}", summary="Delete one recording's files and record")

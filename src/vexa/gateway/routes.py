@@ -266,6 +266,38 @@ async def get_recording_media(
     return await _forward(request, COLLECTOR, f"/recordings/{recording_id}/media/{media_file_id}/raw")
 
 
+@public.get(
+    "/recordings/{recording_id}/media/{media_file_id}/download",
+    tags=["recordings"],
+    response_class=Response,
+    responses={
+        **NOT_FOUND,
+        206: {"description": "The requested byte range"},
+        416: _err("Range past the end"),
+    },
+    summary="The same file as .../raw, as a download (upstream 0.10's path); HTTP Range supported",
+)
+async def download_recording_media(
+    request: Request, recording_id: int = Path(ge=1, le=2**53), media_file_id: int = Path(ge=1, le=2**53)
+) -> Response:
+    return await _forward(request, COLLECTOR, f"/recordings/{recording_id}/media/{media_file_id}/download")
+
+
+@public.get(
+    "/recordings/{recording_id}/master",
+    tags=["recordings"],
+    responses={**NOT_FOUND, **CONFLICT},
+    summary="The recording's playable master (the mix): {id, type, storage_path, media_file_id, raw_url, "
+    "duration_seconds}",
+)
+async def get_recording_master(
+    request: Request,
+    recording_id: int = Path(ge=1, le=2**53),
+    media_type: str = Query("audio", alias="type", max_length=16),
+) -> Response:
+    return await _forward(request, COLLECTOR, f"/recordings/{recording_id}/master")
+
+
 @public.patch(
     "/meetings/{platform}/{native_meeting_id}",
     tags=["meetings"],

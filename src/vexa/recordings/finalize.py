@@ -11,7 +11,7 @@ import asyncio
 import json
 import logging
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -19,6 +19,7 @@ import numpy as np
 
 from vexa.recordings.audio import SR, decode, encode_flac, mix, place
 from vexa.recordings.records import new_id
+from vexa.recordings.speaker_log import load_speaker_log
 from vexa.recordings.storage import RecordingStorage, StorageError
 
 log = logging.getLogger(__name__)
@@ -32,6 +33,8 @@ class Track:
     name: str | None
     participant_id: str | None
     audio: np.ndarray  # on the recording's timeline, from its sample 0
+    # An unattributed (mixed) track's speaker events: (event JSON, ms on the recording's timeline).
+    speaker_log: list[tuple[str, float]] = field(default_factory=list)
 
 
 @dataclass
@@ -64,7 +67,13 @@ async def load_tracks(storage: RecordingStorage, prefix: str) -> tuple[float | N
         info = manifest.get("tracks", {}).get(track_id, {})
         audio = await asyncio.to_thread(place, placed)
         tracks.append(Track(track_id, info.get("name"), info.get("participant_id"), audio))
-    return manifest.get("started_at"), tracks
+    started_at = manifest.get("started_at")
+    if any(t.name is None for t in tracks):
+        events = await load_speaker_log(storage, prefix, started_at)
+        for track in tracks:
+            if track.name is None:
+                track.speaker_log = events
+    return started_at, tracks
 
 
 async def finalize(storage: RecordingStorage, prefix: str) -> Finalized:

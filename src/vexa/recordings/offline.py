@@ -33,6 +33,8 @@ class OfflineOptions:
     beam_size: int = 5
     language: str | None = None
     hotwords: str | None = None
+    # Word timings, for a mixed track whose speakers are attributed word by word afterwards.
+    word_timestamps: bool = False
 
 
 def lower_priority(niceness: int) -> None:
@@ -62,7 +64,11 @@ def _load(options: OfflineOptions) -> Any:
 
 
 def transcribe_track(audio: np.ndarray, options: OfflineOptions) -> tuple[list[dict[str, Any]], float]:
-    """Segments ``{start, end, text, language}`` (track timeline, seconds) and the CPU seconds spent."""
+    """Segments ``{start, end, text, language}`` (track timeline, seconds) and the CPU seconds spent.
+
+    With ``options.word_timestamps`` each segment also has ``words``: ``[(start, end, word)]``
+    (the word with its leading space, as the live path keeps them).
+    """
     if len(audio) == 0:
         return [], 0.0
     cpu_before = time.process_time()  # this child's CPU, all its threads
@@ -74,13 +80,20 @@ def transcribe_track(audio: np.ndarray, options: OfflineOptions) -> tuple[list[d
         vad_filter=True,
         condition_on_previous_text=True,
         hotwords=options.hotwords,
+        word_timestamps=options.word_timestamps,
     )
     out = []
     for seg in segments:
         text = seg.text.strip()
         if not text or (seg.no_speech_prob > 0.6 and seg.avg_logprob < -1.0):
             continue
-        out.append(
-            {"start": round(seg.start, 3), "end": round(seg.end, 3), "text": text, "language": info.language}
-        )
+        found: dict[str, Any] = {
+            "start": round(seg.start, 3),
+            "end": round(seg.end, 3),
+            "text": text,
+            "language": info.language,
+        }
+        if options.word_timestamps:
+            found["words"] = [(round(w.start, 3), round(w.end, 3), w.word) for w in seg.words or []]
+        out.append(found)
     return out, time.process_time() - cpu_before

@@ -23,6 +23,10 @@ from vexa.bot_manager.settings import BotManagerSettings
 log = logging.getLogger(__name__)
 
 SECRET_KEY = "token"
+S3_KEYS = (
+    "S3_ACCESS_KEY",
+    "S3_SECRET_KEY",
+)  # given by reference when K8S_STORAGE_CREDENTIALS_FROM names a Secret
 _RUNNING_PHASES = frozenset({"Pending", "Running", "Unknown"})
 
 
@@ -96,7 +100,7 @@ class KubernetesOrchestrator(Orchestrator):
                         name="bot",
                         image=s.bot_image,
                         env=[
-                            *(client.V1EnvVar(name=k, value=v) for k, v in s.storage_env().items()),
+                            *self._storage_env(),
                             client.V1EnvVar(name="BOT_CONFIG", value=spec.bot_config_json),
                             client.V1EnvVar(
                                 name="BOT_TOKEN",
@@ -115,6 +119,30 @@ class KubernetesOrchestrator(Orchestrator):
                 ],
             ),
         )
+
+    def _storage_env(self) -> list[Any]:
+        """The recording storage settings; S3 keys by reference to a Secret when one is named.
+
+        A plain value would put the keys into every bot pod's spec, readable by anyone who may
+        read pods; a ``secretKeyRef`` (optional: workload identity needs no keys) keeps them in
+        the Secret. The bot-manager needs no right to read that Secret: the kubelet resolves it.
+        """
+        from kubernetes import client
+
+        source = self.settings.k8s_storage_credentials_from
+        env = self.settings.storage_env()
+        out = [client.V1EnvVar(name=k, value=v) for k, v in env.items() if not (source and k in S3_KEYS)]
+        if source and env["STORAGE_BACKEND"] != "local":
+            out += [
+                client.V1EnvVar(
+                    name=key,
+                    value_from=client.V1EnvVarSource(
+                        secret_key_ref=client.V1SecretKeySelector(name=source, key=key, optional=True)
+                    ),
+                )
+                for key in S3_KEYS
+            ]
+        return out
 
     @staticmethod
     def _api_exception() -> type[Exception]:
