@@ -12,10 +12,14 @@ import asyncio
 from dataclasses import dataclass, field
 
 import numpy as np
+import pytest
 
 from vexa.transcription.engine import _repeats
 from vexa.transcription.language import LanguageTracker
+from vexa.transcription.protocol import SessionConfig
 from vexa.transcription.scheduling import DRAFT, FINAL, PriorityGate
+from vexa.transcription.session import Session, SessionServices
+from vexa.transcription.settings import TranscriptionSettings
 from vexa.transcription.streaming import StreamingTranscriber
 from vexa.transcription.vad import FRAME, SpeechTracker, score_block
 from vexa.transcription.wer import normalize, wer
@@ -285,3 +289,24 @@ async def test_waiting_final_decodes_run_before_waiting_drafts() -> None:
     await asyncio.gather(holder, *waiters)
     assert order == ["final", "draft-a", "draft-b"]
     assert gate.free == 1 and gate.queued == 0
+
+
+def test_a_stall_is_counted_past_the_clients_own_frame_length() -> None:
+    # Bots send 250 ms frames and WhisperLive's client 256 ms ones: their normal gap between frames
+    # must not look like audio that stopped coming (each false stall costs a final decode).
+    async def unused(*_: object) -> None:
+        raise AssertionError("not called")
+
+    services = SessionServices(
+        settings=TranscriptionSettings(),
+        decode=unused,  # type: ignore[arg-type]
+        score_speech=unused,  # type: ignore[arg-type]
+        multilingual=False,
+        publish_segments=None,
+        publish_speaker=None,
+    )
+    session = Session(services, ws=None, config=SessionConfig(uid="cadence"))  # type: ignore[arg-type]
+    for frame_s, stall_after, idle_after in ((0.1, 0.25, 0.4), (0.256, 0.406, 0.556)):
+        assert session._add_audio(np.zeros(round(frame_s * SAMPLE_RATE), "<f4").tobytes()) is None
+        assert session._stall_after() == pytest.approx(stall_after)
+        assert session._idle_after() == pytest.approx(idle_after)
