@@ -1,4 +1,4 @@
-"""Shared by bench/gateway.py and bench/ws.py: stores + services as real processes on loopback.
+"""Shared by the benches (gateway, ws, api, ui, ...): stores + services as real processes on loopback.
 
 Uses DATABASE_URL / REDIS_URL when set (a fresh database is not created then:
 the benches add their own user), otherwise starts an embedded PostgreSQL and
@@ -73,6 +73,24 @@ def service_env(db_url: str, redis_url: str, **extra: str) -> dict[str, str]:
 
 def start(service: str, env: dict[str, str], log_dir: Path) -> ServiceProcess:
     return ServiceProcess(service, free_port(), env, log_path=log_dir / f"{service}.log").start()
+
+
+@contextlib.contextmanager
+def api_services(
+    env: dict[str, str], log_dir: Path
+) -> Iterator[tuple[ServiceProcess, ServiceProcess, ServiceProcess]]:
+    """Collector, admin-api and a gateway in front of both (the REST path); stopped in reverse."""
+    procs: list[ServiceProcess] = []
+    try:
+        procs.append(start("collector", env, log_dir))
+        procs.append(start("admin", env, log_dir))
+        collector, admin = procs
+        upstreams = {"TRANSCRIPTION_COLLECTOR_URL": collector.base_url, "ADMIN_API_URL": admin.base_url}
+        procs.append(start("gateway", {**env, **upstreams}, log_dir))
+        yield collector, admin, procs[2]
+    finally:
+        for proc in reversed(procs):
+            proc.stop()
 
 
 async def make_user_with_meeting(

@@ -20,7 +20,7 @@ from pathlib import Path
 import httpx
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _stack import has_service, make_user_with_meeting, percentile, run, service_env, start, stores
+from _stack import api_services, has_service, make_user_with_meeting, percentile, run, service_env, stores
 
 
 async def load(url: str, token: str, concurrency: int, total: int) -> tuple[list[float], float, int]:
@@ -52,18 +52,7 @@ async def load(url: str, token: str, concurrency: int, total: int) -> tuple[list
 async def main(args: argparse.Namespace, db_url: str, redis_url: str) -> None:
     with tempfile.TemporaryDirectory(prefix="vexa-bench-logs-") as logs:
         env = service_env(db_url, redis_url)
-        procs = []
-        try:
-            collector = start("collector", env, Path(logs))
-            procs.append(collector)
-            admin = start("admin", env, Path(logs))
-            procs.append(admin)
-            gateway = start(
-                "gateway",
-                {**env, "TRANSCRIPTION_COLLECTOR_URL": collector.base_url, "ADMIN_API_URL": admin.base_url},
-                Path(logs),
-            )
-            procs.append(gateway)
+        with api_services(env, Path(logs)) as (collector, _admin, gateway):
             _, token, _ = await make_user_with_meeting(db_url, meetings=args.meetings)
             results = {}
             for name, base in (
@@ -84,9 +73,6 @@ async def main(args: argparse.Namespace, db_url: str, redis_url: str) -> None:
                 f"ratio gateway/direct: p50 x{via[0] / direct[0]:.2f}, p99 x{via[1] / direct[1]:.2f}, "
                 f"throughput x{via[2] / direct[2]:.2f}"
             )
-        finally:
-            for proc in reversed(procs):
-                proc.stop()
 
 
 if __name__ == "__main__":

@@ -28,7 +28,7 @@ from playwright.async_api import async_playwright
 from sqlalchemy import text
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _stack import percentile, run, service_env, start, stores
+from _stack import api_services, percentile, run, service_env, stores
 from vexa.auth import generate_token, hash_token
 from vexa.db import Database
 
@@ -122,18 +122,7 @@ def _meet_code(i: int) -> str:
 async def main(args: argparse.Namespace, db_url: str, redis_url: str) -> None:
     with tempfile.TemporaryDirectory(prefix="vexa-bench-logs-") as logs:
         env = service_env(db_url, redis_url)
-        procs = []
-        try:
-            collector = start("collector", env, Path(logs))
-            procs.append(collector)
-            admin = start("admin", env, Path(logs))
-            procs.append(admin)
-            gateway = start(
-                "gateway",
-                {**env, "TRANSCRIPTION_COLLECTOR_URL": collector.base_url, "ADMIN_API_URL": admin.base_url},
-                Path(logs),
-            )
-            procs.append(gateway)
+        with api_services(env, Path(logs)) as (_collector, _admin, gateway):
             token = await seed(db_url, args.meetings)
             async with httpx.AsyncClient(base_url=gateway.base_url, headers={"X-API-Key": token}) as api:
                 api_times = {}
@@ -200,9 +189,6 @@ async def main(args: argparse.Namespace, db_url: str, redis_url: str) -> None:
                     f"{name:<28}{percentile(samples, 50) * 1000:>10.1f}"
                     f"{percentile(samples, 95) * 1000:>10.1f}{max(samples) * 1000:>10.1f}"
                 )
-        finally:
-            for proc in reversed(procs):
-                proc.stop()
 
 
 if __name__ == "__main__":
