@@ -105,7 +105,6 @@ class WhisperEngine:
         self.model = None
         self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="whisper")
         self._gate = PriorityGate(workers)  # the pool never queues: the gate orders who runs next
-        self.busy = 0
         self.decodes = 0
         self.full_window_retries = 0
         self.decode_seconds = 0.0
@@ -142,11 +141,12 @@ class WhisperEngine:
     async def decode(self, job: DecodeJob, options: DecodeOptions) -> DecodeOutcome:
         loop = asyncio.get_running_loop()
         async with self._gate.slot(FINAL if job.final else DRAFT):
-            self.busy += 1
-            try:
-                return await loop.run_in_executor(self._executor, self._decode, job, options)
-            finally:
-                self.busy -= 1
+            return await loop.run_in_executor(self._executor, self._decode, job, options)
+
+    @property
+    def busy(self) -> int:
+        """Decodes running now: the gate's slots in use (only decodes take them)."""
+        return self.workers - self._gate.free
 
     @property
     def queued(self) -> int:
