@@ -103,10 +103,18 @@ async def _close(websocket: WebSocket, code: int, reason: str, backstop_s: float
 
 
 def _watch_revocation(
-    verifier: TokenVerifier, key: str, user: AuthenticatedUser, revoked: asyncio.Event
+    verifier: TokenVerifier,
+    key: str,
+    user: AuthenticatedUser,
+    revoked: asyncio.Event,
+    expired: asyncio.Event,
 ) -> Callable[[], None]:
     """Set ``revoked`` when this socket's key is revoked; after a missed-revocation window
-    (``None``: the listener lost Redis) the key is checked again against the database."""
+    (``None``: the listener lost Redis) the key is checked again against the database.
+
+    An expiring key's timer sets ``expired`` too: the loop's clock and the wall clock differ by
+    a few milliseconds, so asking ``user.expired()`` right after the timer could still say no
+    and the socket would be closed as revoked."""
     rechecks: set[asyncio.Task[None]] = set()
 
     async def recheck() -> None:
@@ -126,7 +134,12 @@ def _watch_revocation(
     expiry = None
     if user.expires_at is not None:  # an expiring key's socket closes when the key expires
         left = (user.expires_at - datetime.now(UTC)).total_seconds()
-        expiry = asyncio.get_running_loop().call_later(max(0.0, left), revoked.set)
+
+        def expire() -> None:
+            expired.set()
+            revoked.set()
+
+        expiry = asyncio.get_running_loop().call_later(max(0.0, left), expire)
 
     def stop() -> None:
         remove()
@@ -270,8 +283,8 @@ async def websocket_endpoint(websocket: WebSocket) -> None:
     assert user is not None
 
     client = Client(websocket, user, state.settings.ws_queue_size)
-    revoked = asyncio.Event()
-    stop_watching = _watch_revocation(verifier, key or "", user, revoked)
+    revoked, expired = asyncio.Event(), asyncio.Event()
+    stop_watching = _watch_revocation(verifier, key or "", user, revoked, expired)
     writer = asyncio.create_task(client.write_loop(), name="ws-writer")
     dropped = asyncio.create_task(client.dropped.wait(), name="ws-dropped")
     revocation = asyncio.create_task(revoked.wait(), name="ws-revoked")
@@ -302,7 +315,7 @@ async def websocket_endpoint(websocket: WebSocket) -> None:
         await asyncio.gather(
             *(t for t in (receive, writer, dropped, revocation) if t is not None), return_exceptions=True
         )
-        if revoked.is_set() and user.expired():
+        if expired.is_set() or (revoked.is_set() and user.expired()):
             await _close(websocket, CLOSE_UNAUTHENTICATED, "API key expired")
         elif revoked.is_set():
             await _close(websocket, CLOSE_FORBIDDEN, "API key revoked")
