@@ -15,6 +15,7 @@ from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass
 from typing import Any
 
+import asyncpg
 import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
@@ -71,6 +72,18 @@ def add_error_handler(app: FastAPI, service: str) -> None:
         log.warning("database pool exhausted on %s %s", request.method, request.url.path)
         return JSONResponse(
             {"detail": f"{service} is busy; try again shortly"}, status_code=503, headers={"Retry-After": "1"}
+        )
+
+    @app.exception_handler(asyncpg.PostgresConnectionError)
+    @app.exception_handler(asyncpg.CannotConnectNowError)
+    @app.exception_handler(ConnectionError)
+    async def _database_unreachable(request: Request, exc: Exception) -> JSONResponse:
+        # The plain asyncpg read pool (vexa.db.reads) raises these, not SQLAlchemy's errors.
+        log.warning("database unreachable on %s %s: %s", request.method, request.url.path, type(exc).__name__)
+        return JSONResponse(
+            {"detail": f"{service} cannot reach its database; try again shortly"},
+            status_code=503,
+            headers={"Retry-After": "2"},
         )
 
     @app.exception_handler(Exception)

@@ -23,8 +23,10 @@ from vexa.collector.persistence import Persister
 from vexa.collector.postprocess import PostProcessor
 from vexa.collector.retention import run_retention
 from vexa.collector.settings import CollectorSettings
+from vexa.collector.transcript_cache import TranscriptCache
 from vexa.collector.trimming import StreamTrimmer, measure
 from vexa.db import Database
+from vexa.db.reads import ReadPool
 from vexa.metrics import add_metrics_route
 from vexa.recordings.storage import StorageError, open_storage
 from vexa.service import add_error_handler, data_services
@@ -147,6 +149,8 @@ def create_app(settings: CollectorSettings | None = None, *, run_workers: bool =
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with data_services(settings, app, encoding_errors="replace") as stores:
+            app.state.reads = ReadPool(settings.async_database_url(), max_size=settings.db_pool_size)
+            await app.state.reads.open()
             collector = Collector(settings, stores.db, stores.redis, stores.verifier)
             app.state.collector, app.state.directory = collector, collector.directory
             app.state.recording_storage = collector.storage
@@ -157,6 +161,7 @@ def create_app(settings: CollectorSettings | None = None, *, run_workers: bool =
                 yield
             finally:
                 await collector.stop()
+                await app.state.reads.close()
 
     app = FastAPI(
         title="Vexa transcription collector",
@@ -165,6 +170,7 @@ def create_app(settings: CollectorSettings | None = None, *, run_workers: bool =
         lifespan=lifespan,
     )
     app.state.settings = settings
+    app.state.transcript_cache = TranscriptCache(settings.transcript_cache_bytes)
 
     add_error_handler(app, "transcription-collector")
 

@@ -88,7 +88,7 @@ async def require_admin_key(key: str | None = Security(admin_key_header)) -> Non
         )
 
 
-def meeting_ref(platform: Platform, native_meeting_id: str = Depends(valid_native_id)) -> str:
+async def meeting_ref(platform: Platform, native_meeting_id: str = Depends(valid_native_id)) -> str:
     """Reject malformed ids here with the format in words; returns the canonical downstream path part."""
     return f"{platform.value}/{native_meeting_id}"
 
