@@ -11,6 +11,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from collector_helpers import insert_meeting, push, session_start, transcription
+from prometheus_client import REGISTRY
 from sqlalchemy import text
 
 from vexa.collector.segments import segments_key
@@ -121,3 +122,48 @@ async def test_cached_transcript_is_only_the_callers(harness, db, redis, make_us
     for params in ({}, {"meeting_id": meeting_id}):
         resp = await harness.client.get(URL, params=params, headers={"X-API-Key": bob})
         assert resp.status_code == 404
+
+
+def _answered(route: str) -> float:
+    return REGISTRY.get_sample_value("vexa_hot_route_requests_total", {"route": route}) or 0.0
+
+
+async def test_hot_routes_answer_like_the_declared_ones(harness, db, redis, make_user):
+    """Once a key is cached, plain GETs skip FastAPI's router; same bytes, and FastAPI keeps the rest."""
+    user_id, token = await make_user()
+    _, reader = await make_user()
+    meeting_id = await insert_meeting(db, user_id, status="active")
+    await push(redis, transcription(token, "s1", [Segment(start=1, end=2, text="Hot or not.")]))
+    await _persist(harness, meeting_id)
+    headers = {"X-API-Key": token}
+
+    # (The key is cached already: the consumer verified it for the segment.) A neutral query
+    # parameter sends the request through FastAPI's declared route; without one it goes the short way.
+    for path, neutral in (("/meetings", {"status": ""}), (URL, {"format": "json"})):
+        route = path.split("/google_meet")[0]
+        before = _answered(route)
+        full = await harness.client.get(path, params=neutral, headers=headers)
+        assert _answered(route) == before
+        hot = await harness.client.get(path, headers=headers)
+        assert _answered(route) == before + 1
+        assert hot.status_code == full.status_code == 200
+        assert hot.content == full.content and hot.headers["content-type"] == full.headers["content-type"]
+    # A query string, a bad id, a missing meeting: FastAPI answers, as before.
+    paged = await harness.client.get("/meetings", params={"limit": 1}, headers=headers)
+    assert paged.headers["X-Total-Count"] == "1" and len(paged.json()["meetings"]) == 1
+    bad = await harness.client.get("/transcripts/google_meet/ABC", headers=headers)
+    assert bad.status_code == 422 and "3-4-3" in bad.json()["detail"][0]["msg"]
+    missing = await harness.client.get("/transcripts/google_meet/zzz-zzzz-zzz", headers=headers)
+    assert missing.status_code == 404 and "not found" in missing.json()["detail"]
+    # A key outside its scope stays refused even once cached.
+    async with db.engine.begin() as conn:
+        await conn.execute(
+            text(
+                "UPDATE api_tokens SET scope = 'bots' WHERE user_id = (SELECT id FROM users "
+                "WHERE id = (SELECT user_id FROM api_tokens WHERE token_prefix = :p LIMIT 1))"
+            ),
+            {"p": reader[:6]},
+        )
+    for _ in range(2):
+        refused = await harness.client.get("/meetings", headers={"X-API-Key": reader})
+        assert refused.status_code == 403 and "scope 'bots'" in refused.json()["detail"]

@@ -75,7 +75,11 @@ async def list_meetings(
     user: AuthenticatedUser = Depends(require_user),
 ) -> Response:
     """The hot polling route: plain asyncpg rows, encoded once by pydantic (see ``vexa.db.reads``)."""
-    state = request.app.state
+    return await meetings_answer(request.app.state, user, filters)
+
+
+async def meetings_answer(state: Any, user: AuthenticatedUser, filters: MeetingFilters) -> Response:
+    """``GET /meetings``, for the route above and for ``vexa.hot_routes``."""
     meetings = await read_queries.list_meetings(state.reads, user.user_id, filters)
     base = state.settings.meeting_base_url
     body = MeetingListResponse(meetings=[meeting_response(m, base) for m in meetings])
@@ -146,7 +150,19 @@ async def get_transcript(
     ),
     user: AuthenticatedUser = Depends(require_user),
 ) -> TranscriptionResponse | Response:
-    state = request.app.state
+    return await transcript_answer(request.app.state, user, platform, native_id, meeting_id, format, source)
+
+
+async def transcript_answer(
+    state: Any,
+    user: AuthenticatedUser,
+    platform: Platform,
+    native_id: str,
+    meeting_id: int | None = None,
+    format: ExportFormat = ExportFormat.json,
+    source: Literal["final", "live"] | None = None,
+) -> Response:
+    """``GET /transcripts/...``, for the route above and for ``vexa.hot_routes``: JSON comes encoded."""
     not_found = HTTPException(
         status.HTTP_404_NOT_FOUND, detail=f"Meeting {platform.value}/{native_id} not found"
     )
@@ -172,10 +188,11 @@ async def get_transcript(
     else:
         segments = await _live_segments(state, meeting.id, live_raw)
     transcript = _transcript(meeting, segments, state.settings.meeting_base_url, format)
-    if not cacheable:
+    if not isinstance(transcript, TranscriptionResponse):  # txt, srt, vtt, md
         return transcript
-    body = transcript.model_dump_json(by_alias=True).encode()  # type: ignore[union-attr]
-    cache.put(meeting.id, final, version, body)
+    body = transcript.model_dump_json(by_alias=True).encode()
+    if cacheable:
+        cache.put(meeting.id, final, version, body)
     return _json(body)
 
 

@@ -14,7 +14,7 @@ from redis.asyncio import Redis
 from sqlalchemy import text
 
 from vexa.auth import TokenVerifier
-from vexa.collector import api, metrics, recordings_api
+from vexa.collector import api, hot, metrics, recordings_api
 from vexa.collector.consumer import StreamWorker
 from vexa.collector.filters import TranscriptionFilter
 from vexa.collector.handlers import SegmentHandler, SpeakerHandler
@@ -27,6 +27,7 @@ from vexa.collector.transcript_cache import TranscriptCache
 from vexa.collector.trimming import StreamTrimmer, measure
 from vexa.db import Database
 from vexa.db.reads import ReadPool
+from vexa.hot_routes import HotRoutes
 from vexa.metrics import add_metrics_route
 from vexa.recordings.storage import StorageError, open_storage
 from vexa.service import add_error_handler, data_services
@@ -212,6 +213,7 @@ def create_app(settings: CollectorSettings | None = None, *, run_workers: bool =
                 }
         return JSONResponse(body, status_code=200 if healthy else 503)
 
+    app.add_middleware(HotRoutes, state=app.state, routes=hot.ROUTES)
     add_metrics_route(app, metrics.refresh)
     app.include_router(api.router)
     app.include_router(recordings_api.router)

@@ -96,7 +96,9 @@ class Forwarder:
         headers = {name: value for name in _FORWARD_REQUEST if (value := request.headers.get(name))}
         if request.client is not None:
             headers["x-forwarded-for"] = request.client.host
-        body = await request.body()
+        # A GET without Content-Length or Transfer-Encoding has no body: don't wait for one.
+        has_body = "content-length" in request.headers or "transfer-encoding" in request.headers
+        body = await request.body() if has_body else b""
         url = base_url.rstrip("/") + path
         if request.url.query:
             url += "?" + request.url.query
