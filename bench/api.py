@@ -317,7 +317,11 @@ async def main(args: argparse.Namespace, db_url: str, redis_url: str) -> None:
                             postgres = postgres_processes(db_url)  # backends come and go with the pools
                             cpu_before, pg_before = services.cpu_s(*serving), cpu_of(postgres)
                             if client == "wrk":
-                                cell = await load_wrk(url, key, concurrency, args.wrk_seconds, script)
+                                try:
+                                    cell = await load_wrk(url, key, concurrency, args.wrk_seconds, script)
+                                except RuntimeError as exc:  # e.g. the target is gone: say so, go on
+                                    print(f"{route:<13}{concurrency:>5}  wrk     {tag + target}: {exc}")
+                                    continue
                             else:
                                 cell = await load(url, key, concurrency, total)
                             cell.cpu_ms = (services.cpu_s(*serving) - cpu_before) * 1000 / cell.count
