@@ -324,10 +324,10 @@ async def main(args: argparse.Namespace, db_url: str, redis_url: str) -> None:
                                     continue
                             else:
                                 cell = await load(url, key, concurrency, total)
-                            cell.cpu_ms = (services.cpu_s(*serving) - cpu_before) * 1000 / cell.count
+                            cell.cpu_ms = (services.cpu_s(*serving) - cpu_before) * 1000 / max(cell.count, 1)
                             pg_after = cpu_of(postgres_processes(db_url))
                             pg_spent = sum(t - pg_before.get(pid, 0.0) for pid, t in pg_after.items())
-                            cell.pg_ms = pg_spent * 1000 / cell.count
+                            cell.pg_ms = pg_spent * 1000 / max(cell.count, 1)
                             cells[tag] = cell
                             ratio = ""
                             if tag == "" and "baseline " in cells:
