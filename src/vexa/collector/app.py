@@ -149,9 +149,9 @@ def create_app(settings: CollectorSettings | None = None, *, run_workers: bool =
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        async with data_services(settings, app, encoding_errors="replace") as stores:
-            app.state.reads = ReadPool(settings.async_database_url(), max_size=settings.db_pool_size)
-            await app.state.reads.open()
+        reads = ReadPool(settings.async_database_url(), max_size=settings.db_pool_size)
+        async with data_services(settings, app, encoding_errors="replace") as stores, reads:
+            app.state.reads = reads
             collector = Collector(settings, stores.db, stores.redis, stores.verifier)
             app.state.collector, app.state.directory = collector, collector.directory
             app.state.recording_storage = collector.storage
@@ -162,7 +162,6 @@ def create_app(settings: CollectorSettings | None = None, *, run_workers: bool =
                 yield
             finally:
                 await collector.stop()
-                await app.state.reads.close()
 
     app = FastAPI(
         title="Vexa transcription collector",

@@ -37,7 +37,7 @@ def asyncpg_dsn(url: str) -> str:
 
 
 class ReadPool:
-    """Opened in a service's lifespan; ``fetch``/``fetchrow`` take a connection per statement."""
+    """Opened for a service's lifespan (``async with``); each ``fetch*`` takes a connection per statement."""
 
     def __init__(self, url: str, *, max_size: int = 10) -> None:
         self._dsn = asyncpg_dsn(url)
@@ -53,6 +53,13 @@ class ReadPool:
         if self._pool is not None:
             await self._pool.close()
             self._pool = None
+
+    async def __aenter__(self) -> ReadPool:
+        await self.open()
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        await self.close()
 
     @property
     def pool(self) -> asyncpg.Pool:
