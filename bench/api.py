@@ -13,7 +13,8 @@ spent per request: unlike requests/s it hardly moves when other programs share
 the machine, so it is the figure to compare between runs (PostgreSQL's own CPU
 is not included).
 
-    .venv/bin/python bench/api.py                       # everything, default sizes
+    .venv/bin/python bench/api.py                       # everything, default sizes, aiohttp and wrk
+    .venv/bin/python bench/api.py --client wrk --wrk-seconds 3 --baseline /tmp/old/src   # ~4 min
     .venv/bin/python bench/api.py --route meetings --concurrency 50 --requests 3000
     .venv/bin/python bench/api.py --baseline /tmp/old/src   # before/after, cell by cell
     .venv/bin/python bench/api.py --rate-limits --only gateway --baseline /tmp/old/src  # limits' cost
