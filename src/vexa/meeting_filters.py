@@ -48,7 +48,7 @@ class MeetingFilters:
             response.headers["X-Total-Count"] = str((await session.execute(count)).scalar_one())
 
 
-def meeting_filters(
+async def meeting_filters(
     status_: str | None = Query(
         None,
         alias="status",
@@ -61,7 +61,11 @@ def meeting_filters(
     ),
     offset: int = Query(0, ge=0, le=2**31 - 1, description="Meetings to skip (with limit)."),
 ) -> MeetingFilters:
-    """FastAPI dependency: an unknown status is a 422 naming the valid ones."""
+    """FastAPI dependency: an unknown status is a 422 naming the valid ones.
+
+    ``async`` although it awaits nothing: FastAPI runs a plain ``def`` dependency in a worker
+    thread, and that hop was half of the gateway's CPU per ``GET /meetings`` in the profile.
+    """
     statuses: list[str] = []
     for raw in (status_ or "").split(","):
         name = raw.strip()

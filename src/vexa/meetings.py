@@ -49,11 +49,14 @@ def meeting_response(meeting: Meeting, base_url: str | None) -> MeetingResponse:
     )
 
 
-def valid_native_id(
+async def valid_native_id(
     platform: Platform,
     native_meeting_id: str = Path(max_length=255, description="The platform's own meeting id"),
 ) -> str:
-    """FastAPI dependency: a malformed id is a 422 that says what the format is."""
+    """FastAPI dependency: a malformed id is a 422 that says what the format is.
+
+    ``async`` only so FastAPI calls it in the event loop instead of a worker thread.
+    """
     problem = native_id_problem(platform, native_meeting_id)
     if problem:
         raise HTTPException(

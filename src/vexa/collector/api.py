@@ -8,15 +8,16 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, status
-from sqlalchemy import bindparam, delete, select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.responses import Response
 
 from vexa.auth import AuthenticatedUser, require_user
+from vexa.collector import read_queries
 from vexa.collector.exports import ExportFormat, export_response
-from vexa.collector.meetings import session_starts
 from vexa.collector.recordings_api import delete_files
 from vexa.collector.segments import MeetingLock, absolute, decode, drop_meeting, read_raw, segment_field
+from vexa.collector.transcript_cache import TranscriptCache
 from vexa.db.models import TERMINAL_STATUSES, FinalSegment, Meeting, MeetingSession, Transcription
 from vexa.meeting_filters import MeetingFilters, meeting_filters
 from vexa.meetings import meeting_response, valid_native_id
@@ -37,23 +38,6 @@ log = logging.getLogger(__name__)
 
 NOT_FOUND = {404: {"model": ErrorResponse, "description": "No such meeting of yours"}}
 router = APIRouter(dependencies=[Depends(require_user)])
-
-
-_SEGMENTS = Transcription.__table__.c
-# A Core statement built once (not an ORM one per request): for a 1,000-segment transcript the
-# ORM's row machinery and per-row validation were most of the request's CPU.
-_SEGMENT_ROWS = select(
-    _SEGMENTS.start_time,
-    _SEGMENTS.end_time,
-    _SEGMENTS.text,
-    _SEGMENTS.language,
-    _SEGMENTS.created_at,
-    _SEGMENTS.speaker,
-    _SEGMENTS.speaker_mapping_status,
-    _SEGMENTS.speaker_confidence,
-    _SEGMENTS.session_uid,
-    _SEGMENTS.version,
-).where(_SEGMENTS.meeting_id == bindparam("meeting_id"))
 
 
 async def _find_meeting(
@@ -87,17 +71,27 @@ async def _find_meeting(
 @router.get("/meetings", response_model=MeetingListResponse, tags=["meetings"])
 async def list_meetings(
     request: Request,
-    response: Response,
     filters: MeetingFilters = Depends(meeting_filters),
     user: AuthenticatedUser = Depends(require_user),
-) -> MeetingListResponse:
-    async with request.app.state.db.read_session() as session:
-        rows = (
-            await session.execute(filters.page(select(Meeting).where(Meeting.user_id == user.user_id)))
-        ).scalars()
-        await filters.put_total(session, select(Meeting).where(Meeting.user_id == user.user_id), response)
-        base = request.app.state.settings.meeting_base_url
-        return MeetingListResponse(meetings=[meeting_response(m, base) for m in rows])
+) -> Response:
+    """The hot polling route: plain asyncpg rows, encoded once by pydantic (see ``vexa.db.reads``)."""
+    return await meetings_answer(request.app.state, user, filters)
+
+
+async def meetings_answer(state: Any, user: AuthenticatedUser, filters: MeetingFilters) -> Response:
+    """``GET /meetings``, for the route above and for ``vexa.hot_routes``."""
+    meetings = await read_queries.list_meetings(state.reads, user.user_id, filters)
+    base = state.settings.meeting_base_url
+    body = MeetingListResponse(meetings=[meeting_response(m, base) for m in meetings])
+    headers = {}
+    if filters.limit is not None:  # the dashboard's pages: the total in X-Total-Count
+        headers["X-Total-Count"] = str(await read_queries.count_meetings(state.reads, user.user_id, filters))
+    return _json(body.model_dump_json(by_alias=True).encode(), headers)
+
+
+def _json(body: bytes, headers: dict[str, str] | None = None) -> Response:
+    """An already encoded answer: FastAPI would validate and encode the model a second time."""
+    return Response(body, media_type="application/json", headers=headers)
 
 
 @router.get("/bots", response_model=BotListResponse, tags=["bots"])
@@ -156,61 +150,101 @@ async def get_transcript(
     ),
     user: AuthenticatedUser = Depends(require_user),
 ) -> TranscriptionResponse | Response:
-    state = request.app.state
-    async with state.db.read_session() as session:
-        meeting = await _find_meeting(session, user.user_id, platform, native_id, meeting_id)
-        final_ready = ((meeting.data or {}).get("final_transcript") or {}).get("status") == "completed"
-        if source != "live" and final_ready:
+    return await transcript_answer(request.app.state, user, platform, native_id, meeting_id, format, source)
+
+
+async def transcript_answer(
+    state: Any,
+    user: AuthenticatedUser,
+    platform: Platform,
+    native_id: str,
+    meeting_id: int | None = None,
+    format: ExportFormat = ExportFormat.json,
+    source: Literal["final", "live"] | None = None,
+) -> Response:
+    """``GET /transcripts/...``, for the route above and for ``vexa.hot_routes``: JSON comes encoded."""
+    not_found = HTTPException(
+        status.HTTP_404_NOT_FOUND, detail=f"Meeting {platform.value}/{native_id} not found"
+    )
+    found = await read_queries.find_meeting_id(state.reads, user.user_id, platform, native_id, meeting_id)
+    if found is None:
+        raise not_found
+    # Redis before PostgreSQL: the persister commits a row before it deletes the draft, so
+    # in this order a segment on its way from one to the other is seen in at least one.
+    live_raw = await read_raw(state.redis, found)
+    read = await read_queries.meeting_with_version(state.reads, found, user.user_id)
+    if read is None:
+        raise not_found
+    meeting, version = read
+    final_ready = ((meeting.data or {}).get("final_transcript") or {}).get("status") == "completed"
+    final = source != "live" and final_ready
+    cache: TranscriptCache = state.transcript_cache
+    cacheable = format is ExportFormat.json and (final or not live_raw)
+    if cacheable and (cached := cache.get(meeting.id, final, version)) is not None:
+        return _json(cached)
+    if final:
+        async with state.db.read_session() as session:
             segments = await _final_segments(session, meeting)
-            return _transcript(meeting, segments, state.settings.meeting_base_url, format)
-        rows = await session.execute(_SEGMENT_ROWS, {"meeting_id": meeting.id})
-        starts = await session_starts(session, meeting.id)
-        merged: dict[str, TranscriptionSegment] = {}
-        versions: dict[str, int] = {}
-        # Plain tuples into one dict per row: pydantic-core validates that faster than
-        # SQLAlchemy builds row mappings (and faster than model_construct, which is Python).
-        for (
-            start_time,
-            end_time,
-            text,
-            language,
-            created_at,
-            speaker,
-            status_,
-            confidence,
-            uid,
-            version,
-        ) in rows:
-            start = starts.get(uid)
-            field = segment_field(uid, start_time)
-            merged[field] = TranscriptionSegment.model_validate(
-                {
-                    "start_time": start_time,
-                    "end_time": end_time,
-                    "text": text,
-                    "language": language,
-                    "created_at": created_at,
-                    "speaker": speaker,
-                    "speaker_mapping_status": status_,
-                    "speaker_confidence": confidence,
-                    "absolute_start_time": absolute(start, start_time),
-                    "absolute_end_time": absolute(start, end_time),
-                    "completed": True,
-                    "session_uid": uid,
-                }
-            )
-            versions[field] = version
-    live, _ = decode(await read_raw(state.redis, meeting.id))
+    else:
+        segments = await _live_segments(state, meeting.id, live_raw)
+    transcript = _transcript(meeting, segments, state.settings.meeting_base_url, format)
+    if not isinstance(transcript, TranscriptionResponse):  # txt, srt, vtt, md
+        return transcript
+    body = transcript.model_dump_json(by_alias=True).encode()
+    if cacheable:
+        cache.put(meeting.id, final, version, body)
+    return _json(body)
+
+
+async def _live_segments(state: Any, meeting_id: int, live_raw: dict[str, str]) -> list[TranscriptionSegment]:
+    """The stored rows, with each newer live draft from Redis in place of its row, in time order."""
+    rows = await read_queries.stored_segments(state.reads, meeting_id)
+    starts = await read_queries.session_starts(state.reads, meeting_id)
+    merged: dict[str, TranscriptionSegment] = {}
+    versions: dict[str, int] = {}
+    # Plain tuples into one dict per row: pydantic-core validates that faster than
+    # SQLAlchemy builds row mappings (and faster than model_construct, which is Python).
+    for (
+        start_time,
+        end_time,
+        text,
+        language,
+        created_at,
+        speaker,
+        status_,
+        confidence,
+        uid,
+        version,
+    ) in rows:
+        start = starts.get(uid)
+        field = segment_field(uid, start_time)
+        merged[field] = TranscriptionSegment.model_validate(
+            {
+                "start_time": start_time,
+                "end_time": end_time,
+                "text": text,
+                "language": language,
+                "created_at": created_at,
+                "speaker": speaker,
+                "speaker_mapping_status": status_,
+                "speaker_confidence": confidence,
+                "absolute_start_time": absolute(start, start_time),
+                "absolute_end_time": absolute(start, end_time),
+                "completed": True,
+                "session_uid": uid,
+            }
+        )
+        versions[field] = version
+    live, _ = decode(live_raw)
     for field, stored in live.items():
         # A live draft replaces the stored row only if it is not older (a replayed old
         # message can sit in Redis briefly after the row was persisted).
         if entry_version(stored.version) >= versions.get(field, -1):
             merged[field] = stored.to_public(starts.get(stored.session_uid))
-    segments = sorted(merged.values(), key=_sort_key)
-    return _transcript(meeting, segments, state.settings.meeting_base_url, format)
+    return sorted(merged.values(), key=_sort_key)
 
 
-async def _final_segments(session: AsyncSession, meeting: Meeting) -> list[TranscriptionSegment]:
+async def _final_segments(session: AsyncSession, meeting: Any) -> list[TranscriptionSegment]:
     """The post-meeting transcript; times count from the recording's start (``started_at``)."""
     started = None
     for rec in (meeting.data or {}).get("recordings") or []:
@@ -242,7 +276,7 @@ async def _final_segments(session: AsyncSession, meeting: Meeting) -> list[Trans
 
 
 def _transcript(
-    meeting: Meeting, segments: list[TranscriptionSegment], base_url: str | None, format: ExportFormat
+    meeting: Any, segments: list[TranscriptionSegment], base_url: str | None, format: ExportFormat
 ) -> TranscriptionResponse | Response:
     view = meeting_response(meeting, base_url)
     transcript = TranscriptionResponse(

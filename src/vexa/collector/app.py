@@ -14,7 +14,7 @@ from redis.asyncio import Redis
 from sqlalchemy import text
 
 from vexa.auth import TokenVerifier
-from vexa.collector import api, metrics, recordings_api
+from vexa.collector import api, hot, metrics, recordings_api
 from vexa.collector.consumer import StreamWorker
 from vexa.collector.filters import TranscriptionFilter
 from vexa.collector.handlers import SegmentHandler, SpeakerHandler
@@ -23,8 +23,11 @@ from vexa.collector.persistence import Persister
 from vexa.collector.postprocess import PostProcessor
 from vexa.collector.retention import run_retention
 from vexa.collector.settings import CollectorSettings
+from vexa.collector.transcript_cache import TranscriptCache
 from vexa.collector.trimming import StreamTrimmer, measure
 from vexa.db import Database
+from vexa.db.reads import ReadPool
+from vexa.hot_routes import HotRoutes
 from vexa.metrics import add_metrics_route
 from vexa.recordings.storage import StorageError, open_storage
 from vexa.service import add_error_handler, data_services
@@ -146,7 +149,9 @@ def create_app(settings: CollectorSettings | None = None, *, run_workers: bool =
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        async with data_services(settings, app, encoding_errors="replace") as stores:
+        reads = ReadPool(settings.async_database_url(), max_size=settings.db_pool_size)
+        async with data_services(settings, app, encoding_errors="replace") as stores, reads:
+            app.state.reads = reads
             collector = Collector(settings, stores.db, stores.redis, stores.verifier)
             app.state.collector, app.state.directory = collector, collector.directory
             app.state.recording_storage = collector.storage
@@ -165,6 +170,7 @@ def create_app(settings: CollectorSettings | None = None, *, run_workers: bool =
         lifespan=lifespan,
     )
     app.state.settings = settings
+    app.state.transcript_cache = TranscriptCache(settings.transcript_cache_bytes)
 
     add_error_handler(app, "transcription-collector")
 
@@ -206,6 +212,7 @@ def create_app(settings: CollectorSettings | None = None, *, run_workers: bool =
                 }
         return JSONResponse(body, status_code=200 if healthy else 503)
 
+    app.add_middleware(HotRoutes, state=app.state, routes=hot.ROUTES)
     add_metrics_route(app, metrics.refresh)
     app.include_router(api.router)
     app.include_router(recordings_api.router)

@@ -119,6 +119,13 @@ class CollectorSettings(DataSettings, PostprocessSettings):
         description="How long a token+native id -> meeting lookup is reused.",
     )
     meeting_base_url: str | None = Field(None, alias="MEETING_BASE_URL")
+    transcript_cache_bytes: int = Field(
+        64 * 1024 * 1024,
+        ge=0,
+        alias="TRANSCRIPT_CACHE_BYTES",
+        description="Encoded JSON transcripts kept for repeated GETs (0: off); checked against the "
+        "database on every read, so never stale.",
+    )
 
     @property
     def dead_letter_stream(self) -> str:

@@ -12,7 +12,7 @@ from fastapi.responses import JSONResponse
 from redis.asyncio import Redis
 from sqlalchemy.exc import DBAPIError, OperationalError
 
-from vexa.gateway import routes, ws
+from vexa.gateway import hot, routes, ws
 from vexa.gateway.docs import add_offline_docs
 from vexa.gateway.hub import EventHub
 from vexa.gateway.metrics import HUB_COLLECTOR, MetricsServer
@@ -20,6 +20,7 @@ from vexa.gateway.proxy import Forwarder
 from vexa.gateway.ratelimit import Bucket, RateLimiter, RateLimitMiddleware
 from vexa.gateway.settings import GatewaySettings
 from vexa.gateway.ui import install as install_dashboard
+from vexa.hot_routes import HotRoutes
 from vexa.metrics import add_metrics_route
 from vexa.service import add_error_handler, data_services
 
@@ -91,6 +92,8 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     add_offline_docs(app)
     app.state.settings = settings
     app.state.rate_limiter = None  # set in the lifespan, once Redis is open
+    # Added first, so it runs inside the rate limits (and the body cap added by vexa.service).
+    app.add_middleware(HotRoutes, state=app.state, routes=hot.ROUTES)
     app.add_middleware(RateLimitMiddleware, limiter_of=lambda: app.state.rate_limiter)
 
     @app.exception_handler(OperationalError)

@@ -88,12 +88,12 @@ async def require_admin_key(key: str | None = Security(admin_key_header)) -> Non
         )
 
 
-def meeting_ref(platform: Platform, native_meeting_id: str = Depends(valid_native_id)) -> str:
+async def meeting_ref(platform: Platform, native_meeting_id: str = Depends(valid_native_id)) -> str:
     """Reject malformed ids here with the format in words; returns the canonical downstream path part."""
     return f"{platform.value}/{native_meeting_id}"
 
 
-async def _forward(request: Request, service: str, path: str) -> Response:
+async def forward(request: Request, service: str, path: str) -> Response:
     state = request.app.state
     base = {
         BOT_MANAGER: state.settings.bot_manager_url,
@@ -120,7 +120,7 @@ admin = APIRouter(
     summary="Send a bot into a meeting",
 )
 async def request_bot(body: MeetingCreate, request: Request) -> Response:
-    return await _forward(request, BOT_MANAGER, "/bots")
+    return await forward(request, BOT_MANAGER, "/bots")
 
 
 @public.delete(
@@ -132,7 +132,7 @@ async def request_bot(body: MeetingCreate, request: Request) -> Response:
     summary="Make the bot leave the meeting",
 )
 async def stop_bot(request: Request, ref: str = Depends(meeting_ref)) -> Response:
-    return await _forward(request, BOT_MANAGER, f"/bots/{ref}")
+    return await forward(request, BOT_MANAGER, f"/bots/{ref}")
 
 
 @public.put(
@@ -146,7 +146,7 @@ async def stop_bot(request: Request, ref: str = Depends(meeting_ref)) -> Respons
 async def reconfigure_bot(
     body: MeetingConfigUpdate, request: Request, ref: str = Depends(meeting_ref)
 ) -> Response:
-    return await _forward(request, BOT_MANAGER, f"/bots/{ref}/config")
+    return await forward(request, BOT_MANAGER, f"/bots/{ref}/config")
 
 
 @public.get(
@@ -156,14 +156,14 @@ async def reconfigure_bot(
     summary="The caller's bots (meetings), newest first; filter by status/platform, page with limit/offset",
 )
 async def list_bots(request: Request, _: MeetingFilters = Depends(meeting_filters)) -> Response:
-    return await _forward(request, COLLECTOR, "/bots")
+    return await forward(request, COLLECTOR, "/bots")
 
 
 @public.get(
     "/bots/status", tags=["bots"], response_model=BotStatusResponse, summary="The caller's running bots"
 )
 async def bots_status(request: Request) -> Response:
-    return await _forward(request, BOT_MANAGER, "/bots/status")
+    return await forward(request, BOT_MANAGER, "/bots/status")
 
 
 # --- meetings and transcripts (collector) --------------------------------------------------------
@@ -176,7 +176,7 @@ async def bots_status(request: Request) -> Response:
     summary="The caller's meetings, newest first (optionally filtered and paged)",
 )
 async def list_meetings(request: Request, _: MeetingFilters = Depends(meeting_filters)) -> Response:
-    return await _forward(request, COLLECTOR, "/meetings")
+    return await forward(request, COLLECTOR, "/meetings")
 
 
 @public.get(
@@ -187,7 +187,7 @@ async def list_meetings(request: Request, _: MeetingFilters = Depends(meeting_fi
     summary="One of the caller's meetings by its id",
 )
 async def get_meeting(request: Request, meeting_id: int = Path(ge=1, le=2**31 - 1)) -> Response:
-    return await _forward(request, COLLECTOR, f"/meetings/{meeting_id}")
+    return await forward(request, COLLECTOR, f"/meetings/{meeting_id}")
 
 
 @public.get(
@@ -212,7 +212,7 @@ async def get_transcript(
         None, description="live: the transcript made during the meeting; default: the final one once ready"
     ),
 ) -> Response:
-    return await _forward(request, COLLECTOR, f"/transcripts/{ref}")
+    return await forward(request, COLLECTOR, f"/transcripts/{ref}")
 
 
 @public.post(
@@ -223,7 +223,7 @@ async def get_transcript(
     summary="Queue the post-meeting transcription of a finished meeting's recording (again)",
 )
 async def transcribe_meeting(request: Request, ref: str = Depends(meeting_ref)) -> Response:
-    return await _forward(request, COLLECTOR, f"/meetings/{ref}/transcribe")
+    return await forward(request, COLLECTOR, f"/meetings/{ref}/transcribe")
 
 
 # --- recordings (collector) ----------------------------------------------------------------------
@@ -231,12 +231,12 @@ async def transcribe_meeting(request: Request, ref: str = Depends(meeting_ref)) 
 
 @public.get("/recordings", tags=["recordings"], summary="The caller's recordings")
 async def list_recordings(request: Request) -> Response:
-    return await _forward(request, COLLECTOR, "/recordings")
+    return await forward(request, COLLECTOR, "/recordings")
 
 
 @public.get("/recordings/{recording_id}", tags=["recordings"], responses=NOT_FOUND, summary="One recording")
 async def get_recording(request: Request, recording_id: int = Path(ge=1, le=2**53)) -> Response:
-    return await _forward(request, COLLECTOR, f"/recordings/{recording_id}")
+    return await forward(request, COLLECTOR, f"/recordings/{recording_id}")
 
 
 @public.delete(
@@ -246,7 +246,7 @@ async def get_recording(request: Request, recording_id: int = Path(ge=1, le=2**5
     summary="Delete a recording's files",
 )
 async def delete_recording(request: Request, recording_id: int = Path(ge=1, le=2**53)) -> Response:
-    return await _forward(request, COLLECTOR, f"/recordings/{recording_id}")
+    return await forward(request, COLLECTOR, f"/recordings/{recording_id}")
 
 
 @public.get(
@@ -263,7 +263,7 @@ async def delete_recording(request: Request, recording_id: int = Path(ge=1, le=2
 async def get_recording_media(
     request: Request, recording_id: int = Path(ge=1, le=2**53), media_file_id: int = Path(ge=1, le=2**53)
 ) -> Response:
-    return await _forward(request, COLLECTOR, f"/recordings/{recording_id}/media/{media_file_id}/raw")
+    return await forward(request, COLLECTOR, f"/recordings/{recording_id}/media/{media_file_id}/raw")
 
 
 @public.get(
@@ -280,7 +280,7 @@ async def get_recording_media(
 async def download_recording_media(
     request: Request, recording_id: int = Path(ge=1, le=2**53), media_file_id: int = Path(ge=1, le=2**53)
 ) -> Response:
-    return await _forward(request, COLLECTOR, f"/recordings/{recording_id}/media/{media_file_id}/download")
+    return await forward(request, COLLECTOR, f"/recordings/{recording_id}/media/{media_file_id}/download")
 
 
 @public.get(
@@ -295,7 +295,7 @@ async def get_recording_master(
     recording_id: int = Path(ge=1, le=2**53),
     media_type: str = Query("audio", alias="type", max_length=16),
 ) -> Response:
-    return await _forward(request, COLLECTOR, f"/recordings/{recording_id}/master")
+    return await forward(request, COLLECTOR, f"/recordings/{recording_id}/master")
 
 
 @public.patch(
@@ -306,7 +306,7 @@ async def get_recording_master(
     summary="Update a meeting's name, participants, languages or notes",
 )
 async def update_meeting(body: MeetingUpdate, request: Request, ref: str = Depends(meeting_ref)) -> Response:
-    return await _forward(request, COLLECTOR, f"/meetings/{ref}")
+    return await forward(request, COLLECTOR, f"/meetings/{ref}")
 
 
 @public.delete(
@@ -317,7 +317,7 @@ async def update_meeting(body: MeetingUpdate, request: Request, ref: str = Depen
     summary="Delete a finished meeting's transcript and anonymise the meeting",
 )
 async def delete_meeting(request: Request, ref: str = Depends(meeting_ref)) -> Response:
-    return await _forward(request, COLLECTOR, f"/meetings/{ref}")
+    return await forward(request, COLLECTOR, f"/meetings/{ref}")
 
 
 # --- user settings (admin-api) -------------------------------------------------------------------
@@ -330,19 +330,19 @@ async def delete_meeting(request: Request, ref: str = Depends(meeting_ref)) -> R
     summary="Set the webhook URL, secret and events (the secret is shown once)",
 )
 async def set_webhook(body: WebhookUpdate, request: Request) -> Response:
-    return await _forward(request, ADMIN, "/user/webhook")
+    return await forward(request, ADMIN, "/user/webhook")
 
 
 @public.get("/user/webhook", tags=["user"], response_model=WebhookInfo, summary="The webhook settings")
 async def get_webhook(request: Request) -> Response:
-    return await _forward(request, ADMIN, "/user/webhook")
+    return await forward(request, ADMIN, "/user/webhook")
 
 
 @public.delete(
     "/user/webhook", tags=["user"], status_code=204, response_class=Response, summary="Stop webhooks"
 )
 async def delete_webhook(request: Request) -> Response:
-    return await _forward(request, ADMIN, "/user/webhook")
+    return await forward(request, ADMIN, "/user/webhook")
 
 
 @public.get(
@@ -352,7 +352,7 @@ async def delete_webhook(request: Request) -> Response:
     summary="Recent webhook delivery attempts, newest first",
 )
 async def webhook_deliveries(request: Request, limit: int = Query(100, ge=1, le=500)) -> Response:
-    return await _forward(request, ADMIN, "/user/webhook/deliveries")
+    return await forward(request, ADMIN, "/user/webhook/deliveries")
 
 
 @public.post(
@@ -363,7 +363,7 @@ async def webhook_deliveries(request: Request, limit: int = Query(100, ge=1, le=
     summary="Send a signed test ping now",
 )
 async def test_webhook(request: Request) -> Response:
-    return await _forward(request, ADMIN, "/user/webhook/test")
+    return await forward(request, ADMIN, "/user/webhook/test")
 
 
 # --- admin (admin-api) ---------------------------------------------------------------------------
@@ -381,28 +381,28 @@ UserId = Path(ge=1, le=2**31 - 1)
     summary="Create a user (idempotent by email)",
 )
 async def admin_create_user(body: UserCreate, request: Request) -> Response:
-    return await _forward(request, ADMIN, "/admin/users")
+    return await forward(request, ADMIN, "/admin/users")
 
 
 @admin.get("/users", response_model=list[UserResponse], summary="List users")
 async def admin_list_users(
     request: Request, skip: int = Query(0, ge=0, le=2**31 - 1), limit: int = Query(100, ge=1, le=1000)
 ) -> Response:
-    return await _forward(request, ADMIN, "/admin/users")
+    return await forward(request, ADMIN, "/admin/users")
 
 
 @admin.get(
     "/users/email/{email}", response_model=UserResponse, responses=NOT_FOUND, summary="Find a user by email"
 )
 async def admin_user_by_email(request: Request, email: str = Path(max_length=255)) -> Response:
-    return await _forward(request, ADMIN, f"/admin/users/email/{quote(email, safe='@')}")
+    return await forward(request, ADMIN, f"/admin/users/email/{quote(email, safe='@')}")
 
 
 @admin.get(
     "/users/{user_id}", response_model=UserDetailResponse, responses=NOT_FOUND, summary="A user and tokens"
 )
 async def admin_get_user(request: Request, user_id: int = UserId) -> Response:
-    return await _forward(request, ADMIN, f"/admin/users/{user_id}")
+    return await forward(request, ADMIN, f"/admin/users/{user_id}")
 
 
 @admin.patch(
@@ -412,14 +412,14 @@ async def admin_get_user(request: Request, user_id: int = UserId) -> Response:
     summary="Update a user",
 )
 async def admin_update_user(body: UserUpdate, request: Request, user_id: int = UserId) -> Response:
-    return await _forward(request, ADMIN, f"/admin/users/{user_id}")
+    return await forward(request, ADMIN, f"/admin/users/{user_id}")
 
 
 @admin.delete(
     "/users/{user_id}", status_code=204, response_class=Response, responses=NOT_FOUND, summary="Delete a user"
 )
 async def admin_delete_user(request: Request, user_id: int = UserId) -> Response:
-    return await _forward(request, ADMIN, f"/admin/users/{user_id}")
+    return await forward(request, ADMIN, f"/admin/users/{user_id}")
 
 
 @admin.post(
@@ -436,14 +436,14 @@ async def admin_create_token(
     scope: Scope | None = Query(None, description="Same as the body's scope (upstream passes a query)."),
     expires_in: int | None = Query(None, ge=60, le=10 * 365 * 86400, description="Seconds to expiry."),
 ) -> Response:
-    return await _forward(request, ADMIN, f"/admin/users/{user_id}/tokens")
+    return await forward(request, ADMIN, f"/admin/users/{user_id}/tokens")
 
 
 @admin.get(
     "/users/{user_id}/tokens", response_model=list[TokenInfo], responses=NOT_FOUND, summary="A user's tokens"
 )
 async def admin_list_tokens(request: Request, user_id: int = UserId) -> Response:
-    return await _forward(request, ADMIN, f"/admin/users/{user_id}/tokens")
+    return await forward(request, ADMIN, f"/admin/users/{user_id}/tokens")
 
 
 @admin.delete(
@@ -454,7 +454,7 @@ async def admin_list_tokens(request: Request, user_id: int = UserId) -> Response
     summary="Revoke a token",
 )
 async def admin_revoke_token(request: Request, token_id: int = Path(ge=1, le=2**31 - 1)) -> Response:
-    return await _forward(request, ADMIN, f"/admin/tokens/{token_id}")
+    return await forward(request, ADMIN, f"/admin/tokens/{token_id}")
 
 
 # --- admin statistics and analytics (admin-api; upstream's paths) ---------------------------------
@@ -471,7 +471,7 @@ Skip = Query(0, ge=0, le=2**31 - 1)
 async def admin_meetings_users(
     request: Request, skip: int = Skip, limit: int = Query(100, ge=1, le=1000)
 ) -> Response:
-    return await _forward(request, ADMIN, "/admin/stats/meetings-users")
+    return await forward(request, ADMIN, "/admin/stats/meetings-users")
 
 
 @admin.get(
@@ -483,7 +483,7 @@ async def admin_meetings_users(
 async def admin_analytics_users(
     request: Request, skip: int = Skip, limit: int = Query(1000, ge=1, le=10000)
 ) -> Response:
-    return await _forward(request, ADMIN, "/admin/analytics/users")
+    return await forward(request, ADMIN, "/admin/analytics/users")
 
 
 @admin.get(
@@ -495,7 +495,7 @@ async def admin_analytics_users(
 async def admin_analytics_meetings(
     request: Request, skip: int = Skip, limit: int = Query(1000, ge=1, le=10000)
 ) -> Response:
-    return await _forward(request, ADMIN, "/admin/analytics/meetings")
+    return await forward(request, ADMIN, "/admin/analytics/meetings")
 
 
 @admin.get(
@@ -511,7 +511,7 @@ async def admin_meeting_telematics(
     include_transcriptions: bool = False,
     include_sessions: bool = True,
 ) -> Response:
-    return await _forward(request, ADMIN, f"/admin/analytics/meetings/{meeting_id}/telematics")
+    return await forward(request, ADMIN, f"/admin/analytics/meetings/{meeting_id}/telematics")
 
 
 @admin.get(
@@ -524,4 +524,4 @@ async def admin_meeting_telematics(
 async def admin_user_details(
     request: Request, user_id: int = UserId, include_meetings: bool = True, include_tokens: bool = False
 ) -> Response:
-    return await _forward(request, ADMIN, f"/admin/analytics/users/{user_id}/details")
+    return await forward(request, ADMIN, f"/admin/analytics/users/{user_id}/details")
