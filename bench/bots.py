@@ -38,10 +38,11 @@ from pathlib import Path
 import numpy as np
 import psutil
 
+from _bots_capture import check_bots
 from vexa.embedded import free_port
 from vexa.testing.simulator import SimConfig, SimParticipant, SimulatorServer
 from vexa.testing.simulator_standins import CallbackRecorder, RecordingTranscriptionServer
-from vexa.testing.speech import best_alignment, read_wav, resample, synthesize, windowed_match
+from vexa.testing.speech import read_wav, resample, synthesize
 
 ALICE = (
     "Good morning everyone. Let us start with the budget review. Spending in the third quarter "
@@ -137,17 +138,29 @@ def tree_cpu_by_kind(proc: psutil.Process) -> None:
             continue
 
 
+PATHS = {"google_meet": "/{}", "zoom": "/j/{}", "teams": "/meet/{}"}
+
+
+def native_id(platform: str, i: int) -> str:
+    """Bot ``i``'s meeting id, in the form the platform's (simulated) links take."""
+    if platform != "google_meet":
+        return f"{100000000 + i:d}" if platform == "zoom" else f"{1000000000000 + i:d}"
+    letters = "".join("abcdefghijklmnopqrstuvwxyz"[(i // 26**k) % 26] for k in range(4))
+    return f"bch-{letters}-sim"
+
+
 async def run_round(
     n: int,
     wavs: dict[str, Path],
     transcription_url: str | None,
     log_dir: Path,
     bot_env: dict[str, str] | None = None,
+    platform: str = "google_meet",
 ) -> dict:
-    sim = SimulatorServer(
-        SimConfig([SimParticipant(k, v) for k, v in wavs.items()], admit_after=1.0, leave_after_audio=2.0),
-        free_port(),
-    ).start()
+    sim_config = SimConfig(
+        [SimParticipant(k, v) for k, v in wavs.items()], admit_after=1.0, leave_after_audio=2.0
+    )
+    sim = SimulatorServer(sim_config, free_port()).start()
     standin = None
     if transcription_url is None:
         standin = await RecordingTranscriptionServer(free_port()).start()
@@ -156,15 +169,15 @@ async def run_round(
     procs: list[tuple[asyncio.subprocess.Process, psutil.Process]] = []
     samples: dict[int, list[tuple[float, int, int]]] = {i: [] for i in range(n)}
     peak_breakdown: dict[str, float] = {}
+    natives = [native_id(platform, i) for i in range(n)]
     t0 = time.time()
     try:
-        for i in range(n):
-            native = f"{100000000 + i:d}"
+        for i, native in enumerate(natives):
             config = {
                 "meeting_id": i + 1,
-                "platform": "zoom",
+                "platform": platform,
                 "native_meeting_id": native,
-                "meeting_url": f"{sim.base_url}/j/{native}",
+                "meeting_url": sim.base_url + PATHS[platform].format(native),
                 "bot_name": f"Bench Bot {i + 1}",
                 "language": "en",
                 "transcription_url": transcription_url,
@@ -229,30 +242,17 @@ async def run_round(
         "bot0_pss_mib_by_process": peak_breakdown,
         "bot0_cpu_pct_by_process": cpu_by_kind,
     }
+    result["audio_path"] = sim_config.audio_mode(platform)
     if standin is not None:
-        ratios, corrs, windows = [], [], []
         refs = {}
         for name, path in wavs.items():
             data, rate = read_wav(path)
             refs[name] = resample(data, rate)
-        for s in standin.sessions:
-            span = (s.closed_at or time.time()) - s.opened_at
-            ratios.append(s.samples / (span * 16000) if span > 0 else 0.0)
-            if s.speaker in refs:
-                corrs.append(best_alignment(refs[s.speaker], s.audio())[1])
-                windows.extend(windowed_match(refs[s.speaker], s.audio()))
-        result.update(
-            sessions=len(standin.sessions),
-            realtime_ratio_min=round(float(min(ratios, default=0.0)), 3),
-            speech_correlation_min=round(float(min(corrs, default=0.0)), 3),
-            windows_2s_matching=f"{sum(w > 0.9 for w in windows)}/{len(windows)}",
-            window_correlation_min=round(float(min(windows, default=0.0)), 3),
-        )
-        result["sustained"] = bool(
-            result["completed_meeting_ended"] == n
-            and result["realtime_ratio_min"] >= 0.95
-            and result["window_correlation_min"] >= 0.8
-        )
+        check = check_bots(standin.sessions, natives, refs, mixed=result["audio_path"] == "mixed")
+        result.update(check.figures())
+        result["sustained"] = result["completed_meeting_ended"] == n and check.ok
+        for problem in check.problems:
+            print(f"# CAPTURE CHECK FAILED ({n} bots): {problem}", file=sys.stderr, flush=True)
     else:
         result["sustained"] = result["completed_meeting_ended"] == n
     return result
@@ -276,14 +276,19 @@ FLAG_CANDIDATES = [
 
 
 async def compare(
-    variants: list[tuple[str, dict[str, str]]], wavs: dict[str, Path], url: str | None, out: Path, repeat: int
+    variants: list[tuple[str, dict[str, str]]],
+    wavs: dict[str, Path],
+    url: str | None,
+    out: Path,
+    repeat: int,
+    platform: str,
 ) -> None:
     """One bot per run, the variants interleaved ``repeat`` times (so load drift hits all alike);
     then each variant's median PSS and CPU and their ratio to the first variant's."""
     runs: dict[str, list[dict]] = {label: [] for label, _ in variants}
     for _ in range(repeat):
         for label, env in variants:
-            r = await run_round(1, wavs, url, out, env)
+            r = await run_round(1, wavs, url, out, env, platform)
             runs[label].append(r)
             print(
                 json.dumps(
@@ -296,6 +301,7 @@ async def compare(
                         "window_correlation_min": r.get("window_correlation_min"),
                         "windows_2s_matching": r.get("windows_2s_matching"),
                         "realtime_ratio_min": r.get("realtime_ratio_min"),
+                        "capture_problems": r.get("capture_problems"),
                         "load_avg_1m": r["load_avg_1m"],
                         "pss_by_process": r["bot0_pss_mib_by_process"],
                         "cpu_by_process": r["bot0_cpu_pct_by_process"],
@@ -346,6 +352,12 @@ async def main() -> None:
     )
     parser.add_argument("--max-bots", type=int, default=8)
     parser.add_argument("--speech-s", type=float, default=20.0, help="seconds of speech per participant")
+    parser.add_argument(
+        "--platform",
+        choices=list(PATHS),
+        default="google_meet",
+        help="simulated page: google_meet (a stream per participant) or teams/zoom (one mixed stream)",
+    )
     parser.add_argument("--transcription", choices=["standin", "real", "auto"], default="standin")
     parser.add_argument("--out", type=Path, default=Path("/tmp/vexa-bench-bots"))
     parser.add_argument(
@@ -392,7 +404,7 @@ async def main() -> None:
         ).start(timeout=120)
         url = f"ws://127.0.0.1:{port}"
     kind = "real" if use_real else "recording stand-in"
-    print(f"# bots bench: {psutil.cpu_count()} CPUs, transcription={kind}")
+    print(f"# bots bench: {psutil.cpu_count()} CPUs, transcription={kind}, platform={args.platform}")
     try:
         if args.flags or args.compare:
             variants = (
@@ -400,12 +412,18 @@ async def main() -> None:
                 if args.flags
                 else [(f"before ({args.compare})", {"PYTHONPATH": args.compare}), ("after (this tree)", {})]
             )
-            await compare(variants, wavs, url, args.out, args.repeat)
+            await compare(variants, wavs, url, args.out, args.repeat, args.platform)
             return
         failed: list[int] = []
         for n in range(1, args.max_bots + 1):
-            result = await run_round(n, wavs, url, args.out)
+            result = await run_round(n, wavs, url, args.out, platform=args.platform)
             print(json.dumps(result), flush=True)
+            if n == 1 and result.get("capture_problems"):
+                # One bot alone on the machine must deliver every voice: if not, the bench (or the
+                # bot) is broken, and a "ceiling" of 0 would hide it.
+                raise SystemExit(
+                    f"bench/bots.py: one bot's capture did not match: {result['capture_problems']}"
+                )
             if not result["sustained"]:
                 failed.append(n)
                 if not args.keep_going:
