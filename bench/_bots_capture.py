@@ -30,6 +30,8 @@ class CaptureCheck:
     ratios: list[float] = field(default_factory=list)
     correlations: list[float] = field(default_factory=list)
     windows: list[float] = field(default_factory=list)
+    low_windows: list[str] = field(default_factory=list)
+    """``bot/voice/window index: correlation`` of each window below ``WINDOW_MIN`` (where it broke)."""
     problems: list[str] = field(default_factory=list)
     """Why a bot's capture cannot be counted as matching: no session, no audio, nothing compared."""
 
@@ -40,6 +42,7 @@ class CaptureCheck:
             "speech_correlation_min": round(float(min(self.correlations, default=0.0)), 3),
             "windows_2s_matching": f"{sum(w > 0.9 for w in self.windows)}/{len(self.windows)}",
             "window_correlation_min": round(float(min(self.windows, default=0.0)), 3),
+            "low_windows": self.low_windows,
             "capture_problems": self.problems,
         }
 
@@ -86,4 +89,5 @@ def check_bots(
                 continue
             check.correlations.append(best_alignment(ref, audio)[1])
             check.windows.extend(windows)
+            check.low_windows += [f"{i}/{name}/{k}: {w:.2f}" for k, w in enumerate(windows) if w < WINDOW_MIN]
     return check

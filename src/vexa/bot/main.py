@@ -13,7 +13,7 @@ import logging
 import signal
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from playwright.async_api import Browser, Page, Playwright, async_playwright
@@ -21,12 +21,13 @@ from playwright.async_api import Browser, Page, Playwright, async_playwright
 from vexa.bot.browser import chromium_args, driver_environment
 from vexa.bot.commands import listen_for_commands
 from vexa.bot.platforms import ADAPTERS, JoinFailed, MeetingAdapter
-from vexa.bot.recorder import MeetingRecorder
 from vexa.bot.settings import BotConfig, BotSettings
 from vexa.bot.status import StatusReporter
 from vexa.bot.transcription_client import TranscriptionStream
 from vexa.logs import setup_logging
-from vexa.recordings.storage import open_storage
+
+if TYPE_CHECKING:
+    from vexa.bot.recorder import MeetingRecorder
 
 log = logging.getLogger("vexa.bot")
 
@@ -248,6 +249,11 @@ class Bot:
             )
         helpers.append(asyncio.create_task(self._max_duration()))
         if self.config.recording_enabled and self.config.recording_prefix:
+            # Imported only for a recorded meeting: the FLAC encoder (PyAV, FFmpeg's libraries) and the
+            # storage clients are a quarter of the bot's Python memory, and most meetings record nothing.
+            from vexa.bot.recorder import MeetingRecorder
+            from vexa.recordings.storage import open_storage
+
             self.audio.recorder = MeetingRecorder(
                 open_storage(self.settings), self.config.recording_prefix, self.settings.recording_chunk_s
             )
