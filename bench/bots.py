@@ -39,6 +39,7 @@ import numpy as np
 import psutil
 
 from _bots_capture import check_bots
+from _tree_memory import tree_alone_mib
 from vexa.embedded import free_port
 from vexa.testing.simulator import SimConfig, SimParticipant, SimulatorServer
 from vexa.testing.simulator_standins import CallbackRecorder, RecordingTranscriptionServer
@@ -94,6 +95,13 @@ def tree_usage(proc: psutil.Process) -> tuple[float, int, int]:
         except psutil.Error:
             continue
     return cpu, mem, uss
+
+
+def tree_of(proc: psutil.Process) -> list[psutil.Process]:
+    try:
+        return [proc, *proc.children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return []
 
 
 def tree_breakdown(proc: psutil.Process) -> dict[str, float]:
@@ -169,6 +177,7 @@ async def run_round(
     procs: list[tuple[asyncio.subprocess.Process, psutil.Process]] = []
     samples: dict[int, list[tuple[float, int, int]]] = {i: [] for i in range(n)}
     peak_breakdown: dict[str, float] = {}
+    alone_peak: float | None = None
     natives = [native_id(platform, i) for i in range(n)]
     t0 = time.time()
     try:
@@ -208,6 +217,10 @@ async def run_round(
                         peak_breakdown = tree_breakdown(ps)
                     if i == 0:
                         tree_cpu_by_kind(ps)
+                    if i == 0 and len(samples[0]) % 3 == 0:
+                        alone = tree_alone_mib(tree_of(ps))
+                        if alone is not None:
+                            alone_peak = max(alone_peak or 0.0, alone)
             if time.time() - t0 > 300:
                 for p, _ in procs:
                     if p.returncode is None:
@@ -239,6 +252,7 @@ async def run_round(
         "uss_mib_per_bot_peak": round(float(np.max(uss)), 1),
         "machine_cpu_count": psutil.cpu_count(),
         "load_avg_1m": round(os.getloadavg()[0], 2),
+        "bot0_mib_alone_peak": round(alone_peak, 1) if alone_peak is not None else None,
         "bot0_pss_mib_by_process": peak_breakdown,
         "bot0_cpu_pct_by_process": cpu_by_kind,
     }
@@ -296,6 +310,7 @@ async def compare(
                         "variant": label,
                         "pss_mib": r["pss_mib_per_bot_peak"],
                         "uss_mib": r["uss_mib_per_bot_peak"],
+                        "alone_mib": r["bot0_mib_alone_peak"],
                         "cpu_pct": r["cpu_pct_per_bot_avg"],
                         "capture_ok": r["sustained"],
                         "window_correlation_min": r.get("window_correlation_min"),
@@ -313,11 +328,13 @@ async def compare(
     base_pss = float(np.median([r["pss_mib_per_bot_peak"] for r in runs[base_label]]))
     base_cpu = float(np.median([r["cpu_pct_per_bot_avg"] for r in runs[base_label]]))
     base_uss = float(np.median([r["uss_mib_per_bot_peak"] for r in runs[base_label]]))
+    base_alone = float(np.median([r["bot0_mib_alone_peak"] or 0.0 for r in runs[base_label]]))
     print("# medians over", repeat, "run(s) each; ratios against", repr(base_label))
     for label, rs in runs.items():
         pss = float(np.median([r["pss_mib_per_bot_peak"] for r in rs]))
         uss = float(np.median([r["uss_mib_per_bot_peak"] for r in rs]))
         cpu = float(np.median([r["cpu_pct_per_bot_avg"] for r in rs]))
+        alone = float(np.median([r["bot0_mib_alone_peak"] or 0.0 for r in rs]))
         print(
             json.dumps(
                 {
@@ -326,6 +343,8 @@ async def compare(
                     "pss_vs_first": round(pss / max(base_pss, 1.0), 3),
                     "uss_mib_median": round(uss, 1),
                     "uss_vs_first": round(uss / max(base_uss, 1.0), 3),
+                    "alone_mib_median": round(alone, 1),
+                    "alone_vs_first": round(alone / max(base_alone, 1.0), 3),
                     "cpu_pct_median": round(cpu, 1),
                     "cpu_vs_first": round(cpu / max(base_cpu, 0.1), 3),
                     "capture_ok_runs": f"{sum(r['sustained'] for r in rs)}/{len(rs)}",
