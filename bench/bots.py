@@ -316,6 +316,7 @@ async def compare(
                         "window_correlation_min": r.get("window_correlation_min"),
                         "windows_2s_matching": r.get("windows_2s_matching"),
                         "realtime_ratio_min": r.get("realtime_ratio_min"),
+                        "low_windows": r.get("low_windows"),
                         "capture_problems": r.get("capture_problems"),
                         "load_avg_1m": r["load_avg_1m"],
                         "pss_by_process": r["bot0_pss_mib_by_process"],
