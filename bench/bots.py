@@ -18,6 +18,7 @@ the audio checks then need the recording STAND-IN, so by default
     .venv/bin/python bench/bots.py --max-bots 10 --keep-going        # the concurrency walk
     .venv/bin/python bench/bots.py --flags                            # each Chromium flag alone
     .venv/bin/python bench/bots.py --compare /path/to/old/src --repeat 3  # old bot vs this one
+    .venv/bin/python bench/bots.py --env BOT_AUDIO_SOCKET=false --repeat 3  # defaults vs a setting
 
 Memory is reported as PSS (shared pages split between the processes that map them, so it falls
 as more bots share a machine) and USS (pages only this bot maps).
@@ -389,6 +390,14 @@ async def main() -> None:
         help="one bot per run: the bot of another source tree (e.g. /work/main/src) against this one",
     )
     parser.add_argument(
+        "--env",
+        metavar="NAME=VALUE",
+        action="append",
+        default=[],
+        help="one bot per run: the defaults against a variant with these bot environment variables "
+        "(repeatable), e.g. --env BOT_AUDIO_SOCKET=false or --env 'NODE_OPTIONS=--jitless'",
+    )
+    parser.add_argument(
         "--keep-going",
         action="store_true",
         help="walk up to --max-bots even past a round that was not sustained (a shared machine's load "
@@ -426,12 +435,17 @@ async def main() -> None:
     kind = "real" if use_real else "recording stand-in"
     print(f"# bots bench: {psutil.cpu_count()} CPUs, transcription={kind}, platform={args.platform}")
     try:
-        if args.flags or args.compare:
-            variants = (
-                flag_variants()
-                if args.flags
-                else [(f"before ({args.compare})", {"PYTHONPATH": args.compare}), ("after (this tree)", {})]
-            )
+        if args.flags or args.compare or args.env:
+            if args.flags:
+                variants = flag_variants()
+            elif args.compare:
+                variants = [
+                    (f"before ({args.compare})", {"PYTHONPATH": args.compare}),
+                    ("after (this tree)", {}),
+                ]
+            else:
+                env = dict(item.split("=", 1) for item in args.env)
+                variants = [("defaults", {}), (" ".join(args.env), env)]
             await compare(variants, wavs, url, args.out, args.repeat, args.platform)
             return
         failed: list[int] = []

@@ -163,10 +163,20 @@ class MeetingAdapter(ABC):
             "speaking": s.speaking,
         }
 
-    async def start_capture(self, per_participant: bool = True, frame_ms: int = 100) -> None:
-        """Start tapping the page's remote audio (the init script waits for this call)."""
-        cfg = {**self.capture_config(per_participant), "frame_samples": frame_ms * 16}  # 16 kHz
-        await self.page.evaluate("cfg => window.__vexaStartCapture(cfg)", cfg)
+    async def start_capture(
+        self, per_participant: bool = True, frame_ms: int = 100, ingress_url: str | None = None
+    ) -> str:
+        """Start tapping the page's remote audio (the init script waits for this call).
+
+        Returns how frames will travel: ``socket`` (``ingress_url``, vexa.bot.audio_ingress) or
+        ``binding`` (the page could not open the socket, or none was given).
+        """
+        cfg = {
+            **self.capture_config(per_participant),
+            "frame_samples": frame_ms * 16,  # 16 kHz
+            "ingress_url": ingress_url,
+        }
+        return str(await self.page.evaluate("cfg => window.__vexaStartCapture(cfg)", cfg))
 
     async def watch_speakers(self) -> None:
         """Start the in-page speaker/participant watcher (reports through exposed bindings)."""
