@@ -44,7 +44,7 @@ from _tree_memory import tree_alone_mib
 from vexa.embedded import free_port
 from vexa.testing.simulator import SimConfig, SimParticipant, SimulatorServer
 from vexa.testing.simulator_standins import CallbackRecorder, RecordingTranscriptionServer
-from vexa.testing.speech import read_wav, resample, synthesize
+from vexa.testing.speech import read_wav, resample, synthesize, write_wav
 
 ALICE = (
     "Good morning everyone. Let us start with the budget review. Spending in the third quarter "
@@ -264,6 +264,9 @@ async def run_round(
             data, rate = read_wav(path)
             refs[name] = resample(data, rate)
         check = check_bots(standin.sessions, natives, refs, mixed=result["audio_path"] == "mixed")
+        for k, session in enumerate(s for s in standin.sessions if s.config.get("meeting_id") == natives[0]):
+            # What bot 0 delivered, to listen to or compare when a window does not match.
+            write_wav(log_dir / f"bot0-{n}-{session.speaker or 'mixed'}-{k}.wav", session.audio())
         result.update(check.figures())
         result["sustained"] = result["completed_meeting_ended"] == n and check.ok
         for problem in check.problems:
