@@ -290,6 +290,7 @@ FLAG_CANDIDATES = [
     ["--js-flags=--lite-mode"],
     ["--blink-settings=imagesEnabled=false"],
     ["--mute-audio"],
+    ["--disable-software-rasterizer"],
 ]
 
 
