@@ -2,13 +2,17 @@
 
 For N = 1, 2, ... it starts N real bot processes (`python -m vexa bot`, each with
 its own headless Chromium) against one SIMULATED meeting server (a meeting per
-bot, two participants speaking in turn), samples every bot's CPU % and RSS
+bot, two participants speaking in turn), samples every bot's CPU % and memory
 *including its Chromium children* once a second, and checks the audio:
 
 - real-time: per session, samples received / (16 kHz x session wall time) — a bot
   that cannot keep up delivers less audio than time passed (dropouts);
-- fidelity: correlation of each participant's captured audio with their WAV, whole
-  and per 2 s window (a window that does not match marks lost or garbled audio).
+- fidelity: correlation of each participant's voice with their WAV, whole and per 2 s window (a
+  window that does not match marks lost or garbled audio), in the way the page hands audio over:
+  ``--platform google_meet`` (default) gives a stream per participant, ``teams``/``zoom`` one
+  mixed stream in which each voice is looked for (bench/_bots_capture.py). A bot whose audio
+  cannot be compared at all is reported as a CAPTURE CHECK failure, and one bot alone failing
+  stops the bench with a non-zero exit: a broken bench must not print a "ceiling".
 
 Audio goes to the real transcription service (`vexa serve transcription`) when
 ``--transcription real`` (or ``auto`` and `vexa.transcription.main` imports);
@@ -21,7 +25,11 @@ the audio checks then need the recording STAND-IN, so by default
     .venv/bin/python bench/bots.py --env BOT_AUDIO_SOCKET=false --repeat 3  # defaults vs a setting
 
 Memory is reported as PSS (shared pages split between the processes that map them, so it falls
-as more bots share a machine) and USS (pages only this bot maps).
+as more bots share a machine), USS (pages only this bot maps) and, for bot 0, "alone": the
+distinct physical pages of its process tree (bench/_tree_memory.py), the PSS it would have with
+nothing else on the machine, which does not swing with other work the way PSS does. Per process
+kind (python, node = Playwright's driver, Chromium's browser/renderer/utility/gpu/zygote), bot 0's
+PSS at its peak and CPU are printed too; bot 0's delivered audio is saved beside the logs.
 """
 
 from __future__ import annotations
