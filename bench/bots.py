@@ -216,8 +216,9 @@ async def run_round(
                 sys.executable, "-m", "vexa", "bot", env=env, stdout=log, stderr=log
             )
             procs.append((proc, psutil.Process(proc.pid)))
-        while any(p.returncode is None for p, _ in procs):
-            await asyncio.sleep(1.0)
+
+        def sample() -> None:
+            nonlocal peak_breakdown, alone_peak
             for i, (_, ps) in enumerate(procs):
                 cpu, pss, uss = tree_usage(ps)
                 if pss:
@@ -230,6 +231,13 @@ async def run_round(
                         alone = tree_alone_mib(tree_of(ps))
                         if alone is not None:
                             alone_peak = max(alone_peak or 0.0, alone)
+
+        while any(p.returncode is None for p, _ in procs):
+            await asyncio.sleep(1.0)
+            # Reading every process's smaps (and bot 0's pagemap) takes a while with many bots: off
+            # the event loop, where the transcription stand-in must keep answering the bots (a
+            # stalled loop timed out their handshakes at 6 bots).
+            await asyncio.to_thread(sample)
             if time.time() - t0 > 300:
                 for p, _ in procs:
                     if p.returncode is None:
