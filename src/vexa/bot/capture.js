@@ -15,8 +15,9 @@
   window.__vexaInstalled = true;
 
   // Samples per message: cfg.frame_samples (BOT_AUDIO_FRAME_MS x 16 at 16 kHz); each message costs a
-  // hop through the page, the loopback socket (or the binding and Playwright's driver) and Python, so fewer, larger frames save
-  // CPU, and a frame's length is the most it delays audio on its way to the server.
+  // hop through the page, the loopback socket (or the binding and Playwright's driver) and Python,
+  // so fewer, larger frames save CPU, and a frame's length is the most it delays audio on its way
+  // to the server.
   const DEFAULT_FRAME = 1600;
   // All per-sample work stays in the AudioWorklet (the audio thread): down-mix to mono and convert
   // to 16-bit PCM, then hand the buffer over without copying (transfer). Each buffer keeps HEADER
