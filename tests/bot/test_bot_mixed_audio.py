@@ -37,8 +37,17 @@ async def test_mixed_stream_one_session_with_ordered_speaker_events(
         SimParticipant("Carol", carol, join_at=6.0),
         SimParticipant("Dana", None),  # silent all meeting
     ]
+    # On teams the page's Content-Security-Policy refuses the bot's loopback audio socket: the audio
+    # must come through the page binding instead, every sample of it.
+    csp = "connect-src 'self'" if platform == "teams" else None
     sim = simulator_factory(
-        people, admit_after=1.0, leave_after_audio=1.5, play_delay=2.0, screen_share=True, overlap=0.0
+        people,
+        admit_after=1.0,
+        leave_after_audio=1.5,
+        play_delay=2.0,
+        screen_share=True,
+        overlap=0.0,
+        csp=csp,
     )
     if platform == "zoom":
         # The transcription service restarts mid-meeting (after 6 s of the mixed session).
@@ -47,6 +56,7 @@ async def test_mixed_stream_one_session_with_ordered_speaker_events(
     bot = Bot(config, BotSettings())
     code = await asyncio.wait_for(bot.run(), 120)
     assert code == 0
+    assert bot.audio_transport == ("binding" if csp else "socket")
     assert bot.audio.paths == {"mixed"}, "the page offers one mixed stream: the bot must take the mixed path"
     assert list(bot.audio.streams) == ["mixed"]
     final = callbacks.calls[-1]

@@ -4,8 +4,10 @@
 // events and on <audio>/<video> elements' srcObject. We find them (track events,
 // a MutationObserver and a periodic scan), map each element to its participant tile
 // when the page lets us, and tap each one with an AudioWorklet running in an
-// AudioContext at 16 kHz (Chromium resamples). Frames go to Python through the
-// exposed binding __vexaAudio(key, name, participantId, base64Int16LE, captureEndMs).
+// AudioContext at 16 kHz (Chromium resamples). Frames go to Python as binary messages on a
+// loopback WebSocket (cfg.ingress_url; layout in vexa/bot/audio_ingress.py), or, when the page
+// cannot open it, through the exposed binding __vexaAudio(key, name, participantId,
+// base64Int16LE, captureEndMs).
 // Streams we cannot attribute are mixed into one "mixed" stream. Nothing is captured
 // until Python calls __vexaStartCapture(cfg) after admission.
 (() => {
@@ -13,15 +15,19 @@
   window.__vexaInstalled = true;
 
   // Samples per message: cfg.frame_samples (BOT_AUDIO_FRAME_MS x 16 at 16 kHz); each message costs a
-  // hop through the page, the binding, Playwright's driver and Python, so fewer, larger frames save
-  // CPU, and a frame's length is the most it delays audio on its way to the server.
+  // hop through the page, the loopback socket (or the binding and Playwright's driver) and Python,
+  // so fewer, larger frames save CPU, and a frame's length is the most it delays audio on its way
+  // to the server.
   const DEFAULT_FRAME = 1600;
   // All per-sample work stays in the AudioWorklet (the audio thread): down-mix to mono and convert
-  // to 16-bit PCM, then hand the buffer over without copying (transfer). The page's main thread
-  // only base64-encodes 2 bytes per sample, half of what float32 would cost on every hop to Python.
+  // to 16-bit PCM, then hand the buffer over without copying (transfer). Each buffer keeps HEADER
+  // bytes free in front, so the main thread writes the frame's header there and sends the very
+  // same buffer on the socket.
+  const HEADER = 12;
   const workletSource = (FRAME) => `
     class VexaTap extends AudioWorkletProcessor {
-      constructor() { super(); this.buf = new Int16Array(${FRAME}); this.n = 0; }
+      constructor() { super(); this.fresh(); }
+      fresh() { this.buf = new Int16Array(new ArrayBuffer(${HEADER} + 2 * ${FRAME}), ${HEADER}, ${FRAME}); this.n = 0; }
       process(inputs) {
         const input = inputs[0];
         if (input && input.length) {
@@ -34,8 +40,7 @@
             this.buf[this.n++] = v >= 1 ? 32767 : v <= -1 ? -32768 : Math.round(v * 32767);
             if (this.n === this.buf.length) {
               this.port.postMessage(this.buf.buffer, [this.buf.buffer]);
-              this.buf = new Int16Array(${FRAME});
-              this.n = 0;
+              this.fresh();
             }
           }
         }
@@ -49,7 +54,8 @@
     cfg: null,
     ctx: null,
     ready: null,
-    taps: new Map(), // key -> {node, name, pid}
+    taps: new Map(), // key -> {node, name, pid, number, announced}
+    ws: null, // the loopback socket to Python, while open
     seenTracks: new Set(),
     pcStreams: [], // streams from RTCPeerConnection not (yet) seen on an element
     mixed: null,
@@ -76,7 +82,7 @@
   }
 
   function b64(buffer) {
-    const bytes = new Uint8Array(buffer);
+    const bytes = new Uint8Array(buffer, HEADER);
     let s = "";
     for (let i = 0; i < bytes.length; i += 0x8000) s += String.fromCharCode.apply(null, bytes.subarray(i, i + 0x8000));
     return btoa(s);
@@ -110,17 +116,53 @@
     return ((nameEl && nameEl.textContent) || "").trim() || fallback;
   }
 
+  // Resolves to the open socket, or null (refused, e.g. by the page's Content-Security-Policy):
+  // audio then goes through the binding.
+  function openIngress(url) {
+    if (!url) return Promise.resolve(null);
+    return new Promise((resolve) => {
+      let ws;
+      try {
+        ws = new WebSocket(url);
+      } catch (e) {
+        resolve(null);
+        return;
+      }
+      ws.binaryType = "arraybuffer";
+      const timer = setTimeout(() => resolve(null), 3000);
+      ws.onopen = () => { clearTimeout(timer); resolve(ws); };
+      ws.onerror = () => { clearTimeout(timer); resolve(null); };
+      ws.onclose = () => { if (S.ws === ws) S.ws = null; };
+    });
+  }
+
+  function send(tap, buffer) {
+    const ws = S.ws;
+    if (ws && ws.readyState === 1) {
+      if (tap.announced !== tap.name) {
+        ws.send(JSON.stringify({ tap: tap.number, key: tap.key, name: tap.name, pid: tap.pid }));
+        tap.announced = tap.name;
+      }
+      const header = new DataView(buffer, 0, HEADER);
+      header.setFloat64(0, Date.now(), true);
+      header.setUint32(8, tap.number, true);
+      ws.send(buffer);
+    } else {
+      window.__vexaAudio(tap.key, tap.name, tap.pid, b64(buffer), Date.now());
+    }
+  }
+
   function makeTap(key, name, pid) {
     const node = new AudioWorkletNode(S.ctx, "vexa-tap", { channelCount: 1, channelCountMode: "explicit" });
     node.port.onmessage = (ev) => {
       if (!S.started) return;
       try {
         tap.name = currentName(pid, tap.name);
-        window.__vexaAudio(key, tap.name, pid, b64(ev.data), Date.now());
+        send(tap, ev.data);
       } catch (e) {}
     };
     node.connect(S.sink);
-    const tap = { node, name, pid };
+    const tap = { node, key, name, pid, number: S.taps.size, announced: null };
     S.taps.set(key, tap);
     return tap;
   }
@@ -180,6 +222,7 @@
   window.__vexaStartCapture = async (cfg) => {
     S.cfg = cfg;
     await ensureContext();
+    S.ws = await openIngress(cfg.ingress_url);
     S.started = true;
     scan();
     new MutationObserver(() => scan()).observe(document.documentElement, {
@@ -187,12 +230,13 @@
       subtree: true,
     });
     setInterval(scan, 1000);
-    return true;
+    return S.ws ? "socket" : "binding";
   };
 
   window.__vexaStopCapture = () => {
     S.started = false;
     if (S.ctx) S.ctx.close().catch(() => {});
+    if (S.ws) S.ws.close();
   };
 
   // ---- speakers and participants, from the platform's tiles ----

@@ -13,20 +13,22 @@ import logging
 import signal
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from playwright.async_api import Browser, Page, Playwright, async_playwright
 
+from vexa.bot.audio_ingress import AudioIngress
 from vexa.bot.browser import chromium_args, driver_environment
 from vexa.bot.commands import listen_for_commands
 from vexa.bot.platforms import ADAPTERS, JoinFailed, MeetingAdapter
-from vexa.bot.recorder import MeetingRecorder
 from vexa.bot.settings import BotConfig, BotSettings
 from vexa.bot.status import StatusReporter
 from vexa.bot.transcription_client import TranscriptionStream
 from vexa.logs import setup_logging
-from vexa.recordings.storage import open_storage
+
+if TYPE_CHECKING:
+    from vexa.bot.recorder import MeetingRecorder
 
 log = logging.getLogger("vexa.bot")
 
@@ -72,7 +74,12 @@ class AudioRouter:
         self.paths: set[str] = set()  # "per-participant" and/or "mixed", as the page offered
         self.retired: list[TranscriptionStream] = []  # replaced after a rename, still flushing
 
-    def on_audio(self, key: str, name: str, pid: str, b64: str, t_ms: float) -> None:
+    def on_audio_b64(self, key: str, name: str, pid: str, b64: str, t_ms: float) -> None:
+        """A frame through the page's binding (when it could not open the loopback socket)."""
+        self.on_audio(key, name, pid, base64.b64decode(b64), t_ms)
+
+    def on_audio(self, key: str, name: str, pid: str, pcm16: bytes, t_ms: float) -> None:
+        """One frame of 16-bit PCM from tap ``key``; ``t_ms`` dates its last sample."""
         if self.closed:
             return  # late frames from the page after the bot started shutting down
         stream = self.streams.get(key)
@@ -96,7 +103,7 @@ class AudioRouter:
             self.streams[key] = stream
             self.tasks.append(asyncio.create_task(stream.run()))
             log.info("new audio stream %s", stream.label)
-        pcm = pcm16_to_float32(base64.b64decode(b64))
+        pcm = pcm16_to_float32(pcm16)
         stream.push(pcm, t_ms / 1000.0)
         if self.recorder is not None:
             self.recorder.push(key, name if key != "mixed" else None, pid or None, pcm, t_ms / 1000.0)
@@ -170,6 +177,8 @@ class Bot:
         self.stop_reason: str | None = None
         # Why it ended, in words, for the final status report (data.error_details): no stack traces.
         self.end_message: str | None = None
+        self.ingress_url: str | None = None
+        self.audio_transport: str | None = None  # "socket" or "binding", once capturing
 
     def request_stop(self, reason: str) -> None:
         if not self._stop.is_set():
@@ -222,7 +231,7 @@ class Bot:
         )
         await context.add_init_script(path=str(CAPTURE_JS))
         page = await context.new_page()
-        await page.expose_function("__vexaAudio", self.audio.on_audio)
+        await page.expose_function("__vexaAudio", self.audio.on_audio_b64)
         await page.expose_function("__vexaSpeaker", self.audio.on_speaker)
         await page.expose_function("__vexaParticipants", self.audio.on_participants)
         return browser, page
@@ -248,6 +257,11 @@ class Bot:
             )
         helpers.append(asyncio.create_task(self._max_duration()))
         if self.config.recording_enabled and self.config.recording_prefix:
+            # Imported only for a recorded meeting: the FLAC encoder (PyAV, FFmpeg's libraries) and the
+            # storage clients are a quarter of the bot's Python memory, and most meetings record nothing.
+            from vexa.bot.recorder import MeetingRecorder
+            from vexa.recordings.storage import open_storage
+
             self.audio.recorder = MeetingRecorder(
                 open_storage(self.settings), self.config.recording_prefix, self.settings.recording_chunk_s
             )
@@ -256,6 +270,8 @@ class Bot:
         await self.reporter.send("joining")
         status, reason = "failed", "join_error"
         driver_environment(self.settings)
+        ingress = AudioIngress(self.audio.on_audio)
+        self.ingress_url = await ingress.start() if self.settings.audio_socket else None
         try:
             async with async_playwright() as pw:
                 browser, page = await self._launch(pw)
@@ -271,6 +287,7 @@ class Bot:
             self.end_message = f"the bot crashed: {type(exc).__name__}"
             await self.audio.close()
         finally:
+            await ingress.stop()
             for task in helpers:
                 task.cancel()
             await asyncio.gather(*helpers, return_exceptions=True)
@@ -313,9 +330,15 @@ class Bot:
         if not finished:
             return "completed", self.stop_reason or "stopped"
         # Admitted: capture starts only now.
-        await adapter.start_capture(
-            per_participant=self.settings.per_participant, frame_ms=self.settings.audio_frame_ms
+        transport = await adapter.start_capture(
+            per_participant=self.settings.per_participant,
+            frame_ms=self.settings.audio_frame_ms,
+            ingress_url=self.ingress_url,
         )
+        log.info(
+            "audio frames travel over the %s", "loopback socket" if transport == "socket" else "page binding"
+        )
+        self.audio_transport = transport
         await adapter.watch_speakers()
         await self.reporter.send("active", participants=sorted(self.audio.participants_seen))
         helpers.append(asyncio.create_task(self._watch_alone()))

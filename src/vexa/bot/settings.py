@@ -105,6 +105,12 @@ class BotSettings(RecordingStorageSettings):
         alias="BOT_AUDIO_FRAME_MS",
         description="Audio per message from the page: larger frames cost less CPU, delay audio more.",
     )
+    audio_socket: bool = Field(
+        True,
+        alias="BOT_AUDIO_SOCKET",
+        description="Audio from the page over a loopback WebSocket (false: through Playwright's binding, "
+        "the slower route the page also falls back to when it cannot open the socket).",
+    )
     per_participant: bool = Field(
         True, alias="BOT_PER_PARTICIPANT_AUDIO", description="One transcription session per participant."
     )

@@ -123,6 +123,9 @@ class SimConfig:
     """Random short drop-outs of the speaking indicator per minute of speech."""
     screen_share: bool = False
     """Show a screen-share tile (video, no audio, not a participant)."""
+    csp: str | None = None
+    """``Content-Security-Policy`` of the meeting page, as real platforms send one (``connect-src
+    'self'`` refuses the bot's loopback audio socket, so the bot must fall back to its binding)."""
     seed: int = 1
 
     def audio_mode(self, platform: str) -> str:
@@ -261,7 +264,8 @@ def _page(sim: MeetingSimulator, platform: str, native_id: str) -> HTMLResponse:
         f"<script id='sim-config' type='application/json'>{escape(json.dumps(cfg), quote=False)}</script>"
         "<script src='/_sim/static/sim.js'></script></body></html>"
     )
-    return HTMLResponse(html)
+    headers = {"Content-Security-Policy": sim.config.csp} if sim.config.csp else None
+    return HTMLResponse(html, headers=headers)
 
 
 def _not_found(platform: str) -> HTMLResponse:

@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass
 
 from playwright.async_api import Error as PlaywrightError
-from playwright.async_api import Page
+from playwright.async_api import Locator, Page
 
 log = logging.getLogger("vexa.bot.platforms")
 
@@ -163,31 +163,61 @@ class MeetingAdapter(ABC):
             "speaking": s.speaking,
         }
 
-    async def start_capture(self, per_participant: bool = True, frame_ms: int = 100) -> None:
-        """Start tapping the page's remote audio (the init script waits for this call)."""
-        cfg = {**self.capture_config(per_participant), "frame_samples": frame_ms * 16}  # 16 kHz
-        await self.page.evaluate("cfg => window.__vexaStartCapture(cfg)", cfg)
+    async def start_capture(
+        self, per_participant: bool = True, frame_ms: int = 100, ingress_url: str | None = None
+    ) -> str:
+        """Start tapping the page's remote audio (the init script waits for this call).
+
+        Returns how frames will travel: ``socket`` (``ingress_url``, vexa.bot.audio_ingress) or
+        ``binding`` (the page could not open the socket, or none was given).
+        """
+        cfg = {
+            **self.capture_config(per_participant),
+            "frame_samples": frame_ms * 16,  # 16 kHz
+            "ingress_url": ingress_url,
+        }
+        return str(await self.page.evaluate("cfg => window.__vexaStartCapture(cfg)", cfg))
 
     async def watch_speakers(self) -> None:
         """Start the in-page speaker/participant watcher (reports through exposed bindings)."""
         await self.page.evaluate("cfg => window.__vexaWatchSpeakers(cfg)", self.capture_config(True))
 
-    async def watch_end(self, poll_s: float = 0.5) -> str:
-        """Block until the bot is out of the meeting; returns ``evicted`` or ``meeting_ended``."""
+    def _any_of(self, selectors: tuple[str, ...]) -> Locator:
+        """One locator for a group of selectors: one round trip to the page instead of one each."""
+        locator = self.page.locator(selectors[0])
+        for sel in selectors[1:]:
+            locator = locator.or_(self.page.locator(sel))
+        return locator.first
+
+    async def watch_end(self, poll_s: float = 1.0) -> str:
+        """Block until the bot is out of the meeting; returns ``evicted`` or ``meeting_ended``.
+
+        Polled for the whole meeting, so each poll is two questions to the page (any end screen?
+        still in the meeting?), not one per selector: every question is a hop through Playwright's
+        driver and a DOM search in the renderer, and at 0.5 s a selector they cost a bot more CPU
+        than its audio did.
+        """
         s = self.selectors
+        end_screens = self._any_of((*s.removed, *s.ended))
+        in_meeting = self._any_of(s.admitted)
         gone_since: float | None = None
         while True:
-            if await self._visible(s.removed):
-                return "evicted"
-            if await self._visible(s.ended):
-                return "meeting_ended"
-            if await self._visible(s.admitted):
+            if await self._is_visible(end_screens):
+                return "evicted" if await self._visible(s.removed) else "meeting_ended"
+            if await self._is_visible(in_meeting):
                 gone_since = None
             elif gone_since is None:
                 gone_since = time.monotonic()
             elif time.monotonic() - gone_since > 10:
                 return "meeting_ended"  # in-meeting UI gone with no explanation on the page
             await asyncio.sleep(poll_s)
+
+    @staticmethod
+    async def _is_visible(locator: Locator) -> bool:
+        try:
+            return await locator.is_visible()
+        except PlaywrightError:
+            return False
 
     async def leave(self) -> None:
         """Click the platform's leave control (and its confirmation, if any)."""
