@@ -254,3 +254,58 @@ async def test_a_revoked_keys_socket_is_closed_within_a_second(gateway, admin_ap
                     await asyncio.wait_for(ws.recv(), 5)
             assert asyncio.get_running_loop().time() - revoked_at < 1.0
             assert closed.value.rcvd.code == 4403 and "revoked" in closed.value.rcvd.reason
+
+
+async def test_subscribed_means_live_even_while_the_hub_reconnects(gateway, make_user, db, redis):
+    """ "subscribed" is sent only once Redis confirmed the channel: an event published right after
+    the acknowledgement arrives, even when the hub's connection was just killed (before, the hub
+    acknowledged at once while disconnected and the event was lost)."""
+    user_id, token = await make_user()
+    natives = [f"lv{c}-ackn-liv" for c in "abcde"]
+    meeting_ids = [await insert_meeting(db, user_id, native) for native in natives]
+    for native, meeting_id in zip(natives, meeting_ids, strict=True):
+        async with connect(ws_url(gateway, token)) as ws:
+            for client in [c for c in await redis.client_list() if c.get("name") == "vexa-gateway-hub"]:
+                await redis.client_kill_filter(_id=client["id"])
+            await ws.send(
+                json.dumps(
+                    {"action": "subscribe", "meetings": [{"platform": "google_meet", "native_id": native}]}
+                )
+            )
+            assert (await recv_json(ws, wait=10))["type"] == "subscribed"
+            await publish_event(redis, "transcript.mutable", meeting_id, "google_meet", native, {"n": native})
+            event = await recv_json(ws, wait=5)
+            assert event["type"] == "transcript.mutable" and event["payload"] == {"n": native}
+
+
+async def test_every_watcher_joining_a_pending_channel_waits_for_it(gateway, make_user, db, redis):
+    """Fifty clients subscribe to one fresh meeting at once; each publishes as soon as it is
+    acknowledged, and every client receives every event published after its own acknowledgement."""
+    user_id, token = await make_user()
+    native = "jnp-qrst-uvw"
+    meeting_id = await insert_meeting(db, user_id, native)
+    clients = [await connect(ws_url(gateway, token)) for _ in range(50)]
+    try:
+        request = json.dumps(
+            {"action": "subscribe", "meetings": [{"platform": "google_meet", "native_id": native}]}
+        )
+        await asyncio.gather(*(ws.send(request) for ws in clients))
+        published: list[int] = []  # per client, how many events were published before its ack
+
+        early: dict[int, set[int]] = {i: set() for i in range(len(clients))}
+
+        async def ack_then_publish(i: int, ws) -> None:
+            # Others' events may come first: a watcher receives once its channel is live.
+            while (reply := await recv_json(ws, wait=10))["type"] != "subscribed":
+                early[i].add(reply["payload"]["from"])
+            published.append(i)
+            await publish_event(redis, "transcript.mutable", meeting_id, "google_meet", native, {"from": i})
+
+        await asyncio.gather(*(ack_then_publish(i, ws) for i, ws in enumerate(clients)))
+        order = {sender: k for k, sender in enumerate(published)}
+        for i, ws in enumerate(clients):
+            need, got = set(published[order[i] :]), early[i]
+            while not need <= got:  # a missing event ends in a TimeoutError
+                got.add((await recv_json(ws, wait=5))["payload"]["from"])
+    finally:
+        await asyncio.gather(*(ws.close() for ws in clients))

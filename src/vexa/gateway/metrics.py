@@ -51,6 +51,11 @@ class HubCollector(Collector):
             "WebSocket clients dropped as too slow (send queue full).",
             value=hub.dropped,
         )
+        yield CounterMetricFamily(
+            "vexa_gateway_ws_unconfirmed",
+            "Meeting subscriptions refused because Redis did not confirm the channel in time.",
+            value=hub.unconfirmed,
+        )
 
 
 HUB_COLLECTOR = HubCollector()

@@ -23,7 +23,6 @@ import contextlib
 import json
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -32,6 +31,7 @@ from sqlalchemy import select, tuple_
 
 from vexa.auth import AuthenticatedUser, TokenVerifier, may_follow_live_events, out_of_scope_detail
 from vexa.db.models import Meeting
+from vexa.gateway.client import EXPIRED, REVOKED, SLOW, Client
 from vexa.gateway.hub import EventHub
 from vexa.platforms import native_id_problem
 
@@ -46,53 +46,14 @@ MAX_MESSAGE_BYTES = 64 * 1024
 SUBPROTOCOL = "vexa.v1"  # what a browser offers, with its key as "vexa.key.<key>"
 KEY_SUBPROTOCOL_PREFIX = "vexa.key."
 
-_CLOSE = object()
-
-
-@dataclass(eq=False)
-class Client:
-    """One WebSocket connection: a bounded outbox drained by its own writer task."""
-
-    websocket: WebSocket
-    user: AuthenticatedUser
-    queue_size: int
-    queue: asyncio.Queue[str] = field(init=False)
-    # (platform, native_id) -> meeting db id
-    subscriptions: dict[tuple[str, str], int] = field(default_factory=dict)
-    dropped: asyncio.Event = field(default_factory=asyncio.Event)
-
-    def __post_init__(self) -> None:
-        self.queue = asyncio.Queue(self.queue_size)
-
-    def offer(self, message: str) -> bool:
-        """Non-blocking enqueue (the hub's side); False means the client is too slow."""
-        if self.dropped.is_set():
-            return True  # already on its way out; not a new drop
-        try:
-            self.queue.put_nowait(message)
-            return True
-        except asyncio.QueueFull:
-            return False
-
-    def reply(self, message: dict[str, Any]) -> None:
-        if not self.offer(json.dumps(message)):
-            self.dropped.set()
-
-    def meeting_ids(self) -> list[int]:
-        return list(set(self.subscriptions.values()))
-
-    async def write_loop(self) -> None:
-        while True:
-            await self.websocket.send_text(await self.queue.get())
-
 
 def _drop_slow(hub: EventHub, client: Client) -> None:
-    """The hub's callback when a client's outbox is full: unhook it now; its endpoint closes it."""
-    if client.dropped.is_set():
+    """The hub's callback when a client's backlog is full: unhook it now; its endpoint closes it."""
+    if client.ended.done():
         return
     hub.forget(client, client.meeting_ids())
-    client.dropped.set()
-    log.warning("dropping slow WebSocket client of user %s (send queue full)", client.user.user_id)
+    client.end(SLOW)
+    log.warning("dropping slow WebSocket client of user %s (send backlog full)", client.user.user_id)
 
 
 async def _close(websocket: WebSocket, code: int, reason: str, backstop_s: float = 30.0) -> None:
@@ -103,16 +64,12 @@ async def _close(websocket: WebSocket, code: int, reason: str, backstop_s: float
 
 
 def _watch_revocation(
-    verifier: TokenVerifier,
-    key: str,
-    user: AuthenticatedUser,
-    revoked: asyncio.Event,
-    expired: asyncio.Event,
+    verifier: TokenVerifier, key: str, user: AuthenticatedUser, end: Callable[[str], None]
 ) -> Callable[[], None]:
-    """Set ``revoked`` when this socket's key is revoked; after a missed-revocation window
-    (``None``: the listener lost Redis) the key is checked again against the database.
+    """End the session (``REVOKED``) when this socket's key is revoked; after a missed-revocation
+    window (``None``: the listener lost Redis) the key is checked again against the database.
 
-    An expiring key's timer sets ``expired`` too: the loop's clock and the wall clock differ by
+    An expiring key's timer ends it as ``EXPIRED``: the loop's clock and the wall clock differ by
     a few milliseconds, so asking ``user.expired()`` right after the timer could still say no
     and the socket would be closed as revoked."""
     rechecks: set[asyncio.Task[None]] = set()
@@ -120,11 +77,11 @@ def _watch_revocation(
     async def recheck() -> None:
         with contextlib.suppress(Exception):  # a database error keeps the socket; the next signal retries
             if await verifier.verify(key) is None:
-                revoked.set()
+                end(REVOKED)
 
     def hook(token_hash: str | None) -> None:
         if token_hash == user.token_hash:
-            revoked.set()
+            end(REVOKED)
         elif token_hash is None:
             task = asyncio.get_running_loop().create_task(recheck())
             rechecks.add(task)
@@ -134,12 +91,7 @@ def _watch_revocation(
     expiry = None
     if user.expires_at is not None:  # an expiring key's socket closes when the key expires
         left = (user.expires_at - datetime.now(UTC)).total_seconds()
-
-        def expire() -> None:
-            expired.set()
-            revoked.set()
-
-        expiry = asyncio.get_running_loop().call_later(max(0.0, left), expire)
+        expiry = asyncio.get_running_loop().call_later(max(0.0, left), end, EXPIRED)
 
     def stop() -> None:
         remove()
@@ -222,16 +174,25 @@ async def _subscribe(websocket: WebSocket, client: Client, hub: EventHub, raw: A
         return
     found = await _resolve(websocket, client.user.user_id, pairs) if pairs else {}
     unknown = [{"platform": p, "native_id": n} for p, n in pairs if (p, n) not in found]
-    subscribed = []
+    client.subscriptions.update(found)
+    # Acknowledged only once Redis confirmed each channel: every later event reaches this client.
+    late = set(await hub.watch(set(found.values()), client))
+    subscribed, unavailable = [], []
     for (platform, native), meeting_id in found.items():
-        client.subscriptions[(platform, native)] = meeting_id
-        await hub.watch(meeting_id, client)
-        subscribed.append({"platform": platform, "native_id": native, "meeting_id": meeting_id})
+        if meeting_id in late:
+            del client.subscriptions[(platform, native)]
+            unavailable.append({"platform": platform, "native_id": native})
+        else:
+            subscribed.append({"platform": platform, "native_id": native, "meeting_id": meeting_id})
     if problems:
         client.reply({"type": "error", "error": "invalid meetings", "details": problems})
     if unknown:
         client.reply({"type": "error", "error": "meetings not found", "meetings": unknown})
-    if subscribed or not (problems or unknown):
+    if unavailable:
+        client.reply(
+            {"type": "error", "error": "live events unavailable (Redis); try again", "meetings": unavailable}
+        )
+    if subscribed or not (problems or unknown or unavailable):
         client.reply({"type": "subscribed", "meetings": subscribed})
 
 
@@ -282,21 +243,15 @@ async def websocket_endpoint(websocket: WebSocket) -> None:
         return
     assert user is not None
 
-    client = Client(websocket, user, state.settings.ws_queue_size)
-    revoked, expired = asyncio.Event(), asyncio.Event()
-    stop_watching = _watch_revocation(verifier, key or "", user, revoked, expired)
-    writer = asyncio.create_task(client.write_loop(), name="ws-writer")
-    dropped = asyncio.create_task(client.dropped.wait(), name="ws-dropped")
-    revocation = asyncio.create_task(revoked.wait(), name="ws-revoked")
+    client = Client(websocket.send, user, state.settings.ws_queue_size)
+    stop_watching = _watch_revocation(verifier, key or "", user, client.end)
     limit = state.settings.ws_max_meetings
     receive: asyncio.Future[str] | None = None
     try:
         while True:
             receive = asyncio.ensure_future(websocket.receive_text())
-            done, _ = await asyncio.wait(
-                {receive, writer, dropped, revocation}, return_when=asyncio.FIRST_COMPLETED
-            )
-            if receive not in done:  # dropped as too slow, key revoked, or the socket broke while sending
+            await asyncio.wait({receive, client.ended}, return_when=asyncio.FIRST_COMPLETED)
+            if not receive.done():  # dropped as too slow, key revoked, or the socket broke while sending
                 break
             text = receive.result()
             if len(text) > MAX_MESSAGE_BYTES:
@@ -309,15 +264,14 @@ async def websocket_endpoint(websocket: WebSocket) -> None:
         stop_watching()
         hub.forget(client, client.meeting_ids())
         client.subscriptions.clear()
-        for task in (receive, writer, dropped, revocation):
-            if task is not None:
-                task.cancel()
-        await asyncio.gather(
-            *(t for t in (receive, writer, dropped, revocation) if t is not None), return_exceptions=True
-        )
-        if expired.is_set() or (revoked.is_set() and user.expired()):
+        client.cancel_backlog()
+        if receive is not None:
+            receive.cancel()
+            await asyncio.gather(receive, return_exceptions=True)
+        reason = client.ended.result() if client.ended.done() else None
+        if reason == EXPIRED or (reason == REVOKED and user.expired()):
             await _close(websocket, CLOSE_UNAUTHENTICATED, "API key expired")
-        elif revoked.is_set():
+        elif reason == REVOKED:
             await _close(websocket, CLOSE_FORBIDDEN, "API key revoked")
-        elif client.dropped.is_set():
+        elif reason == SLOW:
             await _close(websocket, CLOSE_TOO_SLOW, "too slow: send queue full")
