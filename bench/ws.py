@@ -22,6 +22,13 @@ load each meeting's session once, which is a one-off per meeting, not fan-out.
 
     .venv/bin/python bench/ws.py --clients 1000 --segments 20
     .venv/bin/python bench/ws.py --clients 10000 --meetings 1000 --segments 10  # a segment per meeting
+    .venv/bin/python bench/ws.py --clients 10000 --meetings 1000 --segments 10 --spread 1 --gap 0
+
+By default a round publishes every meeting's segment at once (the worst case: 10,000
+deliveries queued behind each other). Live meetings emit their segments at their own
+moments: ``--spread S`` publishes a round's segments evenly over S seconds (with 1,000
+meetings and ``--spread 1``, each meeting sends one segment a second: 10,000 deliveries a
+second), and each delay counts from its own meeting's publish.
 """
 
 from __future__ import annotations
@@ -52,6 +59,8 @@ from vexa.config import STREAM_NAME_DEFAULT
 from vexa.db import Database
 from vexa.events import build_event, meeting_channel
 from vexa.streams import Segment, SessionStartMessage, TranscriptionMessage, to_fields
+
+SLICE_S = 0.01  # with --spread, one pipeline of segments every 10 ms
 
 
 class Subscriber(asyncio.Protocol):
@@ -216,26 +225,42 @@ async def main(args: argparse.Namespace, db_url: str, redis_url: str) -> None:
                         pipe.xadd(STREAM_NAME_DEFAULT, to_fields(start_msg))
                     await pipe.execute()
 
-            async def one_round(n: int) -> tuple[list[float], float]:
-                """Publish segment ``n`` in every meeting; the arrival delays, and t0."""
+            async def one_round(n: int) -> tuple[list[float], list[float]]:
+                """Publish segment ``n`` in every meeting: all at once, or spread evenly over
+                ``--spread`` seconds. Per delivery and per event (its slowest subscriber), the delay
+                from that meeting's own publish."""
                 markers = {
                     native: f"segment-{n}-{k}-{time.monotonic_ns()}" for k, native in enumerate(natives)
                 }
                 waiters = [c.expect(markers[watching[j]]) for j, c in enumerate(clients)]
-                t0 = time.perf_counter()
-                async with redis.pipeline(transaction=False) as pipe:
-                    for native, marker in markers.items():
-                        _queue_segment(pipe, use_xadd, n, native, marker, session, token, meeting_ids)
-                    await pipe.execute()
+                sent_at: dict[str, float] = {}
+                slices = max(1, round(args.spread / SLICE_S))
+                first = time.perf_counter()
+                for k in range(slices):
+                    part = natives[k * len(natives) // slices : (k + 1) * len(natives) // slices]
+                    await asyncio.sleep(max(0.0, first + k * SLICE_S - time.perf_counter()))
+                    async with redis.pipeline(transaction=False) as pipe:
+                        for native in part:
+                            marker = markers[native]
+                            _queue_segment(pipe, use_xadd, n, native, marker, session, token, meeting_ids)
+                        now = time.perf_counter()
+                        await pipe.execute()
+                    sent_at.update(dict.fromkeys(part, now))
                 await asyncio.wait(waiters, timeout=args.timeout)
-                arrivals = [w.result() - t0 for w in waiters if w.done() and w.exception() is None]
-                for w in waiters:
-                    if not w.done():
+                deliveries: list[float] = []
+                slowest: dict[str, float] = {}
+                for j, w in enumerate(waiters):
+                    if w.done() and w.exception() is None:
+                        delay = w.result() - sent_at[watching[j]]
+                        deliveries.append(delay)
+                        slowest[watching[j]] = max(delay, slowest.get(watching[j], 0.0))
+                    else:
                         w.cancel()
-                if len(arrivals) < len(clients):
-                    got = f"{len(arrivals)}/{len(clients)}"
+                        slowest[watching[j]] = float("inf")
+                if len(deliveries) < len(clients):
+                    got = f"{len(deliveries)}/{len(clients)}"
                     print(f"segment {n}: only {got} subscribers got it in {args.timeout}s")
-                return arrivals, t0
+                return deliveries, [d for d in slowest.values() if d != float("inf")]
 
             for n in range(args.warmup):  # untimed
                 await one_round(n)
@@ -249,22 +274,22 @@ async def main(args: argparse.Namespace, db_url: str, redis_url: str) -> None:
             cpu_before = {name: sum(p.cpu_times()[:2]) for name, p in watched.items()}
             load_before = os.getloadavg()[0]
             for n in range(args.warmup, args.warmup + args.segments):
-                arrivals, _ = await one_round(n)
-                per_delivery.extend(arrivals)
-                if len(arrivals) == len(clients):
-                    all_in.append(max(arrivals))
+                deliveries, events = await one_round(n)
+                per_delivery.extend(deliveries)
+                all_in.extend(events)
                 await asyncio.sleep(args.gap)
             cpu = {name: sum(p.cpu_times()[:2]) - cpu_before[name] for name, p in watched.items()}
 
             deliveries = max(len(per_delivery), 1)
             print(
                 f"{args.segments} rounds x {len(clients)} subscribers "
-                f"({len(natives)} meeting(s), one segment each a round); "
+                f"({len(natives)} meeting(s), one segment each a round, "
+                f"{'all at once' if args.spread <= 0 else f'spread over {args.spread:g} s'}); "
                 f"{len(per_delivery)}/{args.segments * len(clients)} deliveries arrived"
             )
             if all_in:
                 print(
-                    f"time until EVERY subscriber has the segment: "
+                    f"time until EVERY subscriber of its meeting has a segment: "
                     f"p50 {percentile(all_in, 50) * 1000:.1f} ms, p99 {percentile(all_in, 99) * 1000:.1f} ms"
                 )
             print(
@@ -328,6 +353,12 @@ if __name__ == "__main__":
     parser.add_argument("--source", choices=("auto", "xadd", "publish"), default="auto")
     parser.add_argument("--gap", type=float, default=0.2, help="seconds between segments")
     parser.add_argument("--timeout", type=float, default=30.0, help="per-segment limit")
+    parser.add_argument(
+        "--spread",
+        type=float,
+        default=0.0,
+        help="publish a round's segments evenly over this many seconds (0: all at once, the worst case)",
+    )
     parser.add_argument("--warmup", type=int, default=1, help="untimed rounds first")
     arguments = parser.parse_args()
     with stores() as (db, redis_url):
