@@ -123,10 +123,11 @@ class SegmentHandler:
             except ValidationError:
                 continue  # dead-lettered, with the reason, when the entry is handled
             self._parsed[entry_id] = msg
-            if isinstance(msg, TranscriptionMessage) and any(
-                not (s.speaker or "").strip() for s in msg.segments
-            ):
-                uids.add(msg.uid)
+            if msg.uid not in uids and isinstance(msg, TranscriptionMessage):
+                for seg in msg.segments:
+                    if not seg.speaker or not seg.speaker.strip():
+                        uids.add(msg.uid)
+                        break
         if uids:
             self._events = await speakers.load_many(self.redis, sorted(uids))
 
