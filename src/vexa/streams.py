@@ -12,7 +12,7 @@ import re
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, field_validator
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationInfo, field_validator
 
 from vexa.schemas import storable_problem
 
@@ -109,9 +109,17 @@ class Segment(BaseModel):
 
     @field_validator("text", "speaker", "language")
     @classmethod
-    def _storable(cls, value: str | None) -> str | None:
-        """Refused here (and dead-lettered) rather than by PostgreSQL at persistence time."""
-        problem = storable_problem(value)
+    def _storable(cls, value: str | None, info: ValidationInfo) -> str | None:
+        """Refused here (and dead-lettered) rather than by PostgreSQL at persistence time.
+
+        From JSON (every segment the collector reads) only NUL needs a look: the JSON parser
+        already refuses a lone surrogate, the other thing PostgreSQL's text cannot hold.
+        """
+        if value is None:
+            return value
+        if "\x00" in value:
+            raise ValueError("value: NUL characters are not allowed")
+        problem = storable_problem(value) if info.mode == "python" else None
         if problem:
             raise ValueError(problem)
         return value

@@ -5,11 +5,16 @@ from __future__ import annotations
 import asyncio
 import json
 
+import pytest
 from collector_helpers import STREAM, count_rows, insert_meeting, push, transcription
+from redis.asyncio import Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
 from sqlalchemy import text
 
 from vexa.collector.app import Collector
+from vexa.collector.consumer import StreamWorker, _stream_entries
 from vexa.collector.segments import segments_key
+from vexa.embedded import free_port
 from vexa.streams import Segment
 
 DEAD = STREAM + ":dead"
@@ -167,3 +172,55 @@ async def test_two_consumers_in_one_group_share_the_stream_exactly_once(harness,
     persisted_total += await first.persister.run_once(force=True)  # what a held lock deferred
     assert persisted_total == n
     assert [await count_rows(db, m) for m in meetings] == [100, 100, 100]
+
+
+async def test_overlapped_batches_commit_in_stream_order(harness, db, redis, make_user):
+    """``run()``'s way: each batch's MULTI in flight while the next is handled; the last draft wins."""
+    user_id, token = await make_user()
+    meeting_id = await insert_meeting(db, user_id)
+    ids = [
+        await push(redis, transcription(token, "s1", [Segment(start=1, end=2 + i, text=f"Draft {i}.")]))
+        for i in range(7)
+    ]
+    worker = harness.collector.segments
+    worker.count = 2
+    for _ in range(20):  # bounded: 4 batches, then empty reads
+        if await worker.read_once(block_ms=1, overlap=True) == 0 and worker.handled == 7:
+            break
+    await worker.flush()
+    assert worker.handled == 7 and await _pending(redis) == 0
+    stored = json.loads(await redis.hget(segments_key(meeting_id), "s1:1.000"))
+    assert (stored["text"], stored["version"]) == ("Draft 6.", ids[6])
+
+
+async def test_a_failed_overlapped_commit_leaves_it_and_the_next_batch_pending(harness, db, redis, make_user):
+    """The MULTI in flight fails (Redis unreachable): the batch handled meanwhile is not committed
+    either, both stay in this consumer's pending list, and its next reads deliver them exactly once."""
+    user_id, token = await make_user()
+    meeting_id = await insert_meeting(db, user_id)
+    for i in range(4):
+        seg = Segment(start=float(i), end=i + 0.5, text=f"Sentence {i} of the meeting.")
+        await push(redis, transcription(token, "s1", [seg]))
+    live = harness.collector.segments
+    resp = await redis.xreadgroup(GROUP, live.consumer, {STREAM: ">"}, count=4)
+    entries = _stream_entries(resp)
+    assert len(entries) == 4
+
+    unreachable = Redis(host="127.0.0.1", port=free_port(), socket_connect_timeout=1)
+    broken = StreamWorker(
+        unreachable, stream=STREAM, group=GROUP, consumer=live.consumer, dead_stream=DEAD,
+        handler=live.handler, count=2, name="broken",
+    )  # fmt: skip
+    try:
+        await broken.process(entries[:2], overlap=True)  # handled; its MULTI fails in flight
+        with pytest.raises(RedisConnectionError):
+            await broken.process(entries[2:], overlap=True)  # handled, then the failure surfaces
+    finally:
+        await unreachable.aclose()
+    assert broken.handled == 0 and broken._recheck_own_pending
+    assert await _pending(redis) == 4 and await redis.hlen(segments_key(meeting_id)) == 0
+
+    assert await harness.drain() == 4  # the consumer's own pending list, read again
+    assert await _pending(redis) == 0 and await redis.xlen(DEAD) == 0
+    assert await harness.collector.persister.run_once(force=True) == 4
+    assert await count_rows(db, meeting_id) == 4

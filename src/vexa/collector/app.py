@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -157,6 +158,9 @@ def create_app(settings: CollectorSettings | None = None, *, run_workers: bool =
             app.state.recording_storage = collector.storage
             if run_workers:
                 await collector.start()
+            # What startup built (modules, settings, pools) lives as long as the process: frozen,
+            # the full collections that a busy consumer's allocations trigger no longer walk it.
+            gc.freeze()
             log.info("transcription-collector ready")
             try:
                 yield

@@ -15,6 +15,12 @@ The rule is "acknowledge only what was handled", applied a batch at a time:
   before it and leaves it and the rest of the batch pending: this consumer re-reads
   its own pending list once things recover, and if it dies instead, another
   consumer takes the messages over with XAUTOCLAIM after ``PENDING_MSG_TIMEOUT_MS``.
+
+``run`` overlaps the two halves of the work: while Redis executes one batch's MULTI (the
+Lua script is Redis's CPU, on another core), the next batch is read and handled here; its
+MULTI is sent only once the previous one has answered, so batches still commit in stream
+order, one at a time. If a commit fails, the batch handled meanwhile is not committed
+either: both stay pending and are read again.
 """
 
 from __future__ import annotations
@@ -132,6 +138,7 @@ class StreamWorker:
         self.dead_lettered = 0
         self.vanished = 0
         self._recheck_own_pending = True  # after a restart under the same name, or an outage
+        self._inflight: asyncio.Task[None] | None = None  # the previous batch's MULTI (``overlap``)
 
     async def ensure_group(self) -> None:
         try:
@@ -148,11 +155,13 @@ class StreamWorker:
         while True:
             try:
                 if time.monotonic() >= next_claim:
+                    await self.flush()
                     await self.claim_stale()
                     next_claim = time.monotonic() + self.claim_interval_s
-                await self.read_once()
+                await self.read_once(overlap=True)
                 backoff = 0.5
             except asyncio.CancelledError:
+                self._drop_inflight()  # a MULTI is all or nothing: its entries stay pending
                 raise
             except Exception as exc:
                 if isinstance(exc, ResponseError) and "NOGROUP" in str(exc):
@@ -165,9 +174,14 @@ class StreamWorker:
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 10.0)
 
-    async def read_once(self, block_ms: int | None = None) -> int:
-        """Read one batch (our own pending first when needed) and handle it; returns entries seen."""
+    async def read_once(self, block_ms: int | None = None, *, overlap: bool = False) -> int:
+        """Read one batch (our own pending first when needed) and handle it; returns entries seen.
+
+        With ``overlap`` the batch's MULTI may still be running on return (``flush`` waits
+        for it); without, it has been committed.
+        """
         if self._recheck_own_pending:
+            await self.flush()  # our pending list includes the batch in flight: let it finish first
             resp = await self.redis.xreadgroup(
                 self.group, self.consumer, {self.stream: "0"}, count=self.count
             )
@@ -184,8 +198,19 @@ class StreamWorker:
                 block=self.block_ms if block_ms is None else block_ms,
             )
             entries = _stream_entries(resp)
-        await self.process(entries)
+        await self.process(entries, overlap=overlap)
         return len(entries)
+
+    async def flush(self) -> None:
+        """Wait for the MULTI still in flight, if any; its failure is raised here."""
+        task, self._inflight = self._inflight, None
+        if task is not None:
+            await task
+
+    def _drop_inflight(self) -> None:
+        if self._inflight is not None:
+            self._inflight.cancel()
+            self._inflight = None
 
     async def claim_stale(self) -> int:
         """Take over messages another (probably dead) consumer left pending too long, and handle them."""
@@ -211,9 +236,13 @@ class StreamWorker:
                 break
         return total
 
-    async def process(self, entries: Entries) -> None:
+    async def process(self, entries: Entries, *, overlap: bool = False) -> None:
         """Handle in order and commit the batch in one MULTI; an infrastructure error commits
-        the entries before it and leaves it and the rest pending."""
+        the entries before it and leaves it and the rest pending.
+
+        ``overlap``: send the MULTI and return without waiting for its answer (the previous
+        batch's is awaited first, so commits stay in order).
+        """
         batch = _Batch()
         try:
             await self.handler.prepare([e for e in entries if e[1] is not None])
@@ -246,25 +275,45 @@ class StreamWorker:
             self._recheck_own_pending = True  # nothing committed: the whole batch is read again
             raise
         except Exception:
+            await self._after_previous()
             await self._commit(batch)  # what was handled before the failure
             raise
-        await self._commit(batch)
+        await self._after_previous()
+        if overlap and batch.ack_ids:
+            # Queued now (not when the task first runs), so the MULTI holds exactly this batch.
+            pipe = self._queue(batch)
+            self._inflight = asyncio.create_task(self._commit(batch, pipe), name=f"{self.name}-commit")
+        else:
+            await self._commit(batch)
 
-    async def _commit(self, batch: _Batch) -> None:
-        """The batch's writes, dead letters and one XACK of all its ids, in one MULTI."""
+    async def _after_previous(self) -> None:
+        """Wait for the previous batch's MULTI; if it failed, leave this batch pending too."""
+        try:
+            await self.flush()
+        except BaseException:
+            self._recheck_own_pending = True  # both batches are read again from our pending list
+            raise
+
+    def _queue(self, batch: _Batch) -> Pipeline:
+        """The batch's writes, dead letters and one XACK of all its ids, as one MULTI (not sent)."""
+        pipe = self.redis.pipeline(transaction=True)
+        self.handler.commit(pipe, batch.writes)
+        for entry_id, payload, reason in batch.dead:
+            pipe.xadd(
+                self.dead_stream,
+                {"payload": payload, "reason": reason, "original_id": entry_id},
+                maxlen=self.dead_maxlen,
+                approximate=True,
+            )
+        pipe.xack(self.stream, self.group, *batch.ack_ids)
+        return pipe
+
+    async def _commit(self, batch: _Batch, pipe: Pipeline | None = None) -> None:
+        """Send the batch's MULTI (``_queue``) and count what it settled."""
         if not batch.ack_ids:
             return
-        async with self.redis.pipeline(transaction=True) as pipe:
-            self.handler.commit(pipe, batch.writes)
-            for entry_id, payload, reason in batch.dead:
-                pipe.xadd(
-                    self.dead_stream,
-                    {"payload": payload, "reason": reason, "original_id": entry_id},
-                    maxlen=self.dead_maxlen,
-                    approximate=True,
-                )
-            pipe.xack(self.stream, self.group, *batch.ack_ids)
-            await pipe.execute()
+        async with pipe or self._queue(batch) as multi:
+            await multi.execute()
         self.handled += batch.count
         self.vanished += batch.vanished
         self.dead_lettered += len(batch.dead)

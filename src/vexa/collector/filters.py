@@ -62,6 +62,19 @@ DEFAULT_STOPWORDS: frozenset[str] = frozenset(
 )
 
 _WORD = re.compile(r"[^\W_]+(?:'[^\W_]+)?", re.UNICODE)
+_BACKREFERENCE = re.compile(r"\\[1-9]|\(\?P=")
+
+
+def _alternation(patterns: list[re.Pattern[str]]) -> re.Pattern[str] | None:
+    """All patterns as one, so the common case (nothing matches) is one pass over the text;
+    None when they cannot be joined: a backreference would point at another pattern's group
+    once the groups are renumbered, and a group name may repeat."""
+    if any(_BACKREFERENCE.search(p.pattern) for p in patterns):
+        return None
+    try:
+        return re.compile("|".join(f"(?:{p.pattern})" for p in patterns) or "(?!)", re.IGNORECASE | re.DOTALL)
+    except re.error:
+        return None
 
 
 class TranscriptionFilter:
@@ -79,6 +92,7 @@ class TranscriptionFilter:
         self.min_character_length = min_character_length
         self.min_real_words = min_real_words
         self.patterns = [re.compile(p, re.IGNORECASE | re.DOTALL) for p in patterns]
+        self._any = _alternation(self.patterns)
         self.stopwords = {w.lower() for w in stopwords}
         self.custom_filters = list(custom_filters)
 
@@ -120,11 +134,16 @@ class TranscriptionFilter:
         cleaned = (text or "").strip()
         if len(cleaned) < self.min_character_length:
             return False, f"shorter than {self.min_character_length} characters"
-        for pattern in self.patterns:
-            if pattern.fullmatch(cleaned):
-                return False, f"matches hallucination pattern {pattern.pattern!r}"
-        real = [w for w in _WORD.findall(cleaned.lower()) if w not in self.stopwords]
-        if len(real) < self.min_real_words:
+        if self._any is None or self._any.fullmatch(cleaned):
+            for pattern in self.patterns:
+                if pattern.fullmatch(cleaned):
+                    return False, f"matches hallucination pattern {pattern.pattern!r}"
+        real = 0
+        for word in _WORD.finditer(cleaned.lower()):
+            real += word.group() not in self.stopwords
+            if real >= self.min_real_words:
+                break
+        if real < self.min_real_words:
             return False, f"fewer than {self.min_real_words} real words"
         for check in self.custom_filters:
             try:

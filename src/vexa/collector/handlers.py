@@ -10,7 +10,7 @@ from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
 
 from vexa import bot_tokens
-from vexa.auth import TokenVerifier
+from vexa.auth import AuthenticatedUser, TokenVerifier
 from vexa.collector import speakers
 from vexa.collector.attribution import attribute
 from vexa.collector.consumer import DeadLetter, Entries
@@ -55,12 +55,14 @@ async def authorize(
     verifier: TokenVerifier,
     msg: TranscriptionMessage | SessionStartMessage | SessionEndMessage,
     claims_cache: dict[str, bot_tokens.BotTokenClaims | None] | None = None,
+    users_cache: dict[str, AuthenticatedUser | None] | None = None,
 ) -> tuple[int, int | None]:
     """(user id, meeting id or None) the message may write to, or DeadLetter.
 
     Our bots' sessions carry their bot token, good for one meeting; a standalone
     producer (``WL_STANDALONE``, an upstream bot) may still send a user's API key.
-    ``claims_cache`` reuses a bot token's lookup within one consumer batch.
+    ``claims_cache`` / ``users_cache`` reuse a token's lookup within one consumer batch
+    (not one SHA-256 of the same API key per message).
     """
     if bot_tokens.is_bot_token(msg.token):
         if claims_cache is not None and msg.token in claims_cache:
@@ -74,7 +76,12 @@ async def authorize(
         if not claims.covers(msg.platform, msg.meeting_id, msg.meeting_db_id):
             raise DeadLetter(f"unauthorized: the bot token is not for {msg.platform}/{msg.meeting_id}")
         return claims.user_id, claims.meeting_id
-    user = await verifier.verify(msg.token)
+    if users_cache is not None and msg.token in users_cache:
+        user = users_cache[msg.token]
+    else:
+        user = await verifier.verify(msg.token)
+        if users_cache is not None:
+            users_cache[msg.token] = user
     if user is None or not user.usable():
         raise DeadLetter("unauthorized: unknown, revoked or expired token")
     return user.user_id, msg.meeting_db_id
@@ -102,9 +109,10 @@ class SegmentHandler:
         self._parsed: dict[str, Parsed] = {}
         self._events: dict[str, list[speakers.TimedEvent]] = {}
         self._claims: dict[str, bot_tokens.BotTokenClaims | None] = {}  # a batch's bot-token lookups
+        self._users: dict[str, AuthenticatedUser | None] = {}  # a batch's API-key lookups
 
     async def prepare(self, entries: Entries) -> None:
-        self._parsed, self._events, self._claims = {}, {}, {}
+        self._parsed, self._events, self._claims, self._users = {}, {}, {}, {}
         uids: set[str] = set()
         for entry_id, fields in entries:
             raw = (fields or {}).get(PAYLOAD_FIELD)
@@ -115,10 +123,11 @@ class SegmentHandler:
             except ValidationError:
                 continue  # dead-lettered, with the reason, when the entry is handled
             self._parsed[entry_id] = msg
-            if isinstance(msg, TranscriptionMessage) and any(
-                not (s.speaker or "").strip() for s in msg.segments
-            ):
-                uids.add(msg.uid)
+            if msg.uid not in uids and isinstance(msg, TranscriptionMessage):
+                for seg in msg.segments:
+                    if not seg.speaker or not seg.speaker.strip():
+                        uids.add(msg.uid)
+                        break
         if uids:
             self._events = await speakers.load_many(self.redis, sorted(uids))
 
@@ -130,7 +139,7 @@ class SegmentHandler:
                 msg = parse_payload(raw)
             except ValidationError as exc:
                 raise DeadLetter(f"invalid message: {validation_summary(exc)}") from None
-        user_id, meeting_db_id = await authorize(self.redis, self.verifier, msg, self._claims)
+        user_id, meeting_db_id = await authorize(self.redis, self.verifier, msg, self._claims, self._users)
         meeting = await self.directory.for_session(
             user_id, msg.platform, msg.meeting_id, msg.uid, meeting_db_id
         )
@@ -154,7 +163,7 @@ class SegmentHandler:
             return None
         session_start = await self.directory.session_start(meeting.id, msg.uid)
         frame = event_frame("transcript.mutable", meeting.id, meeting.platform, meeting.native_id)
-        public = [s.to_public(session_start).model_dump_json() for s in segments]
+        public = [s.public_json(session_start) for s in segments]
 
         # Newer-only: a replayed older draft changes nothing and is not announced.
         return SegmentWrite(meeting.id, segments, meeting_channel(meeting.id), frame, public)
@@ -174,30 +183,48 @@ class SegmentHandler:
         for seg in msg.segments:
             language = seg.language if seg.language and len(seg.language) <= MAX_LANGUAGE else None
             explicit = (seg.speaker or "").strip()[:MAX_SPEAKER] or None
-            base = StoredSegment(
-                start=seg.start,
-                end_time=max(seg.end, seg.start),
-                text=seg.text.strip(),
-                language=language,
-                completed=seg.completed,
-                session_uid=msg.uid,
-                updated_at=now,
-                speaker_explicit=explicit is not None,
-                version=entry_id,
-            )
-            if explicit:
-                parts = [
-                    base.model_copy(update={"speaker": explicit, "speaker_mapping_status": speakers.MAPPED})
-                ]
-            else:
+            end = max(seg.end, seg.start)
+            if explicit is None:
                 if events is None:
                     events = self._events.get(msg.uid)  # read for the whole batch in prepare()
                 if events is None:
                     events = await speakers.load_events(self.redis, msg.uid)
-                words = [(w.start, w.end, w.word) for w in seg.words or []]
-                parts = attribute(
-                    base.model_copy(update={"words": words or None}), events, self.min_confidence
+            if explicit is not None or not seg.words:
+                # The common case, built once with its speaker (no copies): a speaker sent
+                # with the segment, or one mapped from the overlap with the speaking intervals.
+                speaker, status = (
+                    (explicit, speakers.MAPPED)
+                    if explicit is not None
+                    else speakers.map_speaker(events or [], seg.start, end)
                 )
+                parts = [
+                    StoredSegment(
+                        start=seg.start,
+                        end_time=end,
+                        text=seg.text.strip(),
+                        language=language,
+                        speaker=speaker,
+                        speaker_mapping_status=status,
+                        completed=seg.completed,
+                        session_uid=msg.uid,
+                        updated_at=now,
+                        speaker_explicit=explicit is not None,
+                        version=entry_id,
+                    )
+                ]
+            else:  # a mixed stream's words: attributed word by word (and split once completed)
+                base = StoredSegment(
+                    start=seg.start,
+                    end_time=end,
+                    text=seg.text.strip(),
+                    language=language,
+                    completed=seg.completed,
+                    session_uid=msg.uid,
+                    updated_at=now,
+                    version=entry_id,
+                    words=[(w.start, w.end, w.word) for w in seg.words],
+                )
+                parts = attribute(base, events or [], self.min_confidence)
             for stored in parts:
                 by_field[stored.field] = stored
         return list(by_field.values())

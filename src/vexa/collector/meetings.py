@@ -11,11 +11,42 @@ import time
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from vexa.db.models import Meeting, MeetingSession
+
+# Built once: building a select per message cost more CPU than running it (SQLAlchemy caches
+# the compiled form, not the construction).
+_REF = (Meeting.id, Meeting.platform, Meeting.platform_specific_id)
+_BY_ID = select(*_REF).where(
+    Meeting.id == bindparam("meeting_id"),
+    Meeting.user_id == bindparam("user_id"),
+    Meeting.platform == bindparam("platform"),
+    Meeting.platform_specific_id == bindparam("native_id"),
+)
+_RECORDED = (
+    select(*_REF)
+    .join(MeetingSession, MeetingSession.meeting_id == Meeting.id)
+    .where(MeetingSession.session_uid == bindparam("session_uid"), Meeting.user_id == bindparam("user_id"))
+    .order_by(MeetingSession.id)
+    .limit(1)
+)
+_NEWEST = (
+    select(*_REF)
+    .where(
+        Meeting.user_id == bindparam("user_id"),
+        Meeting.platform == bindparam("platform"),
+        Meeting.platform_specific_id == bindparam("native_id"),
+    )
+    .order_by(Meeting.created_at.desc(), Meeting.id.desc())
+    .limit(1)
+)
+_SESSION_START = select(MeetingSession.session_start_time).where(
+    MeetingSession.meeting_id == bindparam("meeting_id"),
+    MeetingSession.session_uid == bindparam("session_uid"),
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,48 +94,22 @@ class MeetingDirectory:
 
     async def _by_id(self, user_id: int, platform: str, native_id: str, meeting_id: int) -> MeetingRef | None:
         """That row, if it is the caller's and still has this platform and native id."""
+        params = {"meeting_id": meeting_id, "user_id": user_id, "platform": platform, "native_id": native_id}
         async with self._sm() as session:
-            row = (
-                await session.execute(
-                    select(Meeting.id, Meeting.platform, Meeting.platform_specific_id).where(
-                        Meeting.id == meeting_id,
-                        Meeting.user_id == user_id,
-                        Meeting.platform == platform,
-                        Meeting.platform_specific_id == native_id,
-                    )
-                )
-            ).first()
+            row = (await session.execute(_BY_ID, params)).first()
         return MeetingRef(row[0], row[1], row[2]) if row is not None else None
 
     async def _recorded(self, user_id: int, session_uid: str) -> MeetingRef | None:
         """The meeting a session_start already bound this session to."""
         async with self._sm() as session:
-            row = (
-                await session.execute(
-                    select(Meeting.id, Meeting.platform, Meeting.platform_specific_id)
-                    .join(MeetingSession, MeetingSession.meeting_id == Meeting.id)
-                    .where(MeetingSession.session_uid == session_uid, Meeting.user_id == user_id)
-                    .order_by(MeetingSession.id)
-                    .limit(1)
-                )
-            ).first()
+            row = (await session.execute(_RECORDED, {"session_uid": session_uid, "user_id": user_id})).first()
         return MeetingRef(row[0], row[1], row[2]) if row is not None else None
 
     async def _newest(self, user_id: int, platform: str, native_id: str) -> MeetingRef | None:
         """The user's most recent meeting with this platform + native id (a session's first message)."""
+        params = {"user_id": user_id, "platform": platform, "native_id": native_id}
         async with self._sm() as session:
-            row = (
-                await session.execute(
-                    select(Meeting.id, Meeting.platform, Meeting.platform_specific_id)
-                    .where(
-                        Meeting.user_id == user_id,
-                        Meeting.platform == platform,
-                        Meeting.platform_specific_id == native_id,
-                    )
-                    .order_by(Meeting.created_at.desc(), Meeting.id.desc())
-                    .limit(1)
-                )
-            ).first()
+            row = (await session.execute(_NEWEST, params)).first()
         return MeetingRef(row[0], row[1], row[2]) if row is not None else None
 
     def forget_meeting(self, meeting_id: int) -> None:
@@ -120,13 +125,8 @@ class MeetingDirectory:
                 .values(meeting_id=meeting_id, session_uid=session_uid, session_start_time=start)
                 .on_conflict_do_nothing(constraint="uq_meeting_sessions_uid")
             )
-            stored = (
-                await session.execute(
-                    select(MeetingSession.session_start_time).where(
-                        MeetingSession.meeting_id == meeting_id, MeetingSession.session_uid == session_uid
-                    )
-                )
-            ).scalar_one()
+            params = {"meeting_id": meeting_id, "session_uid": session_uid}
+            stored = (await session.execute(_SESSION_START, params)).scalar_one()
             await session.commit()
         self._sessions[(meeting_id, session_uid)] = stored
         self._no_session.pop((meeting_id, session_uid), None)
@@ -141,13 +141,8 @@ class MeetingDirectory:
         if self._no_session.get(key, 0.0) > time.monotonic():
             return None
         async with self._sm() as session:
-            found = (
-                await session.execute(
-                    select(MeetingSession.session_start_time).where(
-                        MeetingSession.meeting_id == meeting_id, MeetingSession.session_uid == session_uid
-                    )
-                )
-            ).scalar_one_or_none()
+            params = {"meeting_id": meeting_id, "session_uid": session_uid}
+            found = (await session.execute(_SESSION_START, params)).scalar_one_or_none()
         if found is not None:
             self._sessions[key] = found
         else:  # a session without session_start: do not ask again for every message

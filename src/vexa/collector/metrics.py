@@ -40,11 +40,13 @@ REDIS_TIMEOUT_S = 2.0
 def observe_persisted(segments: Iterable[StoredSegment]) -> None:
     """Latency from each segment's XADD (the ms part of its entry id, its ``version``) to now."""
     now_ms = time.time() * 1000
+    count = 0
     for seg in segments:
-        SEGMENTS_PERSISTED.inc()
+        count += 1
         head = seg.version.split("-", 1)[0]
         if head.isdigit():
             PERSIST_LATENCY.observe(max(0.0, (now_ms - int(head)) / 1000))
+    SEGMENTS_PERSISTED.inc(count)
 
 
 async def refresh(request: Request) -> None:

@@ -26,7 +26,6 @@ everything in Redis, which has no TTL on segments, for the next round.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
@@ -50,12 +49,13 @@ from vexa.collector.segments import (
     compare_and_delete_many,
     decode,
     drop_meeting,
+    event_frame,
     now_utc,
     read_many,
     segments_key,
 )
 from vexa.db.models import Meeting
-from vexa.events import build_event, meeting_channel
+from vexa.events import meeting_channel
 from vexa.streams import DEAD_LETTER_MAXLEN_DEFAULT
 
 log = logging.getLogger(__name__)
@@ -300,6 +300,11 @@ class Persister:
             return
         events = await speakers.load_many(self.redis, sorted({s.session_uid for s in pending}))
         for seg in pending:
+            if not seg.words:  # the common case: the segment's overlap with the speaking intervals
+                seg.speaker, seg.speaker_mapping_status = speakers.map_speaker(
+                    events[seg.session_uid], seg.start, seg.end_time
+                )
+                continue
             # Already split pieces are re-attributed whole (never re-split: their fields are fixed).
             (again,) = attribute(
                 seg.model_copy(update={"completed": False}),
@@ -320,22 +325,14 @@ class Persister:
             async with self.redis.pipeline(transaction=False) as pipe:
                 for meeting_id, segments in written.items():
                     meeting = meetings[meeting_id]
-                    payload = {
-                        "segments": [
-                            s.model_copy(update={"completed": True})
-                            .to_public(starts.get((meeting_id, s.session_uid)))
-                            .model_dump(mode="json")
-                            for s in segments
-                        ]
-                    }
-                    event = build_event(
-                        "transcript.finalized",
-                        meeting_id,
-                        meeting.platform,
-                        meeting.platform_specific_id,
-                        payload,
+                    prefix, suffix = event_frame(
+                        "transcript.finalized", meeting_id, meeting.platform, meeting.platform_specific_id
                     )
-                    pipe.publish(meeting_channel(meeting_id), json.dumps(event, default=str))
+                    public = ",".join(
+                        s.public_json(starts.get((meeting_id, s.session_uid)), completed=True)
+                        for s in segments
+                    )
+                    pipe.publish(meeting_channel(meeting_id), f"{prefix}[{public}]{suffix}")
                 await pipe.execute()
         except Exception:  # the rows are safe; a missed live event is not worth failing the round
             log.warning(

@@ -69,6 +69,33 @@ class StoredSegment(BaseModel):
     def field(self) -> str:
         return segment_field(self.session_uid, self.start)
 
+    def dump(self) -> str:
+        """``model_dump_json()``, byte for byte, at a fraction of its cost: the consumer writes one
+        per segment. Fields are plain JSON types (checked when the model was built), so orjson
+        can write the model's own field dict (``tests/collector/test_collector_json.py``)."""
+        return orjson.dumps(self.__dict__, option=orjson.OPT_UTC_Z).decode()
+
+    def public_json(self, session_start: datetime | None, *, completed: bool | None = None) -> str:
+        """``to_public(session_start).model_dump_json()`` without building the public model
+        (the hot path of every live event); ``completed`` overrides the stored flag."""
+        return orjson.dumps(
+            {
+                "start": self.start,
+                "end": self.end_time,
+                "text": self.text,
+                "language": self.language,
+                "created_at": None,
+                "speaker": self.speaker,
+                "speaker_mapping_status": self.speaker_mapping_status,
+                "speaker_confidence": self.speaker_confidence,
+                "absolute_start_time": absolute(session_start, self.start),
+                "absolute_end_time": absolute(session_start, self.end_time),
+                "completed": self.completed if completed is None else completed,
+                "session_uid": self.session_uid,
+            },
+            option=orjson.OPT_UTC_Z,
+        ).decode()
+
     def to_public(
         self, session_start: datetime | None, created_at: datetime | None = None
     ) -> TranscriptionSegment:
@@ -156,7 +183,7 @@ class SegmentWrite:
         prefix, suffix = self.frame if self.channel else ("", "")
         flat: list[str] = []
         for i, seg in enumerate(self.segments):
-            flat += [seg.field, seg.version, seg.model_dump_json(), self.public[i] if self.public else "null"]
+            flat += [seg.field, seg.version, seg.dump(), self.public[i] if self.public else "null"]
         return orjson.dumps([str(self.meeting_id), self.channel, prefix, suffix, flat])
 
 
