@@ -225,7 +225,7 @@ async def main(args: argparse.Namespace, db_url: str, redis_url: str) -> None:
                         pipe.xadd(STREAM_NAME_DEFAULT, to_fields(start_msg))
                     await pipe.execute()
 
-            async def one_round(n: int) -> tuple[list[float], list[float]]:
+            async def one_round(n: int, timeout: float) -> tuple[list[float], list[float]]:
                 """Publish segment ``n`` in every meeting: all at once, or spread evenly over
                 ``--spread`` seconds. Per delivery and per event (its slowest subscriber), the delay
                 from that meeting's own publish."""
@@ -246,7 +246,7 @@ async def main(args: argparse.Namespace, db_url: str, redis_url: str) -> None:
                         now = time.perf_counter()
                         await pipe.execute()
                     sent_at.update(dict.fromkeys(part, now))
-                await asyncio.wait(waiters, timeout=args.timeout)
+                await asyncio.wait(waiters, timeout=timeout)
                 deliveries: list[float] = []
                 slowest: dict[str, float] = {}
                 for j, w in enumerate(waiters):
@@ -259,11 +259,11 @@ async def main(args: argparse.Namespace, db_url: str, redis_url: str) -> None:
                         slowest[watching[j]] = float("inf")
                 if len(deliveries) < len(clients):
                     got = f"{len(deliveries)}/{len(clients)}"
-                    print(f"segment {n}: only {got} subscribers got it in {args.timeout}s")
+                    print(f"segment {n}: only {got} subscribers got it in {timeout:g}s")
                 return deliveries, [d for d in slowest.values() if d != float("inf")]
 
-            for n in range(args.warmup):  # untimed
-                await one_round(n)
+            for n in range(args.warmup):  # untimed; the collector meets each session here first
+                await one_round(n, max(args.timeout, 300.0))
                 await asyncio.sleep(args.gap)
 
             all_in: list[float] = []
@@ -274,7 +274,7 @@ async def main(args: argparse.Namespace, db_url: str, redis_url: str) -> None:
             cpu_before = {name: sum(p.cpu_times()[:2]) for name, p in watched.items()}
             load_before = os.getloadavg()[0]
             for n in range(args.warmup, args.warmup + args.segments):
-                deliveries, events = await one_round(n)
+                deliveries, events = await one_round(n, args.timeout)
                 per_delivery.extend(deliveries)
                 all_in.extend(events)
                 await asyncio.sleep(args.gap)

@@ -113,10 +113,15 @@ class CollectorSettings(DataSettings, PostprocessSettings):
     )
 
     meeting_cache_ttl_s: float = Field(
-        5.0,
+        60.0,
         ge=0,
         alias="MEETING_CACHE_TTL_S",
-        description="How long a token+native id -> meeting lookup is reused.",
+        description=(
+            "How long a session -> meeting binding is reused before it is read again. A session "
+            "keeps its meeting for life; the re-read only notices a meeting deleted through another "
+            "collector. At 5 s, 1,000 live sessions re-read 200 bindings a second (~0.6 ms of "
+            "collector CPU per segment measured with bench/ws.py)."
+        ),
     )
     meeting_base_url: str | None = Field(None, alias="MEETING_BASE_URL")
     transcript_cache_bytes: int = Field(
