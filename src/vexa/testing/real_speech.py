@@ -3,10 +3,11 @@
 Why this and not espeak alone: synthetic speech with clean, even pauses hid the
 streaming transcript's real faults (lost words after a pause, slow commits).
 Debian's ``pocketsphinx-testdata`` ships real recordings with reference
-transcripts: five clips of LibriVox read speech (one male reader) and five
-short spoken card names. :func:`meeting` lays them out with uneven pauses
-(0.2 s to 3 s), one sentence that stops and resumes mid-way, optional
-background noise at a given SNR, and an ending in silence or in nothing at all.
+transcripts: five clips of LibriVox read speech (one male reader), five
+short spoken card names, and two short commands of its own tests (``extras``).
+:func:`meeting` lays them out with uneven pauses (0.2 s to 3 s), one sentence that
+stops and resumes mid-way, optional background noise at a given SNR, and an ending
+in silence or in nothing at all.
 """
 
 from __future__ import annotations
@@ -78,6 +79,34 @@ def librivox() -> tuple[Clip, ...]:
 def cards() -> tuple[Clip, ...]:
     """Five short spoken commands ("ten of clubs"), 1-3.5 s each."""
     return _sphinx_clips(DATA_DIR / "cards", "cards.transcription")
+
+
+# Raw 16 kHz 16-bit recordings whose words pocketsphinx's own test suite asserts.
+_RAW_REFERENCES = {
+    "goforward": "go forward ten meters",
+    "something": "go somewhere and do something",
+}
+
+
+@cache
+def extras() -> tuple[Clip, ...]:
+    """Two more speakers' short commands ("go forward ten meters"), 2.8 and 3.0 s, 9 words."""
+    out = []
+    for name, text in _RAW_REFERENCES.items():
+        pcm = np.fromfile(_require(DATA_DIR / f"{name}.raw"), dtype="<i2")
+        out.append(Clip(name, (pcm.astype(np.float32) / 32768.0), text))
+    return tuple(out)
+
+
+def all_clips() -> list[Clip]:
+    """Every clip with a reference (12 clips, 102 words): LibriVox, cards and the extras, interleaved."""
+    lib, crd, ext = librivox(), cards(), extras()
+    order: list[Clip] = []
+    for i in range(5):
+        order += [lib[i], crd[i]]
+        if i < len(ext):
+            order.append(ext[i])
+    return order
 
 
 @dataclass
