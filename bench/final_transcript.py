@@ -40,7 +40,7 @@ from vexa.embedded import free_port
 from vexa.recordings.audio import decode
 from vexa.recordings.offline import OfflineOptions, transcribe_track
 from vexa.stack import Stack, StackSettings
-from vexa.testing.real_speech import Meeting, all_clips, meeting
+from vexa.testing.real_speech import round_table
 from vexa.testing.simulator import SimConfig, SimParticipant, SimulatorServer
 from vexa.testing.speech import write_wav
 from vexa.transcription.models import resolve_model
@@ -48,7 +48,6 @@ from vexa.transcription.wer import normalize, wer
 
 PORTS = ("GATEWAY", "ADMIN", "BOT_MANAGER", "COLLECTOR", "TRANSCRIPTION", "TRANSCRIPTION_HEALTH")
 NAMES = ("Alice", "Bob", "Carol")
-PAUSES = [0.8, 2.0, 0.3, 1.2, 3.0, 0.5, 0.2, 1.5, 0.7, 2.5]
 
 
 @dataclass
@@ -61,26 +60,6 @@ class Run:
     cpu_s: float
     minutes: float
     final_model: str
-
-
-def layout(run: int, snr_db: float | None) -> dict[str, Meeting]:
-    """Each participant's audio for one run: clips dealt round the table, pauses rotated by run."""
-    clips = all_clips()
-    shift = run % len(clips)
-    clips = clips[shift:] + clips[:shift]
-    pauses = PAUSES[run % len(PAUSES) :] + PAUSES[: run % len(PAUSES)]
-    return {
-        name: meeting(
-            clips=clips[i :: len(NAMES)],
-            pauses=pauses[i:] + pauses[:i],
-            resume_mid_sentence=i == 0,
-            lead_s=0.3 + 0.1 * run,
-            trailing_silence_s=1.0,
-            snr_db=snr_db,
-            seed=run * 10 + i,
-        )
-        for i, name in enumerate(NAMES)
-    }
 
 
 def offline_floor(model: str, audio) -> str:
@@ -158,7 +137,7 @@ def run_meetings(args: argparse.Namespace) -> list[Run]:
                 user = c.post("/admin/users", json={"email": "bench-final@example.com"}).json()
                 token = c.post(f"/admin/users/{user['id']}/tokens").json()["token"]
             for r in range(args.runs):
-                people = layout(r, args.snr)
+                people = round_table(list(NAMES), run=r, snr_db=args.snr)
                 wavs = {n: write_wav(folder / f"{n}-{r}.wav", m.audio) for n, m in people.items()}
                 sim = SimulatorServer(
                     SimConfig(

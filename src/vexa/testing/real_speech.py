@@ -164,7 +164,7 @@ def meeting(
     pink-ish background noise over the whole stream (speech level / noise level).
     """
     clips = list(clips if clips is not None else default_clips())
-    pauses = pauses or [0.8, 2.0, 0.3, 1.2, 3.0, 0.5, 0.2, 1.5, 0.7, 2.5]
+    pauses = pauses or PAUSES
     parts = [np.zeros(int(lead_s * SR), np.float32)]
     out = Meeting(np.zeros(0, np.float32), trailing_silence_s=trailing_silence_s)
     t = lead_s
@@ -199,6 +199,34 @@ def meeting(
         audio = add_noise(audio, snr_db, seed=seed)
     out.audio = audio
     return out
+
+
+PAUSES = [0.8, 2.0, 0.3, 1.2, 3.0, 0.5, 0.2, 1.5, 0.7, 2.5]
+
+
+def round_table(names: list[str], *, run: int = 0, snr_db: float | None = None) -> dict[str, Meeting]:
+    """Every clip of :func:`all_clips` dealt round ``names``, each participant's audio laid out.
+
+    ``run`` rotates which clips each one gets, their pauses and the lead silence, so several
+    runs are several layouts of the same speech (streaming Whisper flips words when an
+    utterance's boundaries move by 0.1 s: one layout is one draw).
+    """
+    clips = all_clips()
+    shift = run % len(clips)
+    clips = clips[shift:] + clips[:shift]
+    pauses = PAUSES[run % len(PAUSES) :] + PAUSES[: run % len(PAUSES)]
+    return {
+        name: meeting(
+            clips=clips[i :: len(names)],
+            pauses=pauses[i:] + pauses[:i],
+            resume_mid_sentence=i == 0,
+            lead_s=0.3 + 0.1 * (run % 5),
+            trailing_silence_s=1.0,
+            snr_db=snr_db,
+            seed=run * 10 + i,
+        )
+        for i, name in enumerate(names)
+    }
 
 
 def default_clips() -> list[Clip]:
