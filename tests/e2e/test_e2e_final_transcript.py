@@ -104,4 +104,5 @@ async def test_final_transcript_beats_live_on_noisy_real_speech_with_exact_speak
         assert own < 0.3 and own < theirs - 0.5, ("each one's own words, named exactly", name, final[name])
     live_wer = wer(" ".join(refs.values()), " ".join(live[n] for n in refs))
     final_wer = wer(" ".join(refs.values()), " ".join(final[n] for n in refs))
+    print(f"live WER {live_wer:.3f}, final WER {final_wer:.3f}")  # shown with -s; kept in the CI log
     assert final_wer < live_wer - MARGIN, (final_wer, live_wer, final, live)
