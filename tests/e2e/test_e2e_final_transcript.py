@@ -7,7 +7,7 @@ recording of Debian's pocketsphinx-testdata that has a reference (LibriVox read 
 spoken card names, two commands: 101 words), with uneven pauses, a sentence that stops
 and resumes, and background noise 10 dB below the speech; a real bot in Chromium records
 and streams it, in two meetings at once (one box serving several meetings). Pooled over
-both, the final transcript must beat the live one by ``MARGIN`` and name every word's
+both, the final transcript must have fewer errors than the live one and name every word's
 speaker right.
 """
 
@@ -32,10 +32,11 @@ from vexa.transcription.wer import normalize, wer
 pytestmark = [pytest.mark.slow, pytest.mark.browser, pytest.mark.model, pytest.mark.timeout(900)]
 
 SNR_DB = 10.0
-# Measured on this layout, one meeting per run, 4 runs: final 0.099 every time (base decodes the
-# same recorded audio alike), live 0.109-0.158 (streaming timing differs run to run); a single
-# meeting's gap was one word once, so two meetings are pooled and the margin is one word each.
-MARGIN = 0.01  # one word of 101 per meeting
+# Measured on this layout (load average 10-24): one meeting per run, 4 runs: final 0.099 each time
+# (base decodes the same recorded audio alike), live 0.109-0.158 (streaming timing differs run to
+# run), so one meeting's gap was a single word once; two meetings pooled, 3 runs: live 0.124-0.134,
+# final 0.089-0.109 (gap 2.5-3.5 words per 100). The final must have fewer errors, strictly.
+MARGIN = 0.0
 MEETINGS = ("fin-real-one", "fin-real-two")  # at once: one draw of live timing each, pooled
 
 
