@@ -136,7 +136,7 @@ def run_meetings(args: argparse.Namespace) -> list[Run]:
             with httpx.Client(base_url=stack.gateway_url, headers=admin, timeout=30) as c:
                 user = c.post("/admin/users", json={"email": "bench-final@example.com"}).json()
                 token = c.post(f"/admin/users/{user['id']}/tokens").json()["token"]
-            for r in range(args.runs):
+            for r in range(args.first_run, args.first_run + args.runs):
                 people = round_table(list(NAMES), run=r, snr_db=args.snr)
                 wavs = {n: write_wav(folder / f"{n}-{r}.wav", m.audio) for n, m in people.items()}
                 sim = SimulatorServer(
@@ -216,6 +216,7 @@ def main() -> None:
     parser.add_argument("--model", default="base", help="the live model (WHISPER_MODEL)")
     parser.add_argument("--final-model", help="POSTPROCESS_MODEL (default: the collector's own choice)")
     parser.add_argument("--runs", type=int, default=3, help="meetings, each laid out anew")
+    parser.add_argument("--first-run", type=int, default=0, help="layout of the first run (to add runs)")
     parser.add_argument("--snr", type=float, help="background noise this many dB below the speech")
     parser.add_argument("--show", action="store_true", help="print each transcript's text")
     args = parser.parse_args()
