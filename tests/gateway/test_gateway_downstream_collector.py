@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from sqlalchemy import text
 
-from vexa.recordings.audio import encode_flac
+from vexa.recordings.audio import decode, encode_flac
 from vexa.recordings.finalize import finalize
 from vexa.recordings.records import new_recording
 from vexa.recordings.storage import LocalStorage
@@ -195,7 +195,27 @@ async def test_recording_master_and_download_alias_through_the_gateway(
         video = await client.get(f"/recordings/{record['id']}/master?type=video", headers=owner)
         assert video.status_code == 404 and "video" in video.json()["detail"]
         pending = await client.get(f"/recordings/{running['id']}/master", headers=owner)
-        assert pending.status_code == 409, pending.text
+        assert pending.status_code == 409, "still being made, nothing recorded yet: " + pending.text
+
+        # While recording, the master is the mix of the chunks so far, assembled on read (as upstream).
+        so_far = np.sin(np.arange(16000 * 3) / 16000 * 2 * np.pi * 220).astype(np.float32) * 0.3
+        prefix = running["storage_prefix"]
+        await storage.put(f"{prefix}/chunks/t1/000001_0.flac", encode_flac(so_far[:16000]))
+        await storage.put(f"{prefix}/chunks/t1/000002_1000.flac", encode_flac(so_far[16000:]))
+        partial = await client.get(f"/recordings/{running['id']}/master", headers=owner)
+        assert partial.status_code == 200, partial.text
+        body = partial.json()
+        assert body["partial"] is True and body["media_file_id"] is None and body["duration_seconds"] == 3.0
+        played = await client.get(body["raw_url"], headers=owner)
+        assert played.status_code == 200 and played.headers["content-type"] == "audio/flac"
+        assert np.abs(decode(played.content) - so_far).max() < 1e-3, "the mix of both chunks, in place"
+        ranged = await client.get(body["raw_url"], headers={**owner, "Range": "bytes=0-9"})
+        assert ranged.status_code == 206 and ranged.content == played.content[:10]
+        assert (await client.get(body["raw_url"], headers=other)).status_code == 404
+        await finalize(storage, prefix)
+        assert not await storage.list(f"{prefix}/partial"), "the final mix supersedes the partial one"
+        master_raw = await client.get(f"/recordings/{record['id']}/master/raw", headers=owner)
+        assert master_raw.status_code == 200 and master_raw.content == whole, "a finished one plays its mix"
         assert (await client.get(f"/recordings/{record['id']}/master", headers=other)).status_code == 404
 
         url = f"/recordings/{record['id']}/media/{mixed['id']}/download"

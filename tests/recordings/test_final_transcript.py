@@ -170,3 +170,15 @@ async def test_final_transcript_of_a_mixed_track_names_speakers_word_by_word(
         assert wer(refs[name], said[name]) < wer(refs[other], said[name]) - 0.5, "each one's own words"
     bob = [s for s in segments if s["speaker"] == "Bob"]
     assert abs(bob[0]["start"] - turns[1][1]) < 1.0, "Bob's turn where the events put it"
+
+
+def test_post_meeting_model_is_base_for_a_tiny_live_model_unless_configured() -> None:
+    """Unset POSTPROCESS_MODEL: tiny live -> base after the meeting; any other live model -> itself."""
+    from vexa.collector.settings import PostprocessSettings
+
+    tiny = PostprocessSettings(WHISPER_MODEL="tiny.en")  # type: ignore[call-arg]
+    assert (tiny.offline_model, tiny.offline_model_fallback) == ("base", "tiny.en")
+    base = PostprocessSettings(WHISPER_MODEL="base")  # type: ignore[call-arg]
+    assert (base.offline_model, base.offline_model_fallback) == ("base", None)
+    chosen = PostprocessSettings(WHISPER_MODEL="tiny.en", POSTPROCESS_MODEL="tiny.en")  # type: ignore[call-arg]
+    assert (chosen.offline_model, chosen.offline_model_fallback) == ("tiny.en", None)

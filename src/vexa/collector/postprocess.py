@@ -84,12 +84,26 @@ class PostProcessor:
             )
         return self._pool
 
-    def options(self, language: str | None, hotwords: str | None, *, words: bool = False) -> OfflineOptions:
-        from vexa.transcription.models import resolve_model
+    def model(self) -> tuple[str, str]:
+        """(name, folder) of the post-meeting model: ``offline_model``, or the live one if that is missing."""
+        from vexa.transcription.models import ModelUnavailable, resolve_model
 
         s = self.settings
+        try:
+            return s.offline_model, resolve_model(s.offline_model, s.allow_model_download)
+        except ModelUnavailable:
+            fallback = s.offline_model_fallback
+            if fallback is None:
+                raise
+            log.warning("post-meeting model %s is not installed; using %s", s.offline_model, fallback)
+            return fallback, resolve_model(fallback, s.allow_model_download)
+
+    def options(
+        self, model: str, language: str | None, hotwords: str | None, *, words: bool = False
+    ) -> OfflineOptions:
+        s = self.settings
         return OfflineOptions(
-            model=resolve_model(s.offline_model, s.allow_model_download),
+            model=model,
             device=s.postprocess_device,
             compute_type=s.postprocess_compute_type,
             cpu_threads=s.postprocess_cpu_threads,
@@ -283,8 +297,9 @@ class PostProcessor:
         vocabulary = data.get("custom_vocabulary") or []
         # A mixed track's speakers come from its recorded speaker events, word by word.
         by_word = any(t.name is None and t.speaker_log for t in work)
-        options = self.options(data.get("language"), ", ".join(vocabulary) or None, words=by_word)
-        await self._progress(meeting_id, status="processing", progress=0.0, model=self.settings.offline_model)
+        name, folder = await asyncio.to_thread(self.model)  # the first use of base assembles it on disk
+        options = self.options(folder, data.get("language"), ", ".join(vocabulary) or None, words=by_word)
+        await self._progress(meeting_id, status="processing", progress=0.0, model=name)
         loop = asyncio.get_running_loop()
         segments: list[dict[str, Any]] = []
         cpu_s = 0.0

@@ -1,7 +1,8 @@
 """Recordings routes (upstream Vexa's paths and shapes), scoped to the calling user.
 
 ``GET /recordings``, ``GET /recordings/{id}``, ``DELETE /recordings/{id}``,
-``GET /recordings/{id}/master`` (where the playable mix is) and the media bytes at
+``GET /recordings/{id}/master`` (where the playable mix is; assembled from the chunks so far
+while recording, played at ``.../master/raw``) and the media bytes at
 ``GET /recordings/{id}/media/{media_file_id}/raw`` (and upstream 0.10's ``.../download``)
 with HTTP Range (``206`` + ``Content-Range``; ``416`` past the end), so a browser's
 player can seek without downloading the whole file. ``POST /meetings/{platform}/{id}/transcribe``
@@ -21,6 +22,7 @@ from starlette.responses import JSONResponse, Response
 from vexa.auth import AuthenticatedUser, require_user
 from vexa.db.models import TERMINAL_STATUSES, Meeting
 from vexa.recordings import records
+from vexa.recordings.finalize import PARTIAL_DIR, assemble_partial_master
 from vexa.recordings.jobs import enqueue_postprocess
 from vexa.recordings.storage import RecordingStorage, StorageError
 
@@ -109,6 +111,17 @@ def parse_range(header: str | None, total: int) -> tuple[int, int] | None:
     return (start, end) if end >= start else None
 
 
+def _master_of(rec: dict[str, Any], media_type: str) -> dict[str, Any] | None:
+    return next(
+        (
+            m
+            for m in rec.get("media_files") or []
+            if m.get("type") == media_type and (m.get("metadata") or {}).get("track") == "mixed"
+        ),
+        None,
+    )
+
+
 @router.get(
     "/recordings/{recording_id}/master",
     summary="The recording's playable master (the mix of all tracks) and where its bytes are",
@@ -122,24 +135,21 @@ async def get_master(
     """Upstream's shape: ``{id, type, storage_path, media_file_id, raw_url, duration_seconds}``.
 
     Our master is the ``mixed`` FLAC the post-processor writes when the meeting ends (we record
-    audio only). Upstream assembles its master on read; ours is assembled once, after the
-    meeting, so a recording still being made answers 409 instead of a partial file.
+    audio only). While the meeting is still being recorded, the master is assembled on read
+    from the chunks so far, as upstream does (``partial: true``, no media file id; its
+    ``raw_url`` plays that mix), so a player can open a running meeting.
     """
     _, rec = await _owned(request, user.user_id, recording_id)
-    master = next(
-        (
-            m
-            for m in rec.get("media_files") or []
-            if m.get("type") == media_type and (m.get("metadata") or {}).get("track") == "mixed"
-        ),
-        None,
-    )
+    master = _master_of(rec, media_type)
+    raw_url = f"/recordings/{recording_id}/master/raw?type={media_type}"
+    if master is None and rec.get("status") == records.IN_PROGRESS and media_type == "audio":
+        partial = await assemble_partial_master(_storage(request), rec["storage_prefix"])
+        if partial is None:
+            raise HTTPException(status.HTTP_409_CONFLICT, detail="Nothing has been recorded yet")
+        key, seconds = partial
+        body = {"storage_path": key, "media_file_id": None, "duration_seconds": seconds, "partial": True}
+        return JSONResponse({"id": recording_id, "type": media_type, **body, "raw_url": raw_url})
     if master is None:
-        if rec.get("status") == records.IN_PROGRESS:
-            raise HTTPException(
-                status.HTTP_409_CONFLICT,
-                detail="The recording is still being made; its master is assembled when the meeting ends",
-            )
         raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"No {media_type} master for this recording")
     return JSONResponse(
         {
@@ -151,6 +161,23 @@ async def get_master(
             "duration_seconds": master.get("duration_seconds"),
         }
     )
+
+
+@router.get(
+    "/recordings/{recording_id}/master/raw",
+    summary="The master's bytes: the final mix, or while recording the mix assembled at the last .../master",
+    response_class=Response,
+)
+async def get_master_media(
+    request: Request,
+    recording_id: int = Path(ge=1, le=2**53),
+    range_header: str | None = Header(None, alias="Range"),
+    user: AuthenticatedUser = Depends(require_user),
+) -> Response:
+    _, rec = await _owned(request, user.user_id, recording_id)
+    master = _master_of(rec, "audio")
+    key = master["storage_path"] if master else f"{rec['storage_prefix']}/{PARTIAL_DIR}/master.flac"
+    return await _serve_key(request, key, range_header, f"recording-{recording_id}-master.flac", "inline")
 
 
 async def _serve_media(
@@ -165,14 +192,21 @@ async def _serve_media(
     media = next((m for m in rec.get("media_files") or [] if m.get("id") == media_file_id), None)
     if media is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"Media file {media_file_id} not found")
+    filename = f"recording-{recording_id}-{media_file_id}.flac"
+    return await _serve_key(request, media["storage_path"], range_header, filename, disposition)
+
+
+async def _serve_key(
+    request: Request, key: str, range_header: str | None, filename: str, disposition: str
+) -> Response:
+    """A stored FLAC's bytes, whole or the requested range (206), 416 past the end."""
     storage = _storage(request)
-    key = media["storage_path"]
     total = await storage.size(key)
     if total is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, detail="The media file is no longer stored")
     headers = {
         "Accept-Ranges": "bytes",
-        "Content-Disposition": f'{disposition}; filename="recording-{recording_id}-{media_file_id}.flac"',
+        "Content-Disposition": f'{disposition}; filename="{filename}"',
         "Cache-Control": "private, max-age=3600",
     }
     media_type = "audio/flac"

@@ -18,6 +18,9 @@ def _default_consumer_name() -> str:
     return f"{socket.gethostname()}-{os.getpid()}"
 
 
+TINY_MODELS = frozenset({"tiny", "tiny.en"})
+
+
 class PostprocessSettings(RecordingStorageSettings):
     """Post-meeting work the collector hosts: finalizing recordings, the final transcript, retention."""
 
@@ -28,14 +31,33 @@ class PostprocessSettings(RecordingStorageSettings):
     postprocess_model: str | None = Field(
         None,
         alias="POSTPROCESS_MODEL",
-        description="The best model you have (folder, bundled name, or hub name); default WHISPER_MODEL.",
+        description=(
+            "The best model you have (folder, bundled name, or hub name); "
+            "default WHISPER_MODEL, or base when WHISPER_MODEL is a tiny one."
+        ),
     )
     whisper_model: str = Field("base", alias="WHISPER_MODEL")
     allow_model_download: bool = Field(False, alias="ALLOW_MODEL_DOWNLOAD")
 
     @property
     def offline_model(self) -> str:
-        return self.postprocess_model or self.whisper_model
+        """POSTPROCESS_MODEL; unset, the live model, except that a tiny live model gets ``base``.
+
+        Why: a box that can afford ``tiny`` live has time after the meeting for ``base`` (about
+        4x the CPU, spent once, niced), and ``base`` is what lowers the WER on real speech;
+        both are installed by scripts/setup.sh (``vexa[models]``).
+        """
+        if self.postprocess_model:
+            return self.postprocess_model
+        if self.whisper_model in TINY_MODELS:
+            return "base"
+        return self.whisper_model
+
+    @property
+    def offline_model_fallback(self) -> str | None:
+        """The model to use when the derived default (``base``) is not installed: the live one."""
+        derived = not self.postprocess_model and self.offline_model != self.whisper_model
+        return self.whisper_model if derived else None
 
     postprocess_beam_size: int = Field(5, ge=1, le=10, alias="POSTPROCESS_BEAM_SIZE")
     postprocess_cpu_threads: int = Field(1, ge=0, alias="POSTPROCESS_CPU_THREADS")

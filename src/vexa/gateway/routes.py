@@ -298,6 +298,21 @@ async def get_recording_master(
     return await forward(request, COLLECTOR, f"/recordings/{recording_id}/master")
 
 
+@public.get(
+    "/recordings/{recording_id}/master/raw",
+    tags=["recordings"],
+    response_class=Response,
+    responses={
+        **NOT_FOUND,
+        206: {"description": "The requested byte range"},
+        416: _err("Range past the end"),
+    },
+    summary="The master's FLAC: the final mix, or while recording the mix assembled by the last .../master",
+)
+async def get_recording_master_media(request: Request, recording_id: int = Path(ge=1, le=2**53)) -> Response:
+    return await _forward(request, COLLECTOR, f"/recordings/{recording_id}/master/raw")
+
+
 @public.patch(
     "/meetings/{platform}/{native_meeting_id}",
     tags=["meetings"],

@@ -25,6 +25,7 @@ from vexa.recordings.storage import RecordingStorage, StorageError
 log = logging.getLogger(__name__)
 
 _CHUNK = re.compile(r"/chunks/(t\d+)/(\d+)_(\d+)\.flac$")
+PARTIAL_DIR = "partial"  # <prefix>/partial/master.flac: the mix so far, while the meeting runs
 
 
 @dataclass
@@ -76,6 +77,22 @@ async def load_tracks(storage: RecordingStorage, prefix: str) -> tuple[float | N
     return started_at, tracks
 
 
+async def assemble_partial_master(storage: RecordingStorage, prefix: str) -> tuple[str, float] | None:
+    """The mix of every chunk written so far, stored as ``<prefix>/partial/master.flac``.
+
+    Upstream assembles its master on read, so a player can open a meeting that is still
+    running; this does the same from the chunks (each a complete FLAC), once per call.
+    Returns (key, seconds), or None when nothing was recorded yet.
+    """
+    _, tracks = await load_tracks(storage, prefix)
+    if not tracks:
+        return None
+    audio = await asyncio.to_thread(mix, [t.audio for t in tracks])
+    key = f"{prefix}/{PARTIAL_DIR}/master.flac"
+    await storage.put(key, await asyncio.to_thread(encode_flac, audio))
+    return key, round(len(audio) / SR, 3)
+
+
 async def finalize(storage: RecordingStorage, prefix: str) -> Finalized:
     """Write ``<prefix>/<track>.flac`` per track and ``<prefix>/mixed.flac``; return their records."""
     started_at, tracks = await load_tracks(storage, prefix)
@@ -111,4 +128,5 @@ async def finalize(storage: RecordingStorage, prefix: str) -> Finalized:
                 "created_at": now,
             }
         )
+    await storage.delete_prefix(f"{prefix}/{PARTIAL_DIR}")  # superseded by mixed.flac
     return Finalized(started_at, tracks, files)

@@ -3,10 +3,11 @@
 Why this and not espeak alone: synthetic speech with clean, even pauses hid the
 streaming transcript's real faults (lost words after a pause, slow commits).
 Debian's ``pocketsphinx-testdata`` ships real recordings with reference
-transcripts: five clips of LibriVox read speech (one male reader) and five
-short spoken card names. :func:`meeting` lays them out with uneven pauses
-(0.2 s to 3 s), one sentence that stops and resumes mid-way, optional
-background noise at a given SNR, and an ending in silence or in nothing at all.
+transcripts: five clips of LibriVox read speech (one male reader), five
+short spoken card names, and two short commands of its own tests (``extras``).
+:func:`meeting` lays them out with uneven pauses (0.2 s to 3 s), one sentence that
+stops and resumes mid-way, optional background noise at a given SNR, and an ending
+in silence or in nothing at all.
 """
 
 from __future__ import annotations
@@ -80,6 +81,34 @@ def cards() -> tuple[Clip, ...]:
     return _sphinx_clips(DATA_DIR / "cards", "cards.transcription")
 
 
+# Raw 16 kHz 16-bit recordings whose words pocketsphinx's own test suite asserts.
+_RAW_REFERENCES = {
+    "goforward": "go forward ten meters",
+    "something": "go somewhere and do something",
+}
+
+
+@cache
+def extras() -> tuple[Clip, ...]:
+    """Two more speakers' short commands ("go forward ten meters"), 2.8 and 3.0 s, 9 words."""
+    out = []
+    for name, text in _RAW_REFERENCES.items():
+        pcm = np.fromfile(_require(DATA_DIR / f"{name}.raw"), dtype="<i2")
+        out.append(Clip(name, (pcm.astype(np.float32) / 32768.0), text))
+    return tuple(out)
+
+
+def all_clips() -> list[Clip]:
+    """Every clip with a reference (12 clips, 102 words): LibriVox, cards and the extras, interleaved."""
+    lib, crd, ext = librivox(), cards(), extras()
+    order: list[Clip] = []
+    for i in range(5):
+        order += [lib[i], crd[i]]
+        if i < len(ext):
+            order.append(ext[i])
+    return order
+
+
 @dataclass
 class Meeting:
     """One participant's audio as sent, with where each utterance's speech ends."""
@@ -135,7 +164,7 @@ def meeting(
     pink-ish background noise over the whole stream (speech level / noise level).
     """
     clips = list(clips if clips is not None else default_clips())
-    pauses = pauses or [0.8, 2.0, 0.3, 1.2, 3.0, 0.5, 0.2, 1.5, 0.7, 2.5]
+    pauses = pauses or PAUSES
     parts = [np.zeros(int(lead_s * SR), np.float32)]
     out = Meeting(np.zeros(0, np.float32), trailing_silence_s=trailing_silence_s)
     t = lead_s
@@ -170,6 +199,34 @@ def meeting(
         audio = add_noise(audio, snr_db, seed=seed)
     out.audio = audio
     return out
+
+
+PAUSES = [0.8, 2.0, 0.3, 1.2, 3.0, 0.5, 0.2, 1.5, 0.7, 2.5]
+
+
+def round_table(names: list[str], *, run: int = 0, snr_db: float | None = None) -> dict[str, Meeting]:
+    """Every clip of :func:`all_clips` dealt round ``names``, each participant's audio laid out.
+
+    ``run`` rotates which clips each one gets, their pauses and the lead silence, so several
+    runs are several layouts of the same speech (streaming Whisper flips words when an
+    utterance's boundaries move by 0.1 s: one layout is one draw).
+    """
+    clips = all_clips()
+    shift = run % len(clips)
+    clips = clips[shift:] + clips[:shift]
+    pauses = PAUSES[run % len(PAUSES) :] + PAUSES[: run % len(PAUSES)]
+    return {
+        name: meeting(
+            clips=clips[i :: len(names)],
+            pauses=pauses[i:] + pauses[:i],
+            resume_mid_sentence=i == 0,
+            lead_s=0.3 + 0.1 * (run % 5),
+            trailing_silence_s=1.0,
+            snr_db=snr_db,
+            seed=run * 10 + i,
+        )
+        for i, name in enumerate(names)
+    }
 
 
 def default_clips() -> list[Clip]:
