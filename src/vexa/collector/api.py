@@ -53,6 +53,7 @@ _SEGMENT_ROWS = select(
     _SEGMENTS.speaker_confidence,
     _SEGMENTS.session_uid,
     _SEGMENTS.version,
+    _SEGMENTS.split_from,
 ).where(_SEGMENTS.meeting_id == bindparam("meeting_id"))
 
 
@@ -167,6 +168,7 @@ async def get_transcript(
         starts = await session_starts(session, meeting.id)
         merged: dict[str, TranscriptionSegment] = {}
         versions: dict[str, int] = {}
+        pieces: dict[tuple[str, float], list[str]] = {}  # a split segment's stored pieces
         # Plain tuples into one dict per row: pydantic-core validates that faster than
         # SQLAlchemy builds row mappings (and faster than model_construct, which is Python).
         for (
@@ -180,6 +182,7 @@ async def get_transcript(
             confidence,
             uid,
             version,
+            split_from,
         ) in rows:
             start = starts.get(uid)
             field = segment_field(uid, start_time)
@@ -200,12 +203,19 @@ async def get_transcript(
                 }
             )
             versions[field] = version
+            if split_from is not None:
+                pieces.setdefault((uid, split_from), []).append(field)
     live, _ = decode(await read_raw(state.redis, meeting.id))
     for field, stored in live.items():
         # A live draft replaces the stored row only if it is not older (a replayed old
         # message can sit in Redis briefly after the row was persisted).
         if entry_version(stored.version) >= versions.get(field, -1):
             merged[field] = stored.to_public(starts.get(stored.session_uid))
+            if stored.pieces is not None:  # a newer split of a stored segment: its old pieces go
+                keep = {field, *stored.pieces}
+                for old in pieces.get((stored.session_uid, stored.start), []):
+                    if old not in keep and versions[old] < entry_version(stored.version):
+                        merged.pop(old, None)
     segments = sorted(merged.values(), key=_sort_key)
     return _transcript(meeting, segments, state.settings.meeting_base_url, format)
 
