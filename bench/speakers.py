@@ -259,9 +259,20 @@ def native_id(platform: str) -> str:
 
 
 async def one_meeting(
-    http: httpx.AsyncClient, sim: SimulatorServer, platform: str, c: Cast, config: SimConfig
+    http: httpx.AsyncClient,
+    stack: Stack,
+    sim: SimulatorServer,
+    platform: str,
+    c: Cast,
+    config: SimConfig,
+    show: bool,
 ) -> tuple[Plan, list[Word]]:
-    """Run one meeting through the whole stack; the plan it played and the stored transcript's words."""
+    """Run one meeting through the whole stack; the plan it played and the stored transcript's words.
+
+    The transcript is read once the meeting is over, the transcription service has no session
+    left (its final decodes are published before a session ends: on a loaded machine they come
+    seconds after the bot left) and every segment is final and unchanged for a poll.
+    """
     native = native_id(platform)
     p = sim.configure(native, config)
     created = await http.post(
@@ -269,20 +280,48 @@ async def one_meeting(
     )
     created.raise_for_status()
     deadline = time.monotonic() + 120 + 2 * p.end
-    status = ""
+    status, previous, segments = "", None, []
     while time.monotonic() < deadline:
+        await asyncio.sleep(1.0)
         found = await http.get(f"/transcripts/{platform}/{native}")
         body = found.json() if found.status_code == 200 else {}
         status = body.get("status", "")
+        if status not in ("completed", "failed") or await _transcribing(stack):
+            continue
         segments = [s for s in body.get("segments", []) if s["text"].strip()]
-        if status in ("completed", "failed") and all(s.get("completed") for s in segments):
+        if all(s.get("completed") for s in segments) and segments == previous:
             break
-        await asyncio.sleep(1.0)
+        previous = segments
     state = sim.state(native) or {}
     if status != "completed" or state.get("origin_at") is None:
         raise RuntimeError(f"{platform}/{native}: meeting {status or 'never started'}, page state {state}")
     segments.sort(key=lambda s: s["absolute_start_time"])
+    if show:
+        _show(c, p, segments, state["origin_at"])
     return p, words_of(segments, state["origin_at"])
+
+
+async def _transcribing(stack: Stack) -> bool:
+    """Whether the transcription service still has a session open (the meetings run one at a time)."""
+    async with httpx.AsyncClient(timeout=10) as c:
+        health = (await c.get(stack.services["transcription"].health_url)).json()
+    return bool(health.get("active_sessions")) or bool(health.get("decodes_in_flight"))
+
+
+def _show(c: Cast, p: Plan, segments: list[dict], origin_at: float) -> None:
+    """What was said (the plan) and what the transcript holds, on one clock, for reading by eye."""
+    said = [(t.at, t.at + t.duration, c.names[t.who], c.texts[t.who][t.clip]) for t in p.turns]
+    heard = [
+        (
+            datetime.fromisoformat(s["absolute_start_time"]).timestamp() - origin_at,
+            datetime.fromisoformat(s["absolute_end_time"]).timestamp() - origin_at,
+            f"-> {s['speaker']} ({s.get('speaker_confidence')})",
+            s["text"],
+        )
+        for s in segments
+    ]
+    for a, b, who, what in sorted(said + heard):
+        print(f"  {a:6.2f}-{b:6.2f} {who:24s} {what}")
 
 
 def start_stack(folder: Path, db_url: str, redis_url: str, meeting_url: str, model: str) -> Stack:
@@ -314,11 +353,13 @@ def api_key(stack: Stack) -> str:
         return token.json()["token"]
 
 
-def grid(full: bool) -> list[tuple[str, int, float]]:
+def grid(full: bool, only: str = "") -> list[tuple[str, int, float]]:
     if full:
-        return [(p, n, o) for p in PLATFORMS for n in (2, 4, 6) for o in (0.0, 0.1, 0.3)]
-    # Meet's speakers come with the audio: its worst case (most crosstalk) stands for it.
-    return [("google_meet", 4, 0.3)] + [(p, 4, o) for p in ("teams", "zoom") for o in (0.0, 0.1, 0.3)]
+        cells = [(p, n, o) for p in PLATFORMS for n in (2, 4, 6) for o in (0.0, 0.1, 0.3)]
+    else:  # Meet's speakers come with the audio: its worst case (most crosstalk) stands for it.
+        cells = [("google_meet", 4, 0.3)] + [(p, 4, o) for p in ("teams", "zoom") for o in (0.0, 0.1, 0.3)]
+    wanted = set(only.split(",")) - {""}
+    return [cell for cell in cells if not wanted or cell[0] in wanted]
 
 
 def merge(rows: list[Row]) -> Row:
@@ -369,7 +410,7 @@ async def run_grid(args: argparse.Namespace, stack: Stack, sim: SimulatorServer,
         async with httpx.AsyncClient(
             base_url=stack.gateway_url, headers={"X-API-Key": key}, timeout=60
         ) as http:
-            for platform, n, overlap in grid(args.full):
+            for platform, n, overlap in grid(args.full, args.only):
                 if n not in casts:
                     (folder / f"cast{n}").mkdir()
                     casts[n] = cast(n, args.turns or (3 if n <= 2 else 2), folder / f"cast{n}")
@@ -389,7 +430,7 @@ async def run_grid(args: argparse.Namespace, stack: Stack, sim: SimulatorServer,
                         seed=args.seed + 10 * k + n,
                     )
                     before = cpu.sample()
-                    p, words = await one_meeting(http, sim, platform, c, config)
+                    p, words = await one_meeting(http, stack, sim, platform, c, config, args.show)
                     runs.append(score(platform, overlap, c, p, words, cpu.sample() - before))
                 row = merge(runs)
                 rows.append(row)
@@ -417,6 +458,8 @@ def main() -> None:
         "--turns", type=int, default=0, help="turns per participant (default 3 for 2, else 2)"
     )
     parser.add_argument("--seed", type=int, default=3)
+    parser.add_argument("--show", action="store_true", help="print each meeting's plan and transcript")
+    parser.add_argument("--only", default="", help="run only these platforms (comma-separated)")
     parser.add_argument(
         "--lag", type=float, default=BOT_LAG_S, help="the page's indicator lag, s (the bot compensates 0.3 s)"
     )
