@@ -358,8 +358,18 @@ def grid(full: bool, only: str = "") -> list[tuple[str, int, float]]:
         cells = [(p, n, o) for p in PLATFORMS for n in (2, 4, 6) for o in (0.0, 0.1, 0.3)]
     else:  # Meet's speakers come with the audio: its worst case (most crosstalk) stands for it.
         cells = [("google_meet", 4, 0.3)] + [(p, 4, o) for p in ("teams", "zoom") for o in (0.0, 0.1, 0.3)]
-    wanted = set(only.split(",")) - {""}
-    return [cell for cell in cells if not wanted or cell[0] in wanted]
+    wanted = [w.split(":") for w in only.split(",") if w]
+    return [cell for cell in cells if not wanted or any(_matches(cell, w) for w in wanted)]
+
+
+def _matches(cell: tuple[str, int, float], want: list[str]) -> bool:
+    """``platform[:participants[:overlap %]]``, e.g. ``teams`` or ``google_meet:2:0``."""
+    platform, n, overlap = cell
+    return (
+        want[0] == platform
+        and (len(want) < 2 or int(want[1]) == n)
+        and (len(want) < 3 or round(float(want[2])) == round(overlap * 100))
+    )
 
 
 def merge(rows: list[Row]) -> Row:
@@ -459,7 +469,11 @@ def main() -> None:
     )
     parser.add_argument("--seed", type=int, default=3)
     parser.add_argument("--show", action="store_true", help="print each meeting's plan and transcript")
-    parser.add_argument("--only", default="", help="run only these platforms (comma-separated)")
+    parser.add_argument(
+        "--only",
+        default="",
+        help="only these cells of the grid: platform[:participants[:overlap %]], comma-separated",
+    )
     parser.add_argument(
         "--lag", type=float, default=BOT_LAG_S, help="the page's indicator lag, s (the bot compensates 0.3 s)"
     )
