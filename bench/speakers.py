@@ -1,59 +1,70 @@
-"""Who said each word: word-level speaker attribution per platform path, on simulated meetings.
+"""Who said each word, measured through the real path: simulated page -> Chromium bot -> Whisper -> API.
 
-Each meeting is planned by the simulator's own planner (``vexa.testing.sim_plan``):
-turns taken round-robin, overlapping for the given share of the speech time, and the
-active-speaker indicator as the SIMULATED Teams/Zoom pages show it (0.3 s late, each
-switch jittered by up to 0.1 s, dropping out in pauses and at random). Participant 1
-reads real LibriVox speech (Debian's pocketsphinx-testdata); the others are espeak-ng
-voices reading other sentences.
+Every meeting runs the whole stack (`vexa up`'s processes on embedded PostgreSQL and
+Valkey): ``POST /bots`` through the gateway, the bot-manager's process orchestrator
+starts a real bot (``python -m vexa bot``) that joins a SIMULATED meeting page in
+Chromium, captures what the page plays, streams it to the real transcription service
+(``--model``, tiny.en by default) and reports the page's speaking indicator; the
+collector attributes and stores the segments in PostgreSQL; the transcript is read
+back with ``GET /transcripts/{platform}/{id}`` once every segment is final.
 
-- **Meet (per participant)**: each participant's own track is its own session of the
-  real transcription service (as the bot does where the page gives per-participant
-  elements); the speaker comes with the audio.
-- **Teams / Zoom web (mixed)**: the mix of everyone is one session; the indicator's
-  changes become speaker events dated back by the bot's lag compensation
-  (``BOT_SPEAKER_LAG_MS``), and the collector's word attribution
-  (``vexa.collector.attribution``, unknown below ``SPEAKER_MIN_CONFIDENCE``) names each
-  word's speaker and splits segments at speaker changes. The two platforms' pages are
-  simulated alike, so one row group stands for both.
+The simulated pages deliver audio as the platforms' web clients do
+(``vexa.testing.simulator``, planned by ``vexa.testing.sim_plan``):
 
-Audio goes to a real transcription service (``--model``) over its WebSocket at
-``--speed`` x real time. A word counts as correctly attributed when the named speaker
-said it: of the people voiced within 1 s of it, the one whose line has that word (in
-crosstalk the words decide, not the time; a word in nobody's line falls back to who was
-voiced then, 0.15 s tolerance). *Unknown* words count as not correct. WER is against
-the turns' reference text in turn order (in crosstalk the transcript interleaves, so it
-counts order too); cpWER is per speaker (their lines against the words attributed to
-them; a word given to the wrong speaker counts twice). The full-stack path through
-Chromium and the bot is covered by the tests
-(tests/bot/test_bot_mixed_audio.py, tests/e2e/test_e2e_speakers.py).
+- **Google Meet**: one media element per participant; the bot opens one transcription
+  session per participant, so the speaker comes with the audio.
+- **Teams / Zoom web**: ONE mixed stream for everyone, plus each tile's speaking
+  indicator, shown ``--lag`` s late (each switch jittered by 0.1 s, dropping out in
+  pauses, 4 random flickers a minute). The bot dates the indicator's changes back by its
+  own compensation (``BOT_SPEAKER_LAG_MS``, 0.3 s) and the collector attributes each word
+  (unknown below ``SPEAKER_MIN_CONFIDENCE``), splitting segments at speaker changes.
 
-    .venv/bin/python bench/speakers.py                 # reduced grid (see --full)
-    .venv/bin/python bench/speakers.py --full --runs 2 # 2/4/6 participants x 0/10/30 % overlap, all paths
-    .venv/bin/python bench/speakers.py --lag 0.6       # the real lag differs from the compensated one
+Participant 1 reads real LibriVox speech (Debian's pocketsphinx-testdata); the others
+are espeak-ng voices reading other sentences. Turns go round-robin, overlapping for the
+given share of the speech time.
+
+Scoring, per word of the stored transcript (the API gives segments, not words: a word's
+time is placed inside its segment by its character offset): a word is right when the
+named speaker said it — of the people voiced within 1 s of it, the one whose line has
+that word (in crosstalk the words decide, not the time); a word in nobody's line falls
+back to who was voiced then. *Unknown* words count as not right. WER is against the
+turns' text in turn order (crosstalk interleaves, so order counts too); cpWER is per
+speaker (their lines against the words given to them). CPU is the whole path's: every
+process of the stack and its children (bots, Chromium, Whisper), per meeting minute.
+
+    .venv/bin/python bench/speakers.py                  # 4 participants, every platform (~10 min)
+    .venv/bin/python bench/speakers.py --full           # 3 platforms x 2/4/6 participants x 0/10/30 %
+    .venv/bin/python bench/speakers.py --lag 0.6        # the page's lag twice what the bot compensates
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import tempfile
 import time
-import uuid
 from dataclasses import dataclass
+from datetime import datetime
+from itertools import count
 from pathlib import Path
 
-import numpy as np
+import httpx
+import psutil
 
-from transcription import start_ours  # bench/transcription.py: our service as a process
-from vexa.collector.attribution import WordTiming, attribute_segment
-from vexa.collector.speakers import TimedEvent
-from vexa.testing.real_speech import SR, Meeting, librivox
-from vexa.testing.sim_plan import Person, Plan, PlanOptions, plan
-from vexa.testing.speech import read_wav, resample, synthesize, write_wav
-from vexa.testing.streaming_eval import stream_meeting
+from _stack import stores
+from vexa.embedded import free_port
+from vexa.stack import Stack, StackSettings
+from vexa.testing.real_speech import librivox
+from vexa.testing.sim_plan import Plan
+from vexa.testing.simulator import SimConfig, SimParticipant, SimulatorServer
+from vexa.testing.speech import synthesize, write_wav
+from vexa.transcription.models import resolve_model
 from vexa.transcription.wer import normalize, wer
 
+PLATFORMS = ("google_meet", "teams", "zoom")
+LABEL = {"google_meet": "Meet (per participant)", "teams": "Teams (mixed)", "zoom": "Zoom (mixed)"}
+NAMES = ["Alice", "Bob", "Carol", "Dan", "Erin", "Frank", "Grace", "Heidi"]
 VOICES = ["en-us", "en-us+m3", "en-us+f3", "en-gb", "en-us+f2", "en-gb+m5", "en-us+m7"]
 SENTENCES = [
     "The quarterly numbers came in higher than we planned for.",
@@ -72,8 +83,9 @@ SENTENCES = [
     "Remember to book the training room for next Monday.",
 ]
 BOT_LAG_S = 0.3  # the bot's default BOT_SPEAKER_LAG_MS
-MIN_CONFIDENCE = 0.35  # the collector's default SPEAKER_MIN_CONFIDENCE
 TRUTH_PAD_S = 0.15
+NEAR_S = 1.0
+PORTS = ("GATEWAY", "ADMIN", "BOT_MANAGER", "COLLECTOR", "TRANSCRIPTION", "TRANSCRIPTION_HEALTH")
 
 
 @dataclass
@@ -83,14 +95,12 @@ class Cast:
     texts: list[list[str]]
 
 
-def cast(n: int, folder: Path) -> Cast:
-    """``n`` speakers with 3 turns each (2 participants) or 2 (more)."""
-    turns = 3 if n <= 2 else 2
+def cast(n: int, turns: int, folder: Path) -> Cast:
+    """``n`` speakers with ``turns`` turns each: real read speech for the first, espeak-ng for the rest."""
     real = librivox()
     names, clips, texts = [], [], []
     sentence = 0
     for i in range(n):
-        names.append(f"Speaker {i + 1}")
         mine, words = [], []
         for k in range(turns):
             if i == 0:
@@ -102,43 +112,46 @@ def cast(n: int, folder: Path) -> Cast:
                 sentence += 1
                 mine.append(synthesize(text, folder / f"s{i}-{k}.wav", voice=VOICES[i % len(VOICES)]))
                 words.append(text)
+        names.append(NAMES[i])
         clips.append(mine)
         texts.append(words)
     return Cast(names, clips, texts)
 
 
-def _track(path: Path) -> np.ndarray:
-    audio, rate = read_wav(path)
-    return resample(audio, rate, SR)
+class TreeCpu:
+    """CPU seconds of a set of processes and all their descendants, including ones that come and go.
 
+    Sampled every second: a process's last reading is kept after it exits (a bot, its
+    Chromium), so at most its final second is missed.
+    """
 
-def render(c: Cast, p: Plan, lead_s: float = 0.5, tail_s: float = 2.0) -> tuple[np.ndarray, list[np.ndarray]]:
-    """The mix and each participant's own track, as the page plays them."""
-    length = int((lead_s + p.end + tail_s) * SR)
-    tracks = [np.zeros(length, np.float32) for _ in c.names]
-    for turn in p.turns:
-        audio = _track(c.clips[turn.who][turn.clip])
-        at = int((lead_s + turn.at) * SR)
-        tracks[turn.who][at : at + len(audio)] += audio[: length - at]
-    mix = np.clip(sum(tracks), -1, 1).astype(np.float32)
-    return mix, tracks
+    def __init__(self, pids: list[int]) -> None:
+        self.roots = [psutil.Process(p) for p in pids]
+        self.seen: dict[tuple[int, float], float] = {}
 
+    def sample(self) -> float:
+        for root in self.roots:
+            try:
+                procs = [root, *root.children(recursive=True)]
+            except psutil.Error:
+                continue
+            for p in procs:
+                try:
+                    t = p.cpu_times()
+                    self.seen[(p.pid, p.create_time())] = t.user + t.system
+                except psutil.Error:
+                    continue
+        return sum(self.seen.values())
 
-def indicator_events(p: Plan, names: list[str], lead_s: float) -> list[TimedEvent]:
-    """The page's indicator as the collector gets it: the bot dates each change back by its lag."""
-    events = []
-    for span in p.indicator:
-        key = f"p{span.who}"
-        for kind, t in (("SPEAKER_START", span.on), ("SPEAKER_END", span.off)):
-            ms = max(0.0, (lead_s + t - BOT_LAG_S) * 1000.0)
-            events.append(TimedEvent(ms, kind, key, names[span.who]))
-    events.sort(key=lambda e: (e.ms, e.kind != "SPEAKER_END"))
-    return events
+    async def run(self) -> None:
+        while True:
+            self.sample()
+            await asyncio.sleep(1.0)
 
 
 @dataclass
 class Row:
-    path: str
+    platform: str
     n: int
     overlap: float
     measured_overlap: float
@@ -147,213 +160,345 @@ class Row:
     unknown: int
     wer: float
     cp_wer: float
-    seconds: float
+    meeting_s: float
+    cpu_s: float
 
     @property
     def accuracy(self) -> float:
         return self.correct / self.words if self.words else float("nan")
 
+    @property
+    def unknown_share(self) -> float:
+        return self.unknown / self.words if self.words else float("nan")
 
-def _truth(c: Cast, p: Plan, lead_s: float, a: float, b: float, word: str) -> set[int]:
-    """Who said this word: of the people voiced around it, the one(s) whose line has it.
 
-    Time alone would call either talker right in crosstalk; the words decide there.
-    Whisper's word times wander, so "around" is a second either side.
-    """
-    near = {v.who for v in p.voiced if lead_s + v.on - 1.0 < b and lead_s + v.off + 1.0 > a}
+Word = tuple[str | None, float, float, str]  # speaker, start, end (s on the plan's clock), word
+
+
+def words_of(segments: list[dict], origin_at: float) -> list[Word]:
+    """The transcript's words on the plan's clock, each placed in its segment by character offset."""
+    out: list[Word] = []
+    for seg in segments:
+        start = datetime.fromisoformat(seg["absolute_start_time"]).timestamp() - origin_at
+        end = datetime.fromisoformat(seg["absolute_end_time"]).timestamp() - origin_at
+        tokens = seg["text"].split()
+        length = max(1, sum(len(t) + 1 for t in tokens))
+        at = 0
+        for token in tokens:
+            a = start + (end - start) * at / length
+            at += len(token) + 1
+            out.append((seg["speaker"], a, start + (end - start) * at / length, token))
+    return out
+
+
+def _truth(c: Cast, p: Plan, a: float, b: float, word: str) -> set[int]:
+    """Who said this word: of the people voiced around it, the one(s) whose line has it."""
     key = normalize(word)
     saying = {
         t.who
         for t in p.turns
-        if t.who in near
-        and lead_s + t.at - 1.0 < b
-        and lead_s + t.at + t.duration + 1.0 > a
+        if t.at - NEAR_S < b
+        and t.at + t.duration + NEAR_S > a
         and key
         and key[0] in normalize(c.texts[t.who][t.clip])
     }
     if saying:
         return saying
-    voiced = {v.who for v in p.voiced if lead_s + v.on - TRUTH_PAD_S < b and lead_s + v.off + TRUTH_PAD_S > a}
+    voiced = {v.who for v in p.voiced if v.on - TRUTH_PAD_S < b and v.off + TRUTH_PAD_S > a}
     if voiced:
         return voiced
     mid = (a + b) / 2
-    nearest = min(p.voiced, key=lambda v: min(abs(lead_s + v.on - mid), abs(lead_s + v.off - mid)))
+    nearest = min(p.voiced, key=lambda v: min(abs(v.on - mid), abs(v.off - mid)))
     return {nearest.who}
 
 
-def reference_text(c: Cast, p: Plan) -> str:
-    return " ".join(c.texts[t.who][t.clip] for t in p.turns)
+def cp_wer(c: Cast, p: Plan, words: list[Word]) -> float:
+    """Concatenated per-speaker WER: each speaker's lines against the words attributed to them."""
+    errors = total = 0.0
+    for i, name in enumerate(c.names):
+        reference = " ".join(c.texts[t.who][t.clip] for t in p.turns if t.who == i)
+        n = len(normalize(reference))
+        errors += wer(reference, " ".join(w[3] for w in words if w[0] == name)) * n
+        total += n
+    return errors / total if total else 0.0
 
 
-async def run_mixed(
-    url: str, c: Cast, p: Plan, speed: float
-) -> tuple[list[tuple[str | None, float, float, str]], str]:
-    lead = 0.5
-    mix, _ = render(c, p, lead)
-    stream = await stream_meeting(url, Meeting(mix), _config(), speed=speed)
-    events = indicator_events(p, c.names, lead)
-    words_out: list[tuple[str | None, float, float, str]] = []
-    texts = []
-    for seg in stream.final_segments():
-        if not seg.get("completed") or not seg.get("words"):
-            continue
-        words = [WordTiming(w["start"], w["end"], w["word"]) for w in seg["words"]]
-        parts = attribute_segment(
-            events, seg["start"], seg["end"], seg["text"], words, split=True, min_confidence=MIN_CONFIDENCE
-        )
-        for part in parts:
-            texts.append(part.text)
-            words_out += [(part.speaker, w.start, w.end, w.word) for w in part.words]
-    return words_out, " ".join(texts)
-
-
-async def run_per_participant(
-    url: str, c: Cast, p: Plan, speed: float
-) -> tuple[list[tuple[str | None, float, float, str]], str]:
-    lead = 0.5
-    _, tracks = render(c, p, lead)
-    runs = await asyncio.gather(
-        *(stream_meeting(url, Meeting(t), _config(), speed=speed) for t in tracks if np.any(t))
-    )
-    spoken = [name for name, t in zip(c.names, tracks, strict=True) if np.any(t)]
-    words_out: list[tuple[str | None, float, float, str]] = []
-    for name, stream in zip(spoken, runs, strict=True):
-        for seg in stream.final_segments():
-            if seg.get("completed"):
-                words_out += [(name, w["start"], w["end"], w["word"]) for w in seg.get("words") or []]
-    words_out.sort(key=lambda w: w[1])
-    return words_out, " ".join(w[3] for w in words_out)
-
-
-def _config() -> dict[str, object]:
-    return {"uid": str(uuid.uuid4()), "language": "en", "task": "transcribe"}
-
-
-def score(path: str, n: int, overlap: float, c: Cast, p: Plan, words, text: str, seconds: float) -> Row:  # type: ignore[no-untyped-def]
+def score(platform: str, overlap: float, c: Cast, p: Plan, words: list[Word], cpu_s: float) -> Row:
     index = {name: i for i, name in enumerate(c.names)}
     correct = unknown = 0
     for speaker, a, b, word in words:
         if speaker is None:
             unknown += 1
-        elif index[speaker] in _truth(c, p, 0.5, a, b, word):
+        elif speaker in index and index[speaker] in _truth(c, p, a, b, word):
             correct += 1
+    reference = " ".join(c.texts[t.who][t.clip] for t in p.turns)
     return Row(
-        path,
-        n,
+        platform,
+        len(c.names),
         overlap,
         p.overlap_share,
         len(words),
         correct,
         unknown,
-        wer(reference_text(c, p), text),
+        wer(reference, " ".join(w[3] for w in words)),
         cp_wer(c, p, words),
-        seconds,
+        p.end,
+        cpu_s,
     )
 
 
-def cp_wer(c: Cast, p: Plan, words) -> float:  # type: ignore[no-untyped-def]
-    """Concatenated per-speaker WER: each speaker's lines against the words attributed to them."""
-    errors = total = 0.0
-    for i, name in enumerate(c.names):
-        reference = " ".join(c.texts[t.who][t.clip] for t in p.turns if t.who == i)
-        hypothesis = " ".join(w[3] for w in words if w[0] == name)
-        n = len(normalize(reference))
-        errors += wer(reference, hypothesis) * n
-        total += n
-    return errors / total if total else 0.0
+_ids = count(1)
 
 
-def table(rows: list[Row]) -> str:
-    out = [
-        "| path | participants | overlap (planned / measured) | words "
-        "| speaker accuracy | unknown | WER | cpWER |",
-        "|---|---|---|---|---|---|---|---|",
-    ]
-    for r in rows:
-        out.append(
-            f"| {r.path} | {r.n} | {r.overlap:.0%} / {r.measured_overlap:.0%} | {r.words} | "
-            f"{r.accuracy:.1%} | {r.unknown / max(1, r.words):.1%} | {r.wer:.1%} | {r.cp_wer:.1%} |"
+def native_id(platform: str) -> str:
+    n = next(_ids)
+    if platform == "google_meet":
+        letters = "".join(chr(ord("a") + (n // 26**k) % 26) for k in range(10))
+        return f"{letters[:3]}-{letters[3:7]}-{letters[7:]}"
+    return f"{7000000000 + n}"
+
+
+async def one_meeting(
+    http: httpx.AsyncClient,
+    stack: Stack,
+    sim: SimulatorServer,
+    platform: str,
+    c: Cast,
+    config: SimConfig,
+    show: bool,
+) -> tuple[Plan, list[Word]]:
+    """Run one meeting through the whole stack; the plan it played and the stored transcript's words.
+
+    The transcript is read once the meeting is over, the transcription service has no session
+    left (its final decodes are published before a session ends: on a loaded machine they come
+    seconds after the bot left) and every segment is final and unchanged for a poll.
+    """
+    native = native_id(platform)
+    p = sim.configure(native, config)
+    created = await http.post(
+        "/bots", json={"platform": platform, "native_meeting_id": native, "language": "en"}
+    )
+    created.raise_for_status()
+    deadline = time.monotonic() + 120 + 2 * p.end
+    status, previous, segments = "", None, []
+    while time.monotonic() < deadline:
+        await asyncio.sleep(1.0)
+        found = await http.get(f"/transcripts/{platform}/{native}")
+        body = found.json() if found.status_code == 200 else {}
+        status = body.get("status", "")
+        if status not in ("completed", "failed") or await _transcribing(stack):
+            continue
+        segments = [s for s in body.get("segments", []) if s["text"].strip()]
+        if all(s.get("completed") for s in segments) and segments == previous:
+            break
+        previous = segments
+    state = sim.state(native) or {}
+    if status != "completed" or state.get("origin_at") is None:
+        raise RuntimeError(f"{platform}/{native}: meeting {status or 'never started'}, page state {state}")
+    segments.sort(key=lambda s: s["absolute_start_time"])
+    if show:
+        _show(c, p, segments, state["origin_at"])
+    return p, words_of(segments, state["origin_at"])
+
+
+async def _transcribing(stack: Stack) -> bool:
+    """Whether the transcription service still has a session open (the meetings run one at a time)."""
+    async with httpx.AsyncClient(timeout=10) as c:
+        health = (await c.get(stack.services["transcription"].health_url)).json()
+    return bool(health.get("active_sessions")) or bool(health.get("decodes_in_flight"))
+
+
+def _show(c: Cast, p: Plan, segments: list[dict], origin_at: float) -> None:
+    """What was said (the plan) and what the transcript holds, on one clock, for reading by eye."""
+    said = [(t.at, t.at + t.duration, c.names[t.who], c.texts[t.who][t.clip]) for t in p.turns]
+    heard = [
+        (
+            datetime.fromisoformat(s["absolute_start_time"]).timestamp() - origin_at,
+            datetime.fromisoformat(s["absolute_end_time"]).timestamp() - origin_at,
+            f"-> {s['speaker']} ({s.get('speaker_confidence')})",
+            s["text"],
         )
-    return "\n".join(out)
+        for s in segments
+    ]
+    for a, b, who, what in sorted(said + heard):
+        print(f"  {a:6.2f}-{b:6.2f} {who:24s} {what}")
+
+
+def start_stack(folder: Path, db_url: str, redis_url: str, meeting_url: str, model: str) -> Stack:
+    settings = StackSettings(
+        DATABASE_URL=db_url,
+        REDIS_URL=redis_url,
+        ADMIN_API_TOKEN="bench-speakers-admin",
+        **{f"{p}_PORT": str(free_port()) for p in PORTS},
+    )  # type: ignore[arg-type]
+    env = {
+        "MEETING_BASE_URL": meeting_url,
+        "WHISPER_MODEL": model,
+        "BOT_LEAVE_WHEN_ALONE_S": "2",
+        "IMMUTABILITY_THRESHOLD": "2",
+        "BACKGROUND_TASK_INTERVAL": "1",
+        "RECORDING_ENABLED": "false",
+        "LOG_LEVEL": "WARNING",
+    }
+    return Stack(settings=settings, home=folder / "home", extra_env=env, any_free_ports=True).start()
+
+
+def api_key(stack: Stack) -> str:
+    admin = {"X-Admin-API-Key": stack.admin_token}
+    with httpx.Client(base_url=stack.gateway_url, headers=admin, timeout=30) as c:
+        user = c.post("/admin/users", json={"email": "bench-speakers@example.com", "max_concurrent_bots": 10})
+        user.raise_for_status()
+        token = c.post(f"/admin/users/{user.json()['id']}/tokens")
+        token.raise_for_status()
+        return token.json()["token"]
+
+
+def grid(full: bool, only: str = "") -> list[tuple[str, int, float]]:
+    if full:
+        cells = [(p, n, o) for p in PLATFORMS for n in (2, 4, 6) for o in (0.0, 0.1, 0.3)]
+    else:  # Meet's speakers come with the audio: its worst case (most crosstalk) stands for it.
+        cells = [("google_meet", 4, 0.3)] + [(p, 4, o) for p in ("teams", "zoom") for o in (0.0, 0.1, 0.3)]
+    wanted = [w.split(":") for w in only.split(",") if w]
+    return [cell for cell in cells if not wanted or any(_matches(cell, w) for w in wanted)]
+
+
+def _matches(cell: tuple[str, int, float], want: list[str]) -> bool:
+    """``platform[:participants[:overlap %]]``, e.g. ``teams`` or ``google_meet:2:0``."""
+    platform, n, overlap = cell
+    return (
+        want[0] == platform
+        and (len(want) < 2 or int(want[1]) == n)
+        and (len(want) < 3 or round(float(want[2])) == round(overlap * 100))
+    )
 
 
 def merge(rows: list[Row]) -> Row:
-    """Several runs of one grid cell as one row: words summed, rates weighted by words."""
-    first, words = rows[0], sum(r.words for r in rows)
+    """Several runs of one cell as one row: words summed, rates weighted by words."""
+    weight = [max(1, r.words) for r in rows]
 
     def mean(attr: str) -> float:
-        return sum(getattr(r, attr) * max(1, r.words) for r in rows) / sum(max(1, r.words) for r in rows)
+        return sum(getattr(r, attr) * w for r, w in zip(rows, weight, strict=True)) / sum(weight)
 
+    first = rows[0]
     return Row(
-        first.path,
+        first.platform,
         first.n,
         first.overlap,
         sum(r.measured_overlap for r in rows) / len(rows),
-        words,
+        sum(r.words for r in rows),
         sum(r.correct for r in rows),
         sum(r.unknown for r in rows),
         mean("wer"),
         mean("cp_wer"),
-        sum(r.seconds for r in rows),
+        sum(r.meeting_s for r in rows),
+        sum(r.cpu_s for r in rows),
     )
 
 
-async def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default="tiny.en")
-    parser.add_argument(
-        "--speed", type=float, default=1.5, help="x real time (the server keeps up on tiny.en)"
-    )
-    parser.add_argument(
-        "--full", action="store_true", help="every path x 2/4/6 participants x 0/10/30 %% overlap"
-    )
-    parser.add_argument("--runs", type=int, default=1, help="meetings per grid cell (other seeds)")
-    parser.add_argument("--seed", type=int, default=3)
-    parser.add_argument(
-        "--lag",
-        type=float,
-        default=BOT_LAG_S,
-        help="the simulated indicator's lag, s (the bot still compensates 0.3 s: robustness)",
-    )
-    args = parser.parse_args()
-    sizes, overlaps = [2, 4, 6], [0.0, 0.1, 0.3]
-    grid = [("mixed", n, o) for n in sizes for o in overlaps]
-    # Per participant, attribution is by construction; the reduced grid measures its WER at the worst overlap.
-    grid += [("per participant", n, o) for n in sizes for o in (overlaps if args.full else [0.3])]
-    with tempfile.TemporaryDirectory(prefix="vexa-bench-speakers-") as tmp:
-        folder = Path(tmp)
-        server = start_ours(args.model, folder)
-        rows: list[Row] = []
-        try:
-            for path, n, overlap in grid:
-                c = cast(n, folder)
-                people = [Person(tuple(clips)) for clips in c.clips]
-                label = "Teams / Zoom web (mixed)" if path == "mixed" else "Meet (per participant)"
-                runner = run_mixed if path == "mixed" else run_per_participant
+def table(rows: list[Row]) -> str:
+    out = [
+        "| platform (path) | participants | overlap planned / measured | words | speaker accuracy "
+        "| unknown | WER | cpWER | CPU s per meeting min |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        out.append(
+            f"| {LABEL[r.platform]} | {r.n} | {r.overlap:.0%} / {r.measured_overlap:.0%} | {r.words} | "
+            f"{r.accuracy:.1%} | {r.unknown_share:.1%} | {r.wer:.1%} | {r.cp_wer:.1%} | "
+            f"{60 * r.cpu_s / max(1.0, r.meeting_s):.0f} |"
+        )
+    return "\n".join(out)
+
+
+async def run_grid(args: argparse.Namespace, stack: Stack, sim: SimulatorServer, folder: Path) -> list[Row]:
+    key = api_key(stack)
+    cpu = TreeCpu([proc.pid for proc in stack.services.values() if proc.pid is not None])
+    sampler = asyncio.create_task(cpu.run())
+    casts: dict[int, Cast] = {}
+    rows: list[Row] = []
+    try:
+        async with httpx.AsyncClient(
+            base_url=stack.gateway_url, headers={"X-API-Key": key}, timeout=60
+        ) as http:
+            for platform, n, overlap in grid(args.full, args.only):
+                if n not in casts:
+                    (folder / f"cast{n}").mkdir()
+                    casts[n] = cast(n, args.turns or (3 if n <= 2 else 2), folder / f"cast{n}")
+                c = casts[n]
                 runs = []
                 for k in range(args.runs):
-                    p = plan(people, PlanOptions(overlap=overlap, lag=args.lag, seed=args.seed + 10 * k + n))
-                    t0 = time.monotonic()
-                    words, text = await runner(server.url, c, p, args.speed)
-                    runs.append(score(label, n, overlap, c, p, words, text, time.monotonic() - t0))
+                    config = SimConfig(
+                        participants=[
+                            SimParticipant(name, clips[0], more=tuple(clips[1:]))
+                            for name, clips in zip(c.names, c.clips, strict=True)
+                        ],
+                        admit_after=0.5,
+                        play_delay=2.0,
+                        leave_after_audio=2.0,
+                        overlap=overlap,
+                        indicator_lag=args.lag,
+                        seed=args.seed + 10 * k + n,
+                    )
+                    before = cpu.sample()
+                    p, words = await one_meeting(http, stack, sim, platform, c, config, args.show)
+                    runs.append(score(platform, overlap, c, p, words, cpu.sample() - before))
                 row = merge(runs)
                 rows.append(row)
                 print(
-                    f"{label:26s} n={n} overlap={overlap:.0%} (measured {row.measured_overlap:.0%}): "
-                    f"accuracy {row.accuracy:.1%}, unknown {row.unknown / max(1, row.words):.1%}, "
-                    f"WER {row.wer:.1%}, cpWER {row.cp_wer:.1%}, {row.words} words, {row.seconds:.0f}s",
+                    f"{LABEL[platform]:24s} n={n} overlap={overlap:.0%} "
+                    f"(measured {row.measured_overlap:.0%}): "
+                    f"accuracy {row.accuracy:.1%}, unknown {row.unknown_share:.1%}, WER {row.wer:.1%}, "
+                    f"cpWER {row.cp_wer:.1%}, {row.words} words, {row.meeting_s:.0f} s of meeting, "
+                    f"{row.cpu_s:.0f} CPU s, load {os.getloadavg()[0]:.1f}",
                     flush=True,
                 )
+    finally:
+        sampler.cancel()
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="tiny.en", help="WHISPER_MODEL of the stack")
+    parser.add_argument(
+        "--full", action="store_true", help="3 platforms x 2/4/6 participants x 0/10/30 %% overlap"
+    )
+    parser.add_argument("--runs", type=int, default=1, help="meetings per cell (other seeds)")
+    parser.add_argument(
+        "--turns", type=int, default=0, help="turns per participant (default 3 for 2, else 2)"
+    )
+    parser.add_argument("--seed", type=int, default=3)
+    parser.add_argument("--show", action="store_true", help="print each meeting's plan and transcript")
+    parser.add_argument(
+        "--only",
+        default="",
+        help="only these cells of the grid: platform[:participants[:overlap %]], comma-separated",
+    )
+    parser.add_argument(
+        "--lag", type=float, default=BOT_LAG_S, help="the page's indicator lag, s (the bot compensates 0.3 s)"
+    )
+    args = parser.parse_args()
+    model_path = resolve_model(args.model)
+    load_before = os.getloadavg()
+    with tempfile.TemporaryDirectory(prefix="vexa-bench-speakers-") as tmp, stores() as (db_url, redis_url):
+        folder = Path(tmp)
+        sim = SimulatorServer(SimConfig(participants=[]), free_port()).start()
+        stack = start_stack(folder, db_url, redis_url, sim.base_url, args.model)
+        try:
+            rows = asyncio.run(run_grid(args, stack, sim, folder))
         finally:
-            server.stop()
+            stack.stop()
+            sim.stop()
     print()
     print(
-        f"model {args.model}, speed {args.speed}x, grid {'full' if args.full else 'reduced'}, "
-        f"{args.runs} run(s) per cell from seed {args.seed}, "
-        f"indicator lag {args.lag}s (compensated {BOT_LAG_S}s)"
+        f"model {args.model} ({model_path}); grid {'full' if args.full else 'default'}, "
+        f"{args.runs} run(s) per cell from seed {args.seed}; "
+        f"indicator lag {args.lag} s (bot compensates {BOT_LAG_S} s); load average "
+        f"{load_before[0]:.1f} before, {os.getloadavg()[0]:.1f} after ({psutil.cpu_count()} CPUs)"
     )
     print(table(rows))
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    main()

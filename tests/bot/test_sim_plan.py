@@ -77,3 +77,39 @@ def test_participant_cli_form(clips):
     assert SimConfig(participants=[]).audio_mode("google_meet") == "per_participant"
     assert SimConfig(participants=[]).audio_mode("teams") == "mixed"
     assert SimConfig(participants=[], audio="mixed").audio_mode("google_meet") == "mixed"
+
+
+def test_each_meeting_can_have_its_own_participants_and_plan(clips):
+    """One server, two meetings of different sizes and overlaps (what bench/speakers.py runs)."""
+    import json
+    import re
+
+    import httpx
+
+    from vexa.embedded import free_port
+    from vexa.testing.simulator import SimulatorServer
+
+    default = SimConfig(participants=[SimParticipant("Alice", clips[0]), SimParticipant("Bob", clips[1])])
+    crowd = SimConfig(
+        participants=[SimParticipant(n, c) for n, c in zip(("Carol", "Dan", "Erin"), clips[1:], strict=True)],
+        overlap=0.3,
+        admit_after=-1,
+    )
+    with SimulatorServer(default, free_port()) as server:
+        planned = server.configure("5566778899", crowd)
+        assert planned.overlap_share == pytest.approx(0.3, abs=0.05)
+        with httpx.Client(base_url=server.base_url, timeout=10) as http:
+
+            def page(path: str) -> dict:
+                html = http.get(path).text
+                found = re.search(r"<script id='sim-config' type='application/json'>(.*?)</script>", html)
+                return json.loads(found.group(1).replace("&quot;", '"').replace("&amp;", "&"))
+
+            own, shared = page("/j/5566778899"), page("/j/1122334455")
+            assert [p["name"] for p in own["participants"]] == ["Carol", "Dan", "Erin"]
+            assert [p["name"] for p in shared["participants"]] == ["Alice", "Bob"]
+            assert own["plan"]["turns"] == planned.as_json()["turns"] != shared["plan"]["turns"]
+            wav = http.get(own["participants"][2]["audio"][0])
+            assert wav.status_code == 200 and wav.content == clips[3].read_bytes()
+            assert http.get(shared["participants"][0]["audio"][0]).content == clips[0].read_bytes()
+        assert server.state("5566778899")["participants"] == ["Carol", "Dan", "Erin"]

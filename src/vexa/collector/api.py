@@ -202,6 +202,7 @@ async def _live_segments(state: Any, meeting_id: int, live_raw: dict[str, str]) 
     starts = await read_queries.session_starts(state.reads, meeting_id)
     merged: dict[str, TranscriptionSegment] = {}
     versions: dict[str, int] = {}
+    pieces: dict[tuple[str, float], list[str]] = {}  # a split segment's stored pieces
     # Plain tuples into one dict per row: pydantic-core validates that faster than
     # SQLAlchemy builds row mappings (and faster than model_construct, which is Python).
     for (
@@ -215,6 +216,7 @@ async def _live_segments(state: Any, meeting_id: int, live_raw: dict[str, str]) 
         confidence,
         uid,
         version,
+        split_from,
     ) in rows:
         start = starts.get(uid)
         field = segment_field(uid, start_time)
@@ -235,12 +237,19 @@ async def _live_segments(state: Any, meeting_id: int, live_raw: dict[str, str]) 
             }
         )
         versions[field] = version
+        if split_from is not None:
+            pieces.setdefault((uid, split_from), []).append(field)
     live, _ = decode(live_raw)
     for field, stored in live.items():
         # A live draft replaces the stored row only if it is not older (a replayed old
         # message can sit in Redis briefly after the row was persisted).
         if entry_version(stored.version) >= versions.get(field, -1):
             merged[field] = stored.to_public(starts.get(stored.session_uid))
+            if stored.pieces is not None:  # a newer split of a stored segment: its old pieces go
+                keep = {field, *stored.pieces}
+                for old in pieces.get((stored.session_uid, stored.start), []):
+                    if old not in keep and versions[old] < entry_version(stored.version):
+                        merged.pop(old, None)
     return sorted(merged.values(), key=_sort_key)
 
 

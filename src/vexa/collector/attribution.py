@@ -239,7 +239,7 @@ def attribute(seg: StoredSegment, events: list[TimedEvent], min_confidence: floa
     parts = attribute_segment(
         events, seg.start, seg.end_time, seg.text, words, split=seg.completed, min_confidence=min_confidence
     )
-    return [
+    out = [
         seg.model_copy(
             update={
                 "start": p.start,
@@ -249,7 +249,31 @@ def attribute(seg: StoredSegment, events: list[TimedEvent], min_confidence: floa
                 "speaker": p.speaker,
                 "speaker_mapping_status": p.status,
                 "speaker_confidence": p.confidence,
+                "split_from": seg.start if seg.completed else None,
+                "pieces": None,
             }
         )
         for p in parts
     ]
+    if seg.completed:
+        # The first piece keeps the segment's field and names the others: a revision of the
+        # segment replaces that field and, with it, this split (segments.py, rows.py).
+        out[0].pieces = [piece.field for piece in out[1:]]
+    return out
+
+
+def resplit(
+    pieces: list[StoredSegment], events: list[TimedEvent], min_confidence: float
+) -> list[StoredSegment]:
+    """A split segment's pieces joined again and split anew (speaker events may have come since)."""
+    ordered = sorted(pieces, key=lambda s: s.start)
+    head = ordered[0]
+    whole = head.model_copy(
+        update={
+            "end_time": max(s.end_time for s in ordered),
+            "text": " ".join(s.text for s in ordered if s.text),
+            "words": [w for s in ordered for w in s.words or []],
+            "completed": True,
+        }
+    )
+    return attribute(whole, events, min_confidence)

@@ -37,7 +37,7 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from vexa.collector import metrics, rows, speakers
-from vexa.collector.attribution import attribute
+from vexa.collector.attribution import attribute, resplit
 from vexa.collector.consumer import is_transient
 from vexa.collector.filters import TranscriptionFilter
 from vexa.collector.meetings import session_starts_many
@@ -152,8 +152,8 @@ class Persister:
             if meeting_id not in meetings:
                 await self._discard(meeting_id, len(pending.pop(meeting_id)[0]))
 
-        await self._remap_speakers([s for _, ready in pending.values() for s in ready.values()])
-        kept = {meeting_id: self._keep(meeting_id, ready) for meeting_id, (_, ready) in pending.items()}
+        remapped = await self._remap_speakers({m: list(ready.values()) for m, (_, ready) in pending.items()})
+        kept = {meeting_id: self._keep(meeting_id, segs) for meeting_id, segs in remapped.items()}
         changed, refused, redacted = await self._write_all(kept)
 
         done: dict[int, dict[str, str]] = {}
@@ -164,7 +164,9 @@ class Persister:
                 continue
             if self.after_commit is not None:
                 await self.after_commit(meeting_id)
-            bad_rows = {f: (raw[f], why) for f, why in refused.get(meeting_id, {}).items()}
+            # A re-split piece may have a field the hash never had: dead-letter its own value.
+            values = {seg.field: seg.model_dump_json() for seg in kept[meeting_id]}
+            bad_rows = {f: (raw.get(f) or values[f], why) for f, why in refused.get(meeting_id, {}).items()}
             if bad_rows:
                 await self._dead_letter(meeting_id, bad_rows)
             done[meeting_id] = {f: raw[f] for f in ready if f not in bad_rows}
@@ -201,9 +203,9 @@ class Persister:
         log.info("meeting %s was deleted or redacted; discarding its %d live segment(s)", meeting_id, count)
         await drop_meeting(self.redis, meeting_id)
 
-    def _keep(self, meeting_id: int, ready: dict[str, StoredSegment]) -> list[StoredSegment]:
+    def _keep(self, meeting_id: int, ready: list[StoredSegment]) -> list[StoredSegment]:
         kept: list[StoredSegment] = []
-        for seg in ready.values():
+        for seg in ready:
             ok, why = self.filter.keep(seg.text)
             if ok:
                 kept.append(seg)
@@ -293,26 +295,53 @@ class Persister:
             self.dead_lettered += 1
             log.warning("meeting %s: dead-lettered segment %s: %s", meeting_id, field, reason)
 
-    async def _remap_speakers(self, segments: list[StoredSegment]) -> None:
-        """Speaker events can arrive after a draft was written: map once more with all of them."""
-        pending = [s for s in segments if not s.speaker_explicit]
-        if not pending:
-            return
-        events = await speakers.load_many(self.redis, sorted({s.session_uid for s in pending}))
-        for seg in pending:
-            if not seg.words:  # the common case: the segment's overlap with the speaking intervals
-                seg.speaker, seg.speaker_mapping_status = speakers.map_speaker(
-                    events[seg.session_uid], seg.start, seg.end_time
-                )
-                continue
-            # Already split pieces are re-attributed whole (never re-split: their fields are fixed).
-            (again,) = attribute(
-                seg.model_copy(update={"completed": False}),
-                events[seg.session_uid],
-                self.speaker_min_confidence,
-            )
-            seg.speaker, seg.speaker_mapping_status = again.speaker, again.speaker_mapping_status
-            seg.speaker_confidence = again.speaker_confidence
+    async def _remap_speakers(self, ready: dict[int, list[StoredSegment]]) -> dict[int, list[StoredSegment]]:
+        """Speaker events can arrive after a draft was written: attribute once more with all of them.
+
+        A split segment whose pieces are all ready is joined and split anew (the turn change
+        may have moved); the pieces' old fields are still removed from the hash by the caller,
+        and rows.upsert replaces the segment's earlier pieces in PostgreSQL.
+        """
+        uids = sorted({s.session_uid for segs in ready.values() for s in segs if not s.speaker_explicit})
+        if not uids:
+            return ready
+        events = await speakers.load_many(self.redis, uids)
+        out: dict[int, list[StoredSegment]] = {}
+        for meeting_id, segs in ready.items():
+            result: list[StoredSegment] = []
+            splits: dict[tuple[str, float], list[StoredSegment]] = {}
+            for seg in segs:
+                if seg.speaker_explicit:
+                    result.append(seg)
+                elif not seg.words:  # the common case: the overlap with the speaking intervals
+                    seg.speaker, seg.speaker_mapping_status = speakers.map_speaker(
+                        events[seg.session_uid], seg.start, seg.end_time
+                    )
+                    result.append(seg)
+                elif seg.split_from is not None:
+                    splits.setdefault((seg.session_uid, seg.split_from), []).append(seg)
+                else:
+                    result.append(self._reattributed(seg, events[seg.session_uid]))
+            for (uid, start), pieces in splits.items():
+                head = next((p for p in pieces if p.start == start and p.pieces is not None), None)
+                fields = {p.field for p in pieces}
+                if head is not None and fields == {head.field, *(head.pieces or [])}:
+                    result += resplit(pieces, events[uid], self.speaker_min_confidence)
+                else:  # part of the split is not here (changed meanwhile): each piece as it is
+                    result += [self._reattributed(p, events[uid]) for p in pieces]
+            out[meeting_id] = result
+        return out
+
+    def _reattributed(self, seg: StoredSegment, events: list[speakers.TimedEvent]) -> StoredSegment:
+        """The segment with its speaker mapped again, whole (never split here)."""
+        (again,) = attribute(seg.model_copy(update={"completed": False}), events, self.speaker_min_confidence)
+        return seg.model_copy(
+            update={
+                "speaker": again.speaker,
+                "speaker_mapping_status": again.speaker_mapping_status,
+                "speaker_confidence": again.speaker_confidence,
+            }
+        )
 
     async def _announce(self, meetings: dict[int, Row[Any]], written: dict[int, list[StoredSegment]]) -> None:
         """One ``transcript.finalized`` event per meeting with rows changed, all in one round trip."""

@@ -58,7 +58,7 @@ _WITH_VERSION = (
 
 _SEGMENTS = (
     "SELECT start_time, end_time, text, language, created_at, speaker, speaker_mapping_status, "
-    "speaker_confidence, session_uid, version FROM transcriptions WHERE meeting_id = $1"
+    "speaker_confidence, session_uid, version, split_from FROM transcriptions WHERE meeting_id = $1"
 )
 _SESSION_STARTS = "SELECT session_uid, session_start_time FROM meeting_sessions WHERE meeting_id = $1"
 

@@ -59,6 +59,11 @@ class StoredSegment(BaseModel):
     speaker_mapping_status: str | None = None
     speaker_confidence: float | None = None
     words: list[tuple[float, float, str]] | None = None  # mixed stream: kept to re-attribute later
+    # A completed mixed-stream segment is stored as pieces split at speaker changes: each piece
+    # has the segment's start here; the first (same start) lists the other pieces' fields, so a
+    # newer revision of the segment can remove the pieces its own split no longer has.
+    split_from: float | None = None
+    pieces: list[str] | None = None
     completed: bool = False
     session_uid: str
     updated_at: datetime
@@ -129,7 +134,9 @@ def now_utc() -> datetime:
 # ([meeting, channel, prefix, suffix, [field, version, value, public, ...]]), its
 # meeting's hash in KEYS[1 + g] (few, large arguments: cheap to send). A message's
 # live event is assembled here from the segments actually written, so it never
-# announces a draft the hash refused.
+# announces a draft the hash refused. Replacing the first piece of a split segment
+# (its value lists ``pieces``) removes that split's other pieces older than the
+# write, so a revision split elsewhere leaves no stale piece behind.
 _WRITE_NEWER = """
 local function order(v)
   local ms, seq = string.match(v or '', '^(%d+)-(%d+)$')
@@ -144,12 +151,30 @@ for g = 2, #KEYS do
   for j = 1, #segs, 4 do
     local current = redis.call('HGET', key, segs[j])
     local newer = true
+    local old_pieces = nil
     if current then
       local ok, old = pcall(cjson.decode, current)
       if ok and type(old) == 'table' then
         local oms, oseq = order(old['version'])
         local nms, nseq = order(segs[j + 1])
         newer = nms > oms or (nms == oms and nseq > oseq)
+        if type(old['pieces']) == 'table' then
+          old_pieces = old['pieces']
+        end
+      end
+    end
+    if newer and old_pieces then
+      -- A revision of a split segment: the earlier split's pieces go (the new ones follow).
+      local nms, nseq = order(segs[j + 1])
+      for _, piece in ipairs(old_pieces) do
+        local value = redis.call('HGET', key, piece)
+        if value then
+          local ok, p = pcall(cjson.decode, value)
+          local pms, pseq = order(ok and type(p) == 'table' and p['version'] or '')
+          if pms < nms or (pms == nms and pseq < nseq) then
+            redis.call('HDEL', key, piece)
+          end
+        end
       end
     end
     if newer then

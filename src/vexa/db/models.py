@@ -157,6 +157,9 @@ class Transcription(Base):
     # Producer-assigned order of this segment's drafts (vexa.streams.entry_version): an upsert
     # only replaces a row with a higher version, so a replayed older draft never wins.
     version: Mapped[int] = mapped_column(BigInteger, nullable=False, server_default=sql("0"))
+    # A piece of a completed mixed-stream segment split at speaker changes: that segment's
+    # start. A later revision of the segment replaces all of its pieces (collector/rows.py).
+    split_from: Mapped[float | None] = mapped_column(Float)
 
     __table_args__ = (
         UniqueConstraint("meeting_id", "session_uid", "start_time", name="uq_transcriptions_segment"),

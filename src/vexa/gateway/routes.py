@@ -310,7 +310,7 @@ async def get_recording_master(
     summary="The master's FLAC: the final mix, or while recording the mix assembled by the last .../master",
 )
 async def get_recording_master_media(request: Request, recording_id: int = Path(ge=1, le=2**53)) -> Response:
-    return await _forward(request, COLLECTOR, f"/recordings/{recording_id}/master/raw")
+    return await forward(request, COLLECTOR, f"/recordings/{recording_id}/master/raw")
 
 
 @public.patch(

@@ -28,6 +28,7 @@ from dataclasses import asdict, dataclass, field
 from html import escape
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import uvicorn
 from starlette.applications import Starlette
@@ -179,12 +180,29 @@ class MeetingState:
 
 
 class MeetingSimulator:
-    """The state machine behind the pages; thread-safe enough for one event loop."""
+    """The state machine behind the pages; thread-safe enough for one event loop.
+
+    Every meeting plays ``config`` unless one was set for its native id with ``configure``
+    (a bench runs meetings of different sizes and overlaps against one server).
+    """
 
     def __init__(self, config: SimConfig) -> None:
         self.config = config
         self.meetings: dict[str, MeetingState] = {}
         self.plan = config.plan()
+        self._own: dict[str, tuple[SimConfig, Plan]] = {}
+
+    def configure(self, native_id: str, config: SimConfig) -> Plan:
+        """Give one meeting its own participants and plan (before a bot opens it); returns the plan."""
+        planned = config.plan()
+        self._own[native_id] = (config, planned)
+        return planned
+
+    def config_of(self, native_id: str) -> SimConfig:
+        return self._own[native_id][0] if native_id in self._own else self.config
+
+    def plan_of(self, native_id: str) -> Plan:
+        return self._own[native_id][1] if native_id in self._own else self.plan
 
     def meeting(self, platform: str, native_id: str) -> MeetingState:
         state = self.meetings.get(native_id)
@@ -192,7 +210,7 @@ class MeetingSimulator:
             state = MeetingState(
                 platform=platform,
                 native_id=native_id,
-                participants=[p.name for p in self.config.participants],
+                participants=[p.name for p in self.config_of(native_id).participants],
             )
             self.meetings[native_id] = state
         return state
@@ -200,12 +218,13 @@ class MeetingSimulator:
     def tick(self, state: MeetingState) -> None:
         """Apply the timers (auto-admission, end after the last audio)."""
         now = time.time()
+        admit_after = self.config_of(state.native_id).admit_after
         if (
             state.asked_at is not None
             and not state.admitted
             and not state.rejected
-            and self.config.admit_after >= 0
-            and now - state.asked_at >= self.config.admit_after
+            and admit_after >= 0
+            and now - state.asked_at >= admit_after
         ):
             state.admitted_at = now
             log.info("SIMULATED host admitted %s to %s", state.bot_name, state.native_id)
@@ -238,6 +257,8 @@ def _page(sim: MeetingSimulator, platform: str, native_id: str) -> HTMLResponse:
     if native_id in sim.config.unknown_meetings:
         return _not_found(platform)
     sim.meeting(platform, native_id)
+    config = sim.config_of(native_id)
+    audio = f"/_sim/m/{quote(native_id, safe='')}/audio"
     cfg = {
         "platform": platform,
         "meeting": native_id,
@@ -246,14 +267,14 @@ def _page(sim: MeetingSimulator, platform: str, native_id: str) -> HTMLResponse:
                 "name": p.name,
                 "rename_to": p.rename_to,
                 "id": f"sim-participant-{i + 1}",
-                "audio": [f"/_sim/audio/{i}/{k}.wav" for k in range(len(p.clips))],
+                "audio": [f"{audio}/{i}/{k}.wav" for k in range(len(p.clips))],
             }
-            for i, p in enumerate(sim.config.participants)
+            for i, p in enumerate(config.participants)
         ],
-        "audio_mode": sim.config.audio_mode(platform),
-        "screen_share": sim.config.screen_share,
-        "plan": sim.plan.as_json(),
-        "play_delay": sim.config.play_delay,
+        "audio_mode": config.audio_mode(platform),
+        "screen_share": config.screen_share,
+        "plan": sim.plan_of(native_id).as_json(),
+        "play_delay": config.play_delay,
     }
     html = (
         "<!doctype html><html><head><meta charset='utf-8'>"
@@ -305,9 +326,10 @@ def create_app(sim: MeetingSimulator) -> Starlette:
 
     async def audio(request: Request) -> Response:
         index, clip = int(request.path_params["index"]), int(request.path_params["clip"])
-        if not 0 <= index < len(sim.config.participants):
+        people = sim.config_of(request.path_params["meeting"]).participants
+        if not 0 <= index < len(people):
             return JSONResponse({"detail": "no such participant"}, 404)
-        clips = sim.config.participants[index].clips
+        clips = people[index].clips
         if not 0 <= clip < len(clips):
             return JSONResponse({"detail": "no such clip"}, 404)
         return FileResponse(clips[clip], media_type="audio/wav")
@@ -354,7 +376,7 @@ def create_app(sim: MeetingSimulator) -> Starlette:
                     item["duration"] = float(body.get("duration") or 0.0)
                     break
             if body.get("last"):
-                state.end_due = now + sim.config.leave_after_audio
+                state.end_due = now + sim.config_of(state.native_id).leave_after_audio
         elif kind == "left":
             state.bot_left = True
         elif kind == "origin":
@@ -404,7 +426,7 @@ def create_app(sim: MeetingSimulator) -> Starlette:
         Route("/_sim/end", _control("end"), methods=["POST"]),
         Route("/_sim/everyone-leaves", _control("everyone-leaves"), methods=["POST"]),
         Route("/_sim/static/{name}", static),
-        Route("/_sim/audio/{index:int}/{clip:int}.wav", audio),
+        Route("/_sim/m/{meeting}/audio/{index:int}/{clip:int}.wav", audio),
         Route("/_sim/m/{meeting}/state", page_state),
         Route("/_sim/m/{meeting}/event", page_event, methods=["POST"]),
         Route("/j/{number}", zoom),
@@ -444,6 +466,10 @@ class SimulatorServer:
         self._server.should_exit = True
         if self._thread is not None:
             self._thread.join(10)
+
+    def configure(self, native_id: str, config: SimConfig) -> Plan:
+        """One meeting's own participants and plan (``MeetingSimulator.configure``)."""
+        return self.sim.configure(native_id, config)
 
     def state(self, native_id: str) -> dict[str, Any] | None:
         """The meeting's state as ``GET /_sim/state`` shows it (None before a bot opened the page)."""
