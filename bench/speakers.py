@@ -23,11 +23,14 @@ Participant 1 reads real LibriVox speech (Debian's pocketsphinx-testdata); the o
 are espeak-ng voices reading other sentences. Turns go round-robin, overlapping for the
 given share of the speech time.
 
-Scoring, per word of the stored transcript (the API gives segments, not words: a word's
-time is placed inside its segment by its character offset): a word is right when the
-named speaker said it — of the people voiced within 1 s of it, the one whose line has
-that word (in crosstalk the words decide, not the time); a word in nobody's line falls
-back to who was voiced then. *Unknown* words count as not right. WER is against the
+Scoring, per word of the stored transcript: the transcript's words (in time order) are
+aligned with the planned words (every turn's words, in time order) by a Levenshtein
+alignment, and a word is right when the named speaker is the one who said the planned word
+it aligns with — so a misheard word keeps its speaker (it is a WER error, not an
+attribution one). A word aligned with nothing (inserted) is judged by time instead (the
+API gives segments, not words: its time is placed inside its segment by character
+offset): of the people voiced within 1 s of it, the one whose line has that word, else who
+was voiced then. *Unknown* words count as not right. WER is against the
 turns' text in turn order (crosstalk interleaves, so order counts too); cpWER is per
 speaker (their lines against the words given to them). CPU is the whole path's: every
 process of the stack and its children (bots, Chromium, Whisper), per meeting minute.
@@ -59,6 +62,7 @@ from vexa.testing.real_speech import librivox
 from vexa.testing.sim_plan import Plan
 from vexa.testing.simulator import SimConfig, SimParticipant, SimulatorServer
 from vexa.testing.speech import synthesize, write_wav
+from vexa.testing.streaming_eval import align
 from vexa.transcription.models import resolve_model
 from vexa.transcription.wer import normalize, wer
 
@@ -223,13 +227,40 @@ def cp_wer(c: Cast, p: Plan, words: list[Word]) -> float:
     return errors / total if total else 0.0
 
 
+def said(c: Cast, p: Plan) -> list[tuple[int, float, str]]:
+    """Every planned word: (speaker, time spread evenly over its turn, normalised word), in time order."""
+    out = []
+    for t in p.turns:
+        tokens = normalize(c.texts[t.who][t.clip])
+        out += [(t.who, t.at + t.duration * (k + 0.5) / len(tokens), w) for k, w in enumerate(tokens)]
+    return sorted(out, key=lambda w: w[1])
+
+
+def truths(c: Cast, p: Plan, words: list[Word]) -> list[set[int]]:
+    """Who said each transcript word: the speaker of the planned word it aligns with (a Levenshtein
+    alignment of the whole meeting, so a misheard word keeps its speaker and is a WER error, not an
+    attribution one); a word aligned with nothing (inserted) falls back to ``_truth``."""
+    planned = said(c, p)
+    heard: list[str] = []
+    owner: list[int] = []
+    for i, (_, _, _, word) in enumerate(words):
+        for token in normalize(word):
+            heard.append(token)
+            owner.append(i)
+    aligned: list[set[int]] = [set() for _ in words]
+    for _, r, h in align([w[2] for w in planned], heard):
+        if r is not None and h is not None:
+            aligned[owner[h]].add(planned[r][0])
+    return [found or _truth(c, p, a, b, word) for found, (_, a, b, word) in zip(aligned, words, strict=True)]
+
+
 def score(platform: str, overlap: float, c: Cast, p: Plan, words: list[Word], cpu_s: float) -> Row:
     index = {name: i for i, name in enumerate(c.names)}
     correct = unknown = 0
-    for speaker, a, b, word in words:
+    for (speaker, _, _, _), truth in zip(words, truths(c, p, words), strict=True):
         if speaker is None:
             unknown += 1
-        elif speaker in index and index[speaker] in _truth(c, p, a, b, word):
+        elif speaker in index and index[speaker] in truth:
             correct += 1
     reference = " ".join(c.texts[t.who][t.clip] for t in p.turns)
     return Row(
@@ -472,7 +503,7 @@ def main() -> None:
     parser.add_argument(
         "--only",
         default="",
-        help="only these cells of the grid: platform[:participants[:overlap %]], comma-separated",
+        help="only these cells of the grid: platform[:participants[:overlap %%]], comma-separated",
     )
     parser.add_argument(
         "--lag", type=float, default=BOT_LAG_S, help="the page's indicator lag, s (the bot compensates 0.3 s)"
