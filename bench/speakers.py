@@ -23,14 +23,17 @@ Participant 1 reads real LibriVox speech (Debian's pocketsphinx-testdata); the o
 are espeak-ng voices reading other sentences. Turns go round-robin, overlapping for the
 given share of the speech time.
 
-Scoring, per word of the stored transcript: the transcript's words (in time order) are
-aligned with the planned words (every turn's words, in time order) by a Levenshtein
-alignment, and a word is right when the named speaker is the one who said the planned word
-it aligns with — so a misheard word keeps its speaker (it is a WER error, not an
-attribution one). A word aligned with nothing (inserted) is judged by time instead (the
-API gives segments, not words: its time is placed inside its segment by character
-offset): of the people voiced within 1 s of it, the one whose line has that word, else who
-was voiced then. *Unknown* words count as not right. WER is against the
+Scoring, per word of the stored transcript: a word is right when the named speaker said
+it by either of two readings. (1) The transcript's words (segment after segment) are aligned
+with the planned words (turn after turn) by a Levenshtein alignment: the speaker of the
+planned word it aligns with — so a misheard word keeps its speaker (a WER error, not an
+attribution one). (2) By time and line (the API gives segments, not words: a word's time is
+placed inside its segment by its character offset): of the people voiced within 1 s of it,
+the one whose line has that word, else who was voiced then — this reading covers crosstalk,
+where two speakers' segments interleave differently from the turns. A word that aligns
+with nothing and is in no nearby line — an insertion nobody said, e.g. a hallucinated "you"
+— has no true speaker: it is a WER error and is counted apart ("+ inserted"), not judged.
+*Unknown* words count as not right. WER is against the
 turns' text in turn order (crosstalk interleaves, so order counts too); cpWER is per
 speaker (their lines against the words given to them). CPU is the whole path's: every
 process of the stack and its children (bots, Chromium, Whisper), per meeting minute.
@@ -159,7 +162,8 @@ class Row:
     n: int
     overlap: float
     measured_overlap: float
-    words: int
+    words: int  # judged: the transcript's words that some participant said
+    inserted: int  # the others (insertions nobody said): WER errors, not judged for speaker
     correct: int
     unknown: int
     wer: float
@@ -195,10 +199,10 @@ def words_of(segments: list[dict], origin_at: float) -> list[Word]:
     return out
 
 
-def _truth(c: Cast, p: Plan, a: float, b: float, word: str) -> set[int]:
-    """Who said this word: of the people voiced around it, the one(s) whose line has it."""
+def _said_by(c: Cast, p: Plan, a: float, b: float, word: str) -> set[int]:
+    """Of the people voiced within ``NEAR_S`` of this word, the one(s) whose line has it."""
     key = normalize(word)
-    saying = {
+    return {
         t.who
         for t in p.turns
         if t.at - NEAR_S < b
@@ -206,6 +210,11 @@ def _truth(c: Cast, p: Plan, a: float, b: float, word: str) -> set[int]:
         and key
         and key[0] in normalize(c.texts[t.who][t.clip])
     }
+
+
+def _truth(c: Cast, p: Plan, a: float, b: float, word: str) -> set[int]:
+    """Who said this word: the one(s) whose line has it, else who was voiced then."""
+    saying = _said_by(c, p, a, b, word)
     if saying:
         return saying
     voiced = {v.who for v in p.voiced if v.on - TRUTH_PAD_S < b and v.off + TRUTH_PAD_S > a}
@@ -227,19 +236,20 @@ def cp_wer(c: Cast, p: Plan, words: list[Word]) -> float:
     return errors / total if total else 0.0
 
 
-def said(c: Cast, p: Plan) -> list[tuple[int, float, str]]:
-    """Every planned word: (speaker, time spread evenly over its turn, normalised word), in time order."""
-    out = []
-    for t in p.turns:
-        tokens = normalize(c.texts[t.who][t.clip])
-        out += [(t.who, t.at + t.duration * (k + 0.5) / len(tokens), w) for k, w in enumerate(tokens)]
-    return sorted(out, key=lambda w: w[1])
+def said(c: Cast, p: Plan) -> list[tuple[int, str]]:
+    """Every planned word with its speaker, turn after turn (as the transcript's segments come)."""
+    turns = sorted(p.turns, key=lambda t: t.at)
+    return [(t.who, w) for t in turns for w in normalize(c.texts[t.who][t.clip])]
 
 
-def truths(c: Cast, p: Plan, words: list[Word]) -> list[set[int]]:
-    """Who said each transcript word: the speaker of the planned word it aligns with (a Levenshtein
-    alignment of the whole meeting, so a misheard word keeps its speaker and is a WER error, not an
-    attribution one); a word aligned with nothing (inserted) falls back to ``_truth``."""
+def truths(c: Cast, p: Plan, words: list[Word]) -> list[set[int] | None]:
+    """Who may have said each transcript word: the speaker of the planned word it aligns with (a
+    Levenshtein alignment of the whole meeting, so a misheard word keeps its speaker: a WER error,
+    not an attribution one), together with ``_truth``'s answer by time and line (in crosstalk the
+    segments of two speakers interleave differently from the turns, where the alignment alone
+    would pair words across speakers). None for a word that aligns with nothing and is in no
+    nearby line: an insertion (a hallucination, a split word) that nobody said has no true
+    speaker, so it is a WER error and is left out of the attribution figure."""
     planned = said(c, p)
     heard: list[str] = []
     owner: list[int] = []
@@ -248,16 +258,25 @@ def truths(c: Cast, p: Plan, words: list[Word]) -> list[set[int]]:
             heard.append(token)
             owner.append(i)
     aligned: list[set[int]] = [set() for _ in words]
-    for _, r, h in align([w[2] for w in planned], heard):
+    for _, r, h in align([w for _, w in planned], heard):
         if r is not None and h is not None:
             aligned[owner[h]].add(planned[r][0])
-    return [found or _truth(c, p, a, b, word) for found, (_, a, b, word) in zip(aligned, words, strict=True)]
+    out: list[set[int] | None] = []
+    for found, (_, a, b, word) in zip(aligned, words, strict=True):
+        if found:
+            out.append(found | _truth(c, p, a, b, word))
+        else:
+            out.append(_said_by(c, p, a, b, word) or None)
+    return out
 
 
 def score(platform: str, overlap: float, c: Cast, p: Plan, words: list[Word], cpu_s: float) -> Row:
     index = {name: i for i, name in enumerate(c.names)}
-    correct = unknown = 0
+    correct = unknown = judged = 0
     for (speaker, _, _, _), truth in zip(words, truths(c, p, words), strict=True):
+        if truth is None:
+            continue
+        judged += 1
         if speaker is None:
             unknown += 1
         elif speaker in index and index[speaker] in truth:
@@ -268,7 +287,8 @@ def score(platform: str, overlap: float, c: Cast, p: Plan, words: list[Word], cp
         len(c.names),
         overlap,
         p.overlap_share,
-        len(words),
+        judged,
+        len(words) - judged,
         correct,
         unknown,
         wer(reference, " ".join(w[3] for w in words)),
@@ -417,6 +437,7 @@ def merge(rows: list[Row]) -> Row:
         first.overlap,
         sum(r.measured_overlap for r in rows) / len(rows),
         sum(r.words for r in rows),
+        sum(r.inserted for r in rows),
         sum(r.correct for r in rows),
         sum(r.unknown for r in rows),
         mean("wer"),
@@ -428,13 +449,15 @@ def merge(rows: list[Row]) -> Row:
 
 def table(rows: list[Row]) -> str:
     out = [
-        "| platform (path) | participants | overlap planned / measured | words | speaker accuracy "
+        "| platform (path) | participants | overlap planned / measured | words judged (+ inserted) "
+        "| speaker accuracy "
         "| unknown | WER | cpWER | CPU s per meeting min |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         out.append(
-            f"| {LABEL[r.platform]} | {r.n} | {r.overlap:.0%} / {r.measured_overlap:.0%} | {r.words} | "
+            f"| {LABEL[r.platform]} | {r.n} | {r.overlap:.0%} / {r.measured_overlap:.0%} | "
+            f"{r.words} (+{r.inserted}) | "
             f"{r.accuracy:.1%} | {r.unknown_share:.1%} | {r.wer:.1%} | {r.cp_wer:.1%} | "
             f"{60 * r.cpu_s / max(1.0, r.meeting_s):.0f} |"
         )
@@ -479,7 +502,8 @@ async def run_grid(args: argparse.Namespace, stack: Stack, sim: SimulatorServer,
                     f"{LABEL[platform]:24s} n={n} overlap={overlap:.0%} "
                     f"(measured {row.measured_overlap:.0%}): "
                     f"accuracy {row.accuracy:.1%}, unknown {row.unknown_share:.1%}, WER {row.wer:.1%}, "
-                    f"cpWER {row.cp_wer:.1%}, {row.words} words, {row.meeting_s:.0f} s of meeting, "
+                    f"cpWER {row.cp_wer:.1%}, {row.words} words judged (+{row.inserted} inserted), "
+                    f"{row.meeting_s:.0f} s of meeting, "
                     f"{row.cpu_s:.0f} CPU s, load {os.getloadavg()[0]:.1f}",
                     flush=True,
                 )
