@@ -134,10 +134,10 @@ class TokenVerifier:
         if not token or len(token) > 512:
             return None
         digest = hash_token(token)
-        cached = self._cache.get(digest)
         now = time.monotonic()
-        if cached and cached[0] > now:
-            return cached[1]
+        fresh = self._fresh(digest, now)
+        if fresh is not None:
+            return fresh
         for _ in range(3):
             epoch = self._epoch
             found = await self._lookup(digest, now)
@@ -157,10 +157,11 @@ class TokenVerifier:
         """
         if len(token) > 512:
             return None
-        cached = self._cache.get(hash_token(token))
-        if cached and cached[0] > time.monotonic():
-            return cached[1]
-        return None
+        return self._fresh(hash_token(token), time.monotonic())
+
+    def _fresh(self, digest: str, now: float) -> AuthenticatedUser | None:
+        cached = self._cache.get(digest)
+        return cached[1] if cached and cached[0] > now else None
 
     async def _lookup(self, digest: str, now: float) -> AuthenticatedUser | None:
         async with self._sessionmaker() as session:

@@ -11,9 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from fastapi import HTTPException, Query, status
-from sqlalchemy import Select, func, select
-from sqlalchemy.ext.asyncio import AsyncSession
-from starlette.responses import Response
+from sqlalchemy import Select
 
 from vexa.db.models import Meeting, MeetingStatus
 from vexa.platforms import Platform
@@ -40,12 +38,6 @@ class MeetingFilters:
         """The filters, newest first, and the page (when ``limit`` is given)."""
         query = self.where(query).order_by(Meeting.created_at.desc(), Meeting.id.desc())
         return query if self.limit is None else query.limit(self.limit).offset(self.offset)
-
-    async def put_total(self, session: AsyncSession, query: Select, response: Response) -> None:  # type: ignore[type-arg]
-        """With ``limit``: how many meetings match in all, in ``X-Total-Count``."""
-        if self.limit is not None:
-            count = select(func.count()).select_from(self.where(query).subquery())
-            response.headers["X-Total-Count"] = str((await session.execute(count)).scalar_one())
 
 
 async def meeting_filters(

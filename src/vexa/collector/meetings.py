@@ -150,15 +150,6 @@ class MeetingDirectory:
         return found
 
 
-async def session_starts(session: AsyncSession, meeting_id: int) -> dict[str, datetime]:
-    rows = await session.execute(
-        select(MeetingSession.session_uid, MeetingSession.session_start_time).where(
-            MeetingSession.meeting_id == meeting_id
-        )
-    )
-    return {uid: start for uid, start in rows}
-
-
 async def session_starts_many(
     session: AsyncSession, meeting_ids: list[int]
 ) -> dict[tuple[int, str], datetime]:
