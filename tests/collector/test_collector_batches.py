@@ -224,3 +224,42 @@ async def test_a_failed_overlapped_commit_leaves_it_and_the_next_batch_pending(h
     assert await _pending(redis) == 0 and await redis.xlen(DEAD) == 0
     assert await harness.collector.persister.run_once(force=True) == 4
     assert await count_rows(db, meeting_id) == 4
+
+
+async def test_a_batch_read_ahead_then_given_up_is_read_again_exactly_once(harness, db, redis, make_user):
+    """``run()`` gives up the batch read ahead before a stale-claim round (``settle``): only
+    delivered, never acknowledged, it is read again from this consumer's pending list."""
+    user_id, token = await make_user()
+    meeting_id = await insert_meeting(db, user_id)
+    for i in range(6):
+        seg = Segment(start=float(i), end=i + 0.5, text=f"Sentence {i} of the meeting.")
+        await push(redis, transcription(token, "s1", [seg]))
+    worker = harness.collector.segments
+    worker._recheck_own_pending = False
+    worker.count = 2
+    assert await worker.read_once(block_ms=1, overlap=True) == 2
+    assert worker._ready is not None and len(worker._ready) == 2  # the next batch, read ahead
+    await worker.flush()
+    assert worker.handled == 2 and await _pending(redis) == 2  # delivered, not acknowledged
+    await worker.settle()
+    assert worker._ready is None and worker._recheck_own_pending
+    assert worker.handled == 2 and await _pending(redis) == 2
+
+    assert await harness.drain() == 4  # the given-up batch from the pending list, then the rest
+    assert worker.handled == 6 and await _pending(redis) == 0 and await redis.xlen(DEAD) == 0
+    assert await harness.collector.persister.run_once(force=True) == 6
+    assert await count_rows(db, meeting_id) == 6
+
+
+async def test_a_session_uid_with_nul_is_dead_lettered(harness, db, redis, make_user):
+    """NUL separates the parts of a write's script argument; a uid holding one never reaches it."""
+    user_id, token = await make_user()
+    meeting_id = await insert_meeting(db, user_id)
+    bad = await push(redis, transcription(token, "s\x001", [Segment(start=1, end=2, text="Cut here.")]))
+    await push(redis, transcription(token, "s1", [Segment(start=1, end=2, text="Kept whole.")]))
+    await harness.drain()
+    dead = await redis.xrange(DEAD)
+    assert [f["original_id"] for _, f in dead] == [bad]
+    assert dead[0][1]["reason"] == "invalid message: uid: NUL characters are not allowed"
+    live = await redis.hgetall(segments_key(meeting_id))
+    assert [json.loads(v)["text"] for v in live.values()] == ["Kept whole."]

@@ -139,6 +139,8 @@ class SegmentHandler:
                 msg = parse_payload(raw)
             except ValidationError as exc:
                 raise DeadLetter(f"invalid message: {validation_summary(exc)}") from None
+        if "\x00" in msg.uid:  # PostgreSQL text cannot hold it; it would cut a write's script argument
+            raise DeadLetter("invalid message: uid: NUL characters are not allowed")
         user_id, meeting_db_id = await authorize(self.redis, self.verifier, msg, self._claims, self._users)
         meeting = await self.directory.for_session(
             user_id, msg.platform, msg.meeting_id, msg.uid, meeting_db_id
@@ -163,7 +165,7 @@ class SegmentHandler:
             return None
         session_start = await self.directory.session_start(meeting.id, msg.uid)
         frame = event_frame("transcript.mutable", meeting.id, meeting.platform, meeting.native_id)
-        public = [s.public_json(session_start) for s in segments]
+        public = [s.public_bytes(session_start) for s in segments]
 
         # Newer-only: a replayed older draft changes nothing and is not announced.
         return SegmentWrite(meeting.id, segments, meeting_channel(meeting.id), frame, public)
