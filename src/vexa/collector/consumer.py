@@ -278,6 +278,7 @@ class StreamWorker:
                 await self.handler.prepare([e for e in entries if e[1] is not None])
             if overlap and len(entries) >= self.count and not self._recheck_own_pending:
                 self._ahead = asyncio.create_task(self._read_new(None), name=f"{self.name}-read-ahead")
+                await asyncio.sleep(0)  # the task sends its XREADGROUP now, not when handling ends
             for entry_id, fields in entries:
                 if fields is None:  # deleted while pending (XDEL by hand: we never trim unacked entries)
                     log.error(

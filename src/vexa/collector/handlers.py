@@ -165,7 +165,7 @@ class SegmentHandler:
             return None
         session_start = await self.directory.session_start(meeting.id, msg.uid)
         frame = event_frame("transcript.mutable", meeting.id, meeting.platform, meeting.native_id)
-        public = [s.public_bytes(session_start) for s in segments]
+        public = [s.public_bytes(session_start) for s in segments.values()]
 
         # Newer-only: a replayed older draft changes nothing and is not announced.
         return SegmentWrite(meeting.id, segments, meeting_channel(meeting.id), frame, public)
@@ -173,8 +173,9 @@ class SegmentHandler:
     def commit(self, pipe: Pipeline, writes: list[SegmentWrite]) -> None:
         queue_writes(pipe, writes)
 
-    async def _segments(self, msg: TranscriptionMessage, entry_id: str) -> list[StoredSegment]:
-        """Normalised drafts, one per start (the last one in the message wins), speakers mapped.
+    async def _segments(self, msg: TranscriptionMessage, entry_id: str) -> dict[str, StoredSegment]:
+        """Normalised drafts by hash field, one per start (the last one in the message wins),
+        speakers mapped.
 
         A segment with word timings and no speaker of its own (a mixed stream) is attributed
         word by word and, once completed, split where the speaker changes (``attribution``).
@@ -229,7 +230,7 @@ class SegmentHandler:
                 parts = attribute(base, events or [], self.min_confidence)
             for stored in parts:
                 by_field[stored.field] = stored
-        return list(by_field.values())
+        return by_field
 
 
 class SpeakerHandler:

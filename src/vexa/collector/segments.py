@@ -129,7 +129,8 @@ class StoredSegment(BaseModel):
 
 
 def absolute(session_start: datetime | None, offset_s: float) -> datetime | None:
-    return session_start + timedelta(seconds=offset_s) if session_start is not None else None
+    # timedelta(0, s) is timedelta(seconds=s) without the keyword parsing (twice per live segment)
+    return session_start + timedelta(0, offset_s) if session_start is not None else None
 
 
 def now_utc() -> datetime:
@@ -223,12 +224,12 @@ _SEGMENTS_SLOT = "\x00segments\x00"
 _SEP = b"\x00"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class SegmentWrite:
     """One stream message's drafts for one meeting, and the live event announcing those written."""
 
     meeting_id: int
-    segments: list[StoredSegment]
+    segments: dict[str, StoredSegment]  # by hash field
     channel: str = ""
     frame: tuple[str, str] = ("", "")  # the event's JSON before and after its segment list
     public: list[bytes] | None = None  # each segment's public JSON, for the event
@@ -236,9 +237,9 @@ class SegmentWrite:
     def arg(self) -> bytes:
         """This write as the script's one argument (``_WRITE_NEWER``)."""
         parts = [_header(self.meeting_id, self.channel, self.frame)]
-        for i, seg in enumerate(self.segments):
+        for i, (field, seg) in enumerate(self.segments.items()):
             parts += [
-                seg.field.encode(),
+                field.encode(),
                 seg.version.encode(),
                 seg.dump_bytes(),
                 self.public[i] if self.public else b"null",
