@@ -25,6 +25,13 @@ async def _pending(redis) -> int:
     return (await redis.xpending(STREAM, GROUP))["pending"]
 
 
+async def _push_sentences(redis, token: str, n: int) -> None:
+    """``n`` one-segment messages of session s1, each a new start."""
+    for i in range(n):
+        seg = Segment(start=float(i), end=i + 0.5, text=f"Sentence {i} of the meeting.")
+        await push(redis, transcription(token, "s1", [seg]))
+
+
 async def test_a_poisoned_entry_amid_a_batch_is_dead_lettered_and_the_others_persist(
     harness, db, redis, make_user
 ):
@@ -198,9 +205,7 @@ async def test_a_failed_overlapped_commit_leaves_it_and_the_next_batch_pending(h
     either, both stay in this consumer's pending list, and its next reads deliver them exactly once."""
     user_id, token = await make_user()
     meeting_id = await insert_meeting(db, user_id)
-    for i in range(4):
-        seg = Segment(start=float(i), end=i + 0.5, text=f"Sentence {i} of the meeting.")
-        await push(redis, transcription(token, "s1", [seg]))
+    await _push_sentences(redis, token, 4)
     live = harness.collector.segments
     resp = await redis.xreadgroup(GROUP, live.consumer, {STREAM: ">"}, count=4)
     entries = _stream_entries(resp)
@@ -231,9 +236,7 @@ async def test_a_batch_read_ahead_then_given_up_is_read_again_exactly_once(harne
     delivered, never acknowledged, it is read again from this consumer's pending list."""
     user_id, token = await make_user()
     meeting_id = await insert_meeting(db, user_id)
-    for i in range(6):
-        seg = Segment(start=float(i), end=i + 0.5, text=f"Sentence {i} of the meeting.")
-        await push(redis, transcription(token, "s1", [seg]))
+    await _push_sentences(redis, token, 6)
     worker = harness.collector.segments
     worker._recheck_own_pending = False
     worker.count = 2
