@@ -6,7 +6,8 @@ Three figures, all on this machine, same payload size:
   Redis alone accepts; no consumer can beat it;
 - consumer alone: the collector's stream worker (in this process) draining N queued
   messages into the mutable Redis hash (validate, authenticate, look up, MULTI + ACK),
-  each batch's MULTI overlapped with handling the next, as ``run()`` does;
+  each batch's MULTI overlapped with handling the next, as ``run()`` does, with the
+  garbage collector frozen after setup as the collector process freezes it after startup;
 - persister alone: the background persister moving those segments from Redis to rows;
 - end to end: `vexa serve collector` as a real process with IMMUTABILITY_THRESHOLD=0;
   time from the first XADD until all N segments are rows in ``transcriptions``; then the
@@ -24,6 +25,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gc
 import os
 import sys
 import tempfile
@@ -170,6 +172,10 @@ async def bench(
     collector = Collector(settings, db, redis, TokenVerifier(db.sessionmaker))
     await collector.segments.ensure_group()
     await xadd_all(redis, "bench:consumer", build_messages(token, natives, n, "c"))
+    # As the collector's startup does (app.py): what is built by now lives as long as the
+    # process, and unfrozen, every full collection the batches trigger walks all of it.
+    gc.collect()
+    gc.freeze()
     t0, cpu0, srv0 = time.perf_counter(), time.process_time(), servers.now()
     worker = collector.segments
     expected = n + len(natives)
@@ -213,10 +219,11 @@ async def bench(
     )
     await redis.flushdb()
     await setup_data(db_url, meetings, token)
+    srv0 = servers.now()
     two, cpu = await end_to_end(db_url, redis_url, redis, token, natives, n, read_count, processes=2)
     print(
         f"end to end, 2 collectors in one group: {two:10.0f} segments/s  = {two / one:.2f} x one collector; "
-        f"collectors CPU {cpu:.0f} µs/segment"
+        f"collectors CPU {cpu:.0f} µs/segment{servers.per_segment(srv0, n)}"
     )
     print("load average (1, 5, 15 min): {:.2f} {:.2f} {:.2f}".format(*os.getloadavg()))
     await redis.aclose()

@@ -25,6 +25,13 @@ async def _pending(redis) -> int:
     return (await redis.xpending(STREAM, GROUP))["pending"]
 
 
+async def _push_sentences(redis, token: str, n: int) -> None:
+    """``n`` one-segment messages of session s1, each a new start."""
+    for i in range(n):
+        seg = Segment(start=float(i), end=i + 0.5, text=f"Sentence {i} of the meeting.")
+        await push(redis, transcription(token, "s1", [seg]))
+
+
 async def test_a_poisoned_entry_amid_a_batch_is_dead_lettered_and_the_others_persist(
     harness, db, redis, make_user
 ):
@@ -198,9 +205,7 @@ async def test_a_failed_overlapped_commit_leaves_it_and_the_next_batch_pending(h
     either, both stay in this consumer's pending list, and its next reads deliver them exactly once."""
     user_id, token = await make_user()
     meeting_id = await insert_meeting(db, user_id)
-    for i in range(4):
-        seg = Segment(start=float(i), end=i + 0.5, text=f"Sentence {i} of the meeting.")
-        await push(redis, transcription(token, "s1", [seg]))
+    await _push_sentences(redis, token, 4)
     live = harness.collector.segments
     resp = await redis.xreadgroup(GROUP, live.consumer, {STREAM: ">"}, count=4)
     entries = _stream_entries(resp)
@@ -224,3 +229,40 @@ async def test_a_failed_overlapped_commit_leaves_it_and_the_next_batch_pending(h
     assert await _pending(redis) == 0 and await redis.xlen(DEAD) == 0
     assert await harness.collector.persister.run_once(force=True) == 4
     assert await count_rows(db, meeting_id) == 4
+
+
+async def test_a_batch_read_ahead_then_given_up_is_read_again_exactly_once(harness, db, redis, make_user):
+    """``run()`` gives up the batch read ahead before a stale-claim round (``settle``): only
+    delivered, never acknowledged, it is read again from this consumer's pending list."""
+    user_id, token = await make_user()
+    meeting_id = await insert_meeting(db, user_id)
+    await _push_sentences(redis, token, 6)
+    worker = harness.collector.segments
+    worker._recheck_own_pending = False
+    worker.count = 2
+    assert await worker.read_once(block_ms=1, overlap=True) == 2
+    assert worker._ready is not None and len(worker._ready) == 2  # the next batch, read ahead
+    await worker.flush()
+    assert worker.handled == 2 and await _pending(redis) == 2  # delivered, not acknowledged
+    await worker.settle()
+    assert worker._ready is None and worker._recheck_own_pending
+    assert worker.handled == 2 and await _pending(redis) == 2
+
+    assert await harness.drain() == 4  # the given-up batch from the pending list, then the rest
+    assert worker.handled == 6 and await _pending(redis) == 0 and await redis.xlen(DEAD) == 0
+    assert await harness.collector.persister.run_once(force=True) == 6
+    assert await count_rows(db, meeting_id) == 6
+
+
+async def test_a_session_uid_with_nul_is_dead_lettered(harness, db, redis, make_user):
+    """NUL separates the parts of a write's script argument; a uid holding one never reaches it."""
+    user_id, token = await make_user()
+    meeting_id = await insert_meeting(db, user_id)
+    bad = await push(redis, transcription(token, "s\x001", [Segment(start=1, end=2, text="Cut here.")]))
+    await push(redis, transcription(token, "s1", [Segment(start=1, end=2, text="Kept whole.")]))
+    await harness.drain()
+    dead = await redis.xrange(DEAD)
+    assert [f["original_id"] for _, f in dead] == [bad]
+    assert dead[0][1]["reason"] == "invalid message: uid: NUL characters are not allowed"
+    live = await redis.hgetall(segments_key(meeting_id))
+    assert [json.loads(v)["text"] for v in live.values()] == ["Kept whole."]

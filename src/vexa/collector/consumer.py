@@ -21,6 +21,13 @@ Lua script is Redis's CPU, on another core), the next batch is read and handled 
 MULTI is sent only once the previous one has answered, so batches still commit in stream
 order, one at a time. If a commit fails, the batch handled meanwhile is not committed
 either: both stay pending and are read again.
+
+Redis runs one command at a time, so a read sent after a MULTI waits for it: the next batch
+is therefore read *ahead* -- its XREADGROUP sent when a full batch starts being handled, its
+lookups (``Handler.prepare``) sent before that batch's MULTI -- and handling it never waits
+for the MULTI before. A batch read ahead is only delivered, not acknowledged: whatever
+stops it from being handled (a failure, a stale-claim round) leaves it in this consumer's
+pending list, which is then read again.
 """
 
 from __future__ import annotations
@@ -139,6 +146,8 @@ class StreamWorker:
         self.vanished = 0
         self._recheck_own_pending = True  # after a restart under the same name, or an outage
         self._inflight: asyncio.Task[None] | None = None  # the previous batch's MULTI (``overlap``)
+        self._ahead: asyncio.Task[Entries] | None = None  # the next batch's XREADGROUP (``overlap``)
+        self._ready: Entries | None = None  # ...read, and prepared
 
     async def ensure_group(self) -> None:
         try:
@@ -155,7 +164,7 @@ class StreamWorker:
         while True:
             try:
                 if time.monotonic() >= next_claim:
-                    await self.flush()
+                    await self.settle()
                     await self.claim_stale()
                     next_claim = time.monotonic() + self.claim_interval_s
                 await self.read_once(overlap=True)
@@ -180,8 +189,9 @@ class StreamWorker:
         With ``overlap`` the batch's MULTI may still be running on return (``flush`` waits
         for it); without, it has been committed.
         """
+        prepared = False
         if self._recheck_own_pending:
-            await self.flush()  # our pending list includes the batch in flight: let it finish first
+            await self.settle()  # our pending list includes the batches in flight: let them finish
             resp = await self.redis.xreadgroup(
                 self.group, self.consumer, {self.stream: "0"}, count=self.count
             )
@@ -189,17 +199,18 @@ class StreamWorker:
             if not entries:
                 self._recheck_own_pending = False
                 return 0
+        elif self._ready is not None:
+            entries, self._ready, prepared = self._ready, None, True
         else:
-            resp = await self.redis.xreadgroup(
-                self.group,
-                self.consumer,
-                {self.stream: ">"},
-                count=self.count,
-                block=self.block_ms if block_ms is None else block_ms,
-            )
-            entries = _stream_entries(resp)
-        await self.process(entries, overlap=overlap)
+            entries = await self._read_new(self.block_ms if block_ms is None else block_ms)
+        await self.process(entries, overlap=overlap, prepared=prepared)
         return len(entries)
+
+    async def _read_new(self, block_ms: int | None) -> Entries:
+        resp = await self.redis.xreadgroup(
+            self.group, self.consumer, {self.stream: ">"}, count=self.count, block=block_ms
+        )
+        return _stream_entries(resp)
 
     async def flush(self) -> None:
         """Wait for the MULTI still in flight, if any; its failure is raised here."""
@@ -207,10 +218,27 @@ class StreamWorker:
         if task is not None:
             await task
 
+    async def settle(self) -> None:
+        """``flush``, and give up the batch read ahead: it stays in our pending list, read next."""
+        if await self._drop_ahead():
+            self._recheck_own_pending = True
+        await self.flush()
+
+    async def _drop_ahead(self) -> bool:
+        """Forget the batch read ahead (waiting for its read to finish); True if there was one."""
+        task, had = self._ahead, self._ahead is not None or self._ready is not None
+        self._ahead = self._ready = None
+        if task is not None:
+            # Awaited, not cancelled: a read cut off halfway could deliver after our pending list
+            # was re-read, and would then wait for XAUTOCLAIM.
+            await asyncio.gather(task, return_exceptions=True)
+        return had
+
     def _drop_inflight(self) -> None:
-        if self._inflight is not None:
-            self._inflight.cancel()
-            self._inflight = None
+        for task in (self._inflight, self._ahead):
+            if task is not None:
+                task.cancel()
+        self._inflight = self._ahead = self._ready = None
 
     async def claim_stale(self) -> int:
         """Take over messages another (probably dead) consumer left pending too long, and handle them."""
@@ -236,16 +264,21 @@ class StreamWorker:
                 break
         return total
 
-    async def process(self, entries: Entries, *, overlap: bool = False) -> None:
+    async def process(self, entries: Entries, *, overlap: bool = False, prepared: bool = False) -> None:
         """Handle in order and commit the batch in one MULTI; an infrastructure error commits
         the entries before it and leaves it and the rest pending.
 
         ``overlap``: send the MULTI and return without waiting for its answer (the previous
-        batch's is awaited first, so commits stay in order).
+        batch's is awaited first, so commits stay in order); after a full batch, the next one
+        is read ahead. ``prepared``: the handler's ``prepare`` of these entries is done.
         """
         batch = _Batch()
         try:
-            await self.handler.prepare([e for e in entries if e[1] is not None])
+            if not prepared:
+                await self.handler.prepare([e for e in entries if e[1] is not None])
+            if overlap and len(entries) >= self.count and not self._recheck_own_pending:
+                self._ahead = asyncio.create_task(self._read_new(None), name=f"{self.name}-read-ahead")
+                await asyncio.sleep(0)  # the task sends its XREADGROUP now, not when handling ends
             for entry_id, fields in entries:
                 if fields is None:  # deleted while pending (XDEL by hand: we never trim unacked entries)
                     log.error(
@@ -275,9 +308,13 @@ class StreamWorker:
             self._recheck_own_pending = True  # nothing committed: the whole batch is read again
             raise
         except Exception:
+            if await self._drop_ahead():
+                self._recheck_own_pending = True  # the batch read ahead is read again
             await self._after_previous()
             await self._commit(batch)  # what was handled before the failure
             raise
+        if self._ahead is not None:
+            await self._stage_ahead()
         await self._after_previous()
         if overlap and batch.ack_ids:
             # Queued now (not when the task first runs), so the MULTI holds exactly this batch.
@@ -285,6 +322,22 @@ class StreamWorker:
             self._inflight = asyncio.create_task(self._commit(batch, pipe), name=f"{self.name}-commit")
         else:
             await self._commit(batch)
+
+    async def _stage_ahead(self) -> None:
+        """Take the batch read ahead and ``prepare`` it, both before this batch's MULTI is sent:
+        behind it on Redis they would wait for it, and so would the handling of that batch."""
+        task, self._ahead = self._ahead, None
+        assert task is not None
+        try:
+            entries = await task
+            if entries:
+                await self.handler.prepare([e for e in entries if e[1] is not None])
+                self._ready = entries
+        except Exception as exc:  # what the read delivered waits in our pending list
+            if not is_transient(exc):
+                raise
+            log.warning("%s: reading ahead failed: %s", self.name, exc)
+            self._recheck_own_pending = True
 
     async def _after_previous(self) -> None:
         """Wait for the previous batch's MULTI; if it failed, leave this batch pending too."""

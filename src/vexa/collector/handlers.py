@@ -139,6 +139,8 @@ class SegmentHandler:
                 msg = parse_payload(raw)
             except ValidationError as exc:
                 raise DeadLetter(f"invalid message: {validation_summary(exc)}") from None
+        if "\x00" in msg.uid:  # PostgreSQL text cannot hold it; it would cut a write's script argument
+            raise DeadLetter("invalid message: uid: NUL characters are not allowed")
         user_id, meeting_db_id = await authorize(self.redis, self.verifier, msg, self._claims, self._users)
         meeting = await self.directory.for_session(
             user_id, msg.platform, msg.meeting_id, msg.uid, meeting_db_id
@@ -163,7 +165,7 @@ class SegmentHandler:
             return None
         session_start = await self.directory.session_start(meeting.id, msg.uid)
         frame = event_frame("transcript.mutable", meeting.id, meeting.platform, meeting.native_id)
-        public = [s.public_json(session_start) for s in segments]
+        public = [s.public_bytes(session_start) for s in segments.values()]
 
         # Newer-only: a replayed older draft changes nothing and is not announced.
         return SegmentWrite(meeting.id, segments, meeting_channel(meeting.id), frame, public)
@@ -171,8 +173,9 @@ class SegmentHandler:
     def commit(self, pipe: Pipeline, writes: list[SegmentWrite]) -> None:
         queue_writes(pipe, writes)
 
-    async def _segments(self, msg: TranscriptionMessage, entry_id: str) -> list[StoredSegment]:
-        """Normalised drafts, one per start (the last one in the message wins), speakers mapped.
+    async def _segments(self, msg: TranscriptionMessage, entry_id: str) -> dict[str, StoredSegment]:
+        """Normalised drafts by hash field, one per start (the last one in the message wins),
+        speakers mapped.
 
         A segment with word timings and no speaker of its own (a mixed stream) is attributed
         word by word and, once completed, split where the speaker changes (``attribution``).
@@ -227,7 +230,7 @@ class SegmentHandler:
                 parts = attribute(base, events or [], self.min_confidence)
             for stored in parts:
                 by_field[stored.field] = stored
-        return list(by_field.values())
+        return by_field
 
 
 class SpeakerHandler:

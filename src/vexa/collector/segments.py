@@ -78,11 +78,19 @@ class StoredSegment(BaseModel):
         """``model_dump_json()``, byte for byte, at a fraction of its cost: the consumer writes one
         per segment. Fields are plain JSON types (checked when the model was built), so orjson
         can write the model's own field dict (``tests/collector/test_collector_json.py``)."""
-        return orjson.dumps(self.__dict__, option=orjson.OPT_UTC_Z).decode()
+        return self.dump_bytes().decode()
+
+    def dump_bytes(self) -> bytes:
+        """``dump()`` as UTF-8, as it goes to Redis."""
+        return orjson.dumps(self.__dict__, option=orjson.OPT_UTC_Z)
 
     def public_json(self, session_start: datetime | None, *, completed: bool | None = None) -> str:
         """``to_public(session_start).model_dump_json()`` without building the public model
         (the hot path of every live event); ``completed`` overrides the stored flag."""
+        return self.public_bytes(session_start, completed=completed).decode()
+
+    def public_bytes(self, session_start: datetime | None, *, completed: bool | None = None) -> bytes:
+        """``public_json()`` as UTF-8, as it goes to Redis."""
         return orjson.dumps(
             {
                 "start": self.start,
@@ -99,7 +107,7 @@ class StoredSegment(BaseModel):
                 "session_uid": self.session_uid,
             },
             option=orjson.OPT_UTC_Z,
-        ).decode()
+        )
 
     def to_public(
         self, session_start: datetime | None, created_at: datetime | None = None
@@ -121,7 +129,8 @@ class StoredSegment(BaseModel):
 
 
 def absolute(session_start: datetime | None, offset_s: float) -> datetime | None:
-    return session_start + timedelta(seconds=offset_s) if session_start is not None else None
+    # timedelta(0, s) is timedelta(seconds=s) without the keyword parsing (twice per live segment)
+    return session_start + timedelta(0, offset_s) if session_start is not None else None
 
 
 def now_utc() -> datetime:
@@ -130,33 +139,49 @@ def now_utc() -> datetime:
 
 # Per segment: write only when the stored value's version is older than ours (entry ids
 # compared as (ms, seq) numbers; each part is below 2^53, so Lua numbers hold them exactly).
-# One call carries a whole consumer batch: one JSON argument per stream message
-# ([meeting, channel, prefix, suffix, [field, version, value, public, ...]]), its
-# meeting's hash in KEYS[1 + g] (few, large arguments: cheap to send). A message's
-# live event is assembled here from the segments actually written, so it never
-# announces a draft the hash refused. Replacing the first piece of a split segment
-# (its value lists ``pieces``) removes that split's other pieces older than the
-# write, so a revision split elsewhere leaves no stale piece behind.
+# One call carries a whole consumer batch: one argument per stream message, its parts
+# joined by NUL -- meeting, channel, event prefix, event suffix, then field, version,
+# value, public JSON per segment -- and its meeting's hash in KEYS[1 + g]. NUL cannot
+# occur inside a part (JSON escapes it; a session uid with one is refused before), and
+# cutting at it is a fraction of what decoding JSON costs Redis. A message's live event is
+# assembled here from the segments actually written, so it never announces a draft the
+# hash refused. Replacing the first piece of a split segment (its value lists ``pieces``)
+# removes that split's other pieces older than the write, so a revision split elsewhere
+# leaves no stale piece behind. Each meeting joins active_meetings once per call.
 _WRITE_NEWER = """
 local function order(v)
   local ms, seq = string.match(v or '', '^(%d+)-(%d+)$')
   return tonumber(ms or 0), tonumber(seq or 0)
 end
+local function parts(s)
+  local out, n, p = {}, 0, 1
+  while true do
+    local q = string.find(s, '\\0', p, true)
+    n = n + 1
+    if not q then
+      out[n] = string.sub(s, p)
+      return out, n
+    end
+    out[n] = string.sub(s, p, q - 1)
+    p = q + 1
+  end
+end
 local total = 0
+local meetings, seen = {}, {}
 for g = 2, #KEYS do
   local key = KEYS[g]
-  local w = cjson.decode(ARGV[g - 1])
-  local meeting, channel, prefix, suffix, segs = w[1], w[2], w[3], w[4], w[5]
+  local w, n = parts(ARGV[g - 1])
+  local meeting, channel, prefix, suffix = w[1], w[2], w[3], w[4]
   local written = {}
-  for j = 1, #segs, 4 do
-    local current = redis.call('HGET', key, segs[j])
+  for j = 5, n, 4 do
+    local current = redis.call('HGET', key, w[j])
     local newer = true
     local old_pieces = nil
+    local nms, nseq = order(w[j + 1])
     if current then
       local ok, old = pcall(cjson.decode, current)
       if ok and type(old) == 'table' then
         local oms, oseq = order(old['version'])
-        local nms, nseq = order(segs[j + 1])
         newer = nms > oms or (nms == oms and nseq > oseq)
         if type(old['pieces']) == 'table' then
           old_pieces = old['pieces']
@@ -165,7 +190,6 @@ for g = 2, #KEYS do
     end
     if newer and old_pieces then
       -- A revision of a split segment: the earlier split's pieces go (the new ones follow).
-      local nms, nseq = order(segs[j + 1])
       for _, piece in ipairs(old_pieces) do
         local value = redis.call('HGET', key, piece)
         if value then
@@ -178,38 +202,56 @@ for g = 2, #KEYS do
       end
     end
     if newer then
-      redis.call('HSET', key, segs[j], segs[j + 2])
-      written[#written + 1] = segs[j + 3]
+      redis.call('HSET', key, w[j], w[j + 2])
+      written[#written + 1] = w[j + 3]
     end
   end
-  redis.call('SADD', KEYS[1], meeting)
+  if not seen[meeting] then
+    seen[meeting] = true
+    meetings[#meetings + 1] = meeting
+  end
   if #written > 0 and channel ~= '' then
     redis.call('PUBLISH', channel, prefix .. '[' .. table.concat(written, ',') .. ']' .. suffix)
   end
   total = total + #written
 end
+for i = 1, #meetings, 1000 do
+  redis.call('SADD', KEYS[1], unpack(meetings, i, math.min(i + 999, #meetings)))
+end
 return total
 """
 _SEGMENTS_SLOT = "\x00segments\x00"
+_SEP = b"\x00"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class SegmentWrite:
     """One stream message's drafts for one meeting, and the live event announcing those written."""
 
     meeting_id: int
-    segments: list[StoredSegment]
+    segments: dict[str, StoredSegment]  # by hash field
     channel: str = ""
     frame: tuple[str, str] = ("", "")  # the event's JSON before and after its segment list
-    public: list[str] | None = None  # each segment's public JSON, for the event
+    public: list[bytes] | None = None  # each segment's public JSON, for the event
 
     def arg(self) -> bytes:
-        """This write as the script's one JSON argument."""
-        prefix, suffix = self.frame if self.channel else ("", "")
-        flat: list[str] = []
-        for i, seg in enumerate(self.segments):
-            flat += [seg.field, seg.version, seg.dump(), self.public[i] if self.public else "null"]
-        return orjson.dumps([str(self.meeting_id), self.channel, prefix, suffix, flat])
+        """This write as the script's one argument (``_WRITE_NEWER``)."""
+        parts = [_header(self.meeting_id, self.channel, self.frame)]
+        for i, (field, seg) in enumerate(self.segments.items()):
+            parts += [
+                field.encode(),
+                seg.version.encode(),
+                seg.dump_bytes(),
+                self.public[i] if self.public else b"null",
+            ]
+        return _SEP.join(parts)
+
+
+@functools.lru_cache(maxsize=4096)
+def _header(meeting_id: int, channel: str, frame: tuple[str, str]) -> bytes:
+    """A write's leading parts (the same for every message of a meeting)."""
+    prefix, suffix = frame if channel else ("", "")
+    return _SEP.join(p.encode() for p in (str(meeting_id), channel, prefix, suffix))
 
 
 @functools.lru_cache(maxsize=4096)
