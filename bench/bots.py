@@ -64,12 +64,27 @@ BOB = (
 )
 
 
+SPEEDS = (150, 162, 140, 172, 132, 156, 145, 168)
+"""espeak words a minute of each repetition in a participant's WAV, in turn."""
+
+
 def make_wav(text: str, voice: str, seconds: float, path: Path) -> Path:
-    """Repeat espeak speech (with short pauses) to about ``seconds`` long."""
-    data, rate = read_wav(synthesize(text, voice=voice))
-    pause = np.zeros(int(0.4 * rate), np.float32)
-    reps = max(1, int(np.ceil(seconds / (len(data) / rate + 0.4))))
-    out = np.concatenate([np.concatenate([data, pause]) for _ in range(reps)])
+    """Repeat espeak speech (with short pauses) to about ``seconds`` long, each repetition at the
+    next of ``SPEEDS`` (none alike in the first ~80 s).
+
+    Why not the same clip again: a WAV that repeats itself has as many good alignments as
+    repetitions, and when one gap in the delivered audio splits the best one, the whole-file
+    alignment the per-window check starts from can land a repetition away, failing every window
+    after it (13 of 20 for one 10 ms gap) where one window broke.
+    """
+    parts: list[np.ndarray] = []
+    total, rate = 0.0, 16000
+    while total < seconds or not parts:
+        speed = SPEEDS[(len(parts) // 2) % len(SPEEDS)]
+        data, rate = read_wav(synthesize(text, voice=voice, speed=speed))
+        parts += [data, np.zeros(int(0.4 * rate), np.float32)]
+        total += len(data) / rate + 0.4
+    out = np.concatenate(parts)
     with wave.open(str(path), "wb") as w:
         w.setnchannels(1)
         w.setsampwidth(2)
