@@ -10,7 +10,9 @@ bot, two participants speaking in turn), samples every bot's CPU % and memory
 - fidelity: correlation of each participant's voice with their WAV, whole and per 2 s window (a
   window that does not match marks lost or garbled audio), in the way the page hands audio over:
   ``--platform google_meet`` (default) gives a stream per participant, ``teams``/``zoom`` one
-  mixed stream in which each voice is looked for (bench/_bots_capture.py). A bot whose audio
+  mixed stream in which each voice is looked for (bench/_bots_capture.py);
+- continuity: where each voice's offset moves, per 0.25 s piece ("offset_steps": + a gap was put
+  in, - samples were lost; "samples_lost" above 0 fails the round). A bot whose audio
   cannot be compared at all is reported as a CAPTURE CHECK failure, and one bot alone failing
   stops the bench with a non-zero exit: a broken bench must not print a "ceiling".
 
@@ -353,6 +355,7 @@ async def compare(
                         "windows_2s_matching": r.get("windows_2s_matching"),
                         "realtime_ratio_min": r.get("realtime_ratio_min"),
                         "low_windows": r.get("low_windows"),
+                        "offset_steps": r.get("offset_steps"),
                         "capture_problems": r.get("capture_problems"),
                         "load_avg_1m": r["load_avg_1m"],
                         "pss_by_process": r["bot0_pss_mib_by_process"],
