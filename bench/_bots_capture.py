@@ -21,6 +21,10 @@ SR = 16000
 WINDOW_MIN = 0.8
 """A 2 s window of a voice counts as delivered at this correlation or above."""
 REALTIME_MIN = 0.95
+STEP_WINDOW_S = 0.25
+STEP_SEARCH_S = 0.1
+STEP_MATCH = 0.97
+"""A 0.25 s piece of a voice placed at this correlation or above dates the delivered audio there."""
 
 
 @dataclass
@@ -34,6 +38,9 @@ class CaptureCheck:
     """``bot/voice/window index: correlation`` of each window below ``WINDOW_MIN`` (where it broke)."""
     problems: list[str] = field(default_factory=list)
     """Why a bot's capture cannot be counted as matching: no session, no audio, nothing compared."""
+    steps: list[tuple[str, float, int]] = field(default_factory=list)
+    """``(bot/voice, seconds into the session, samples)`` where a voice's offset moved: + a gap was
+    put into its audio there, - that many of its samples never arrived."""
 
     def figures(self) -> dict[str, object]:
         return {
@@ -43,6 +50,9 @@ class CaptureCheck:
             "windows_2s_matching": f"{sum(w > 0.9 for w in self.windows)}/{len(self.windows)}",
             "window_correlation_min": round(float(min(self.windows, default=0.0)), 3),
             "low_windows": self.low_windows,
+            "samples_lost": -sum(n for _, _, n in self.steps if n < 0),
+            "gap_samples_inserted": sum(n for _, _, n in self.steps if n > 0),
+            "offset_steps": [f"{who} at {t:.2f} s: {n:+d}" for who, t, n in self.steps],
             "capture_problems": self.problems,
         }
 
@@ -53,7 +63,40 @@ class CaptureCheck:
             and bool(self.windows)
             and min(self.ratios, default=0.0) >= REALTIME_MIN
             and min(self.windows) >= WINDOW_MIN
+            and all(n > 0 for _, _, n in self.steps)
         )
+
+
+def offset_steps(reference: np.ndarray, received: np.ndarray) -> list[tuple[float, int]]:
+    """Where the voice's offset inside ``received`` moves, and by how many samples.
+
+    Why beside the 2 s windows: a window scores low only when a break falls well inside it, so a
+    10 ms gap near a window's edge passes unseen, and a window does not say whether samples were
+    lost or a gap was put in. Here each 0.25 s piece of the WAV is placed near where the previous
+    one was; a move is ``(seconds into received, samples)``: + a gap, - samples missing.
+    """
+    offset, _ = best_alignment(reference, received)
+    win, search = int(STEP_WINDOW_S * SR), int(STEP_SEARCH_S * SR)
+    quiet = 0.3 * float(np.sqrt(np.mean(reference**2)))
+    lag: int | None = None
+    steps: list[tuple[float, int]] = []
+    for start in range(0, len(reference) - win + 1, win // 2):
+        piece = reference[start : start + win]
+        if float(np.sqrt(np.mean(piece**2))) < quiet:
+            continue  # pauses and quiet sounds place badly
+        centre = offset + start + (lag or 0)
+        lo = max(0, centre - (search if lag is not None else 3 * search))
+        segment = received[lo : centre + win + search]
+        if len(segment) < win:
+            break
+        at, match = best_alignment(piece, segment)
+        if match < STEP_MATCH:
+            continue
+        moved = lo + at - offset - start
+        if lag is not None and abs(moved - lag) > 2:  # a sample or two is resampling jitter
+            steps.append(((offset + start + moved) / SR, moved - lag))
+        lag = moved
+    return steps
 
 
 def realtime_ratio(session: RecordedSession) -> float:
@@ -88,6 +131,7 @@ def check_bots(
                 check.problems.append(f"bot {i} ({native}): {name}'s speech gave no window to compare")
                 continue
             check.correlations.append(best_alignment(ref, audio)[1])
+            check.steps += [(f"{i}/{name}", t, n) for t, n in offset_steps(ref, audio)]
             check.windows.extend(windows)
             check.low_windows += [f"{i}/{name}/{k}: {w:.2f}" for k, w in enumerate(windows) if w < WINDOW_MIN]
     return check

@@ -10,7 +10,9 @@ bot, two participants speaking in turn), samples every bot's CPU % and memory
 - fidelity: correlation of each participant's voice with their WAV, whole and per 2 s window (a
   window that does not match marks lost or garbled audio), in the way the page hands audio over:
   ``--platform google_meet`` (default) gives a stream per participant, ``teams``/``zoom`` one
-  mixed stream in which each voice is looked for (bench/_bots_capture.py). A bot whose audio
+  mixed stream in which each voice is looked for (bench/_bots_capture.py);
+- continuity: where each voice's offset moves, per 0.25 s piece ("offset_steps": + a gap was put
+  in, - samples were lost; "samples_lost" above 0 fails the round). A bot whose audio
   cannot be compared at all is reported as a CAPTURE CHECK failure, and one bot alone failing
   stops the bench with a non-zero exit: a broken bench must not print a "ceiling".
 
@@ -64,12 +66,27 @@ BOB = (
 )
 
 
+SPEEDS = (150, 162, 140, 172, 132, 156, 145, 168)
+"""espeak words a minute of each repetition in a participant's WAV, in turn."""
+
+
 def make_wav(text: str, voice: str, seconds: float, path: Path) -> Path:
-    """Repeat espeak speech (with short pauses) to about ``seconds`` long."""
-    data, rate = read_wav(synthesize(text, voice=voice))
-    pause = np.zeros(int(0.4 * rate), np.float32)
-    reps = max(1, int(np.ceil(seconds / (len(data) / rate + 0.4))))
-    out = np.concatenate([np.concatenate([data, pause]) for _ in range(reps)])
+    """Repeat espeak speech (with short pauses) to about ``seconds`` long, each repetition at the
+    next of ``SPEEDS`` (none alike in the first ~80 s).
+
+    Why not the same clip again: a WAV that repeats itself has as many good alignments as
+    repetitions, and when one gap in the delivered audio splits the best one, the whole-file
+    alignment the per-window check starts from can land a repetition away, failing every window
+    after it (13 of 20 for one 10 ms gap) where one window broke.
+    """
+    parts: list[np.ndarray] = []
+    total, rate = 0.0, 16000
+    while total < seconds or not parts:
+        speed = SPEEDS[(len(parts) // 2) % len(SPEEDS)]
+        data, rate = read_wav(synthesize(text, voice=voice, speed=speed))
+        parts += [data, np.zeros(int(0.4 * rate), np.float32)]
+        total += len(data) / rate + 0.4
+    out = np.concatenate(parts)
     with wave.open(str(path), "wb") as w:
         w.setnchannels(1)
         w.setsampwidth(2)
@@ -338,6 +355,7 @@ async def compare(
                         "windows_2s_matching": r.get("windows_2s_matching"),
                         "realtime_ratio_min": r.get("realtime_ratio_min"),
                         "low_windows": r.get("low_windows"),
+                        "offset_steps": r.get("offset_steps"),
                         "capture_problems": r.get("capture_problems"),
                         "load_avg_1m": r["load_avg_1m"],
                         "pss_by_process": r["bot0_pss_mib_by_process"],

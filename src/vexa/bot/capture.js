@@ -97,9 +97,6 @@
       const url = URL.createObjectURL(new Blob([source], { type: "application/javascript" }));
       await ctx.audioWorklet.addModule(url);
       if (ctx.state === "suspended") await ctx.resume().catch(() => {});
-      S.sink = ctx.createGain();
-      S.sink.gain.value = 0; // the graph must reach destination to run; keep it silent
-      S.sink.connect(ctx.destination);
       S.ctx = ctx;
       return ctx;
     })();
@@ -153,7 +150,18 @@
   }
 
   function makeTap(key, name, pid) {
-    const node = new AudioWorkletNode(S.ctx, "vexa-tap", { channelCount: 1, channelCountMode: "explicit" });
+    // No output and connected to nothing: Chromium pulls an output-less worklet node by itself
+    // (an "automatic pull node"), so the context's destination has no input. It used to get one
+    // (the tap through a zero gain), and a destination fed only silence is watched: after 30 s of
+    // it Chromium's SilentSinkSuspender swaps the context's output for a timer-driven fake sink.
+    // The tracks reach the taps through a FIFO paced by that output, so at the swap it ran dry
+    // (10 ms of zeros inside the speech, 30 s into most captures of bench/bots.py) and on the
+    // timer's clock it later overflowed (30-50 ms of speech dropped).
+    const node = new AudioWorkletNode(S.ctx, "vexa-tap", {
+      numberOfOutputs: 0,
+      channelCount: 1,
+      channelCountMode: "explicit",
+    });
     node.port.onmessage = (ev) => {
       if (!S.started) return;
       try {
@@ -161,7 +169,6 @@
         send(tap, ev.data);
       } catch (e) {}
     };
-    node.connect(S.sink);
     const tap = { node, key, name, pid, number: S.taps.size, announced: null };
     S.taps.set(key, tap);
     return tap;
