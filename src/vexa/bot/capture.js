@@ -145,11 +145,21 @@
 
   // Each opener resolves to a channel {path, ready(), send(stringOrArrayBuffer), close()} once its
   // socket is open, or to null (the page's Content-Security-Policy refuses blob: workers or the
-  // socket, no SharedWorker, nothing listening): the next one is tried, the binding last.
+  // socket, no SharedWorker, nothing listening): the next one is tried, the binding last. A socket
+  // opening after its 3 s is closed: the page has moved on to the next way.
   function opened(executor) {
     return new Promise((resolve) => {
-      const timer = setTimeout(() => resolve(null), 3000);
-      const done = (channel) => { clearTimeout(timer); resolve(channel); };
+      let waiting = true;
+      const timer = setTimeout(() => { waiting = false; resolve(null); }, 3000);
+      const done = (channel) => {
+        if (!waiting) {
+          if (channel) channel.close();
+          return;
+        }
+        waiting = false;
+        clearTimeout(timer);
+        resolve(channel);
+      };
       try {
         executor(done);
       } catch (e) {
