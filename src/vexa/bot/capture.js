@@ -5,9 +5,9 @@
 // a MutationObserver and a periodic scan), map each element to its participant tile
 // when the page lets us, and tap each one with an AudioWorklet running in an
 // AudioContext at 16 kHz (Chromium resamples). Frames go to Python as binary messages on a
-// loopback WebSocket (cfg.ingress_url; layout in vexa/bot/audio_ingress.py), or, when the page
-// cannot open it, through the exposed binding __vexaAudio(key, name, participantId,
-// base64Int16LE, captureEndMs).
+// loopback WebSocket (cfg.ingress_url; layout in vexa/bot/audio_ingress.py) opened inside a
+// SharedWorker, else by the page itself, or, when neither can open it, through the exposed
+// binding __vexaAudio(key, name, participantId, base64Int16LE, captureEndMs).
 // Streams we cannot attribute are mixed into one "mixed" stream. Nothing is captured
 // until Python calls __vexaStartCapture(cfg) after admission.
 (() => {
@@ -55,7 +55,7 @@
     ctx: null,
     ready: null,
     taps: new Map(), // key -> {node, name, pid, number, announced}
-    ws: null, // the loopback socket to Python, while open
+    out: null, // the channel to Python's loopback socket, while open
     seenTracks: new Set(),
     pcStreams: [], // streams from RTCPeerConnection not (yet) seen on an element
     mixed: null,
@@ -113,37 +113,114 @@
     return ((nameEl && nameEl.textContent) || "").trim() || fallback;
   }
 
-  // Resolves to the open socket, or null (refused, e.g. by the page's Content-Security-Policy):
-  // audio then goes through the binding.
-  function openIngress(url) {
-    if (!url) return Promise.resolve(null);
+  // The socket to Python, opened inside a SharedWorker. Playwright enables the CDP Network domain on
+  // every page and dedicated worker it attaches to, so each frame a page's own WebSocket sends also
+  // travels from Chromium through Playwright's node driver to the bot's Python as a base64 JSON
+  // event (dropped there, but paid for on every hop). Playwright does not attach to shared workers:
+  // their sockets cost nothing on that route. The worker's first message is the URL; after that it
+  // sends on whatever the page posts (null: close), and tells the page "open" or "closed".
+  const WORKER_SOURCE = `
+    onconnect = (e) => {
+      const port = e.ports[0];
+      let ws = null;
+      const closed = () => port.postMessage("closed");
+      port.onmessage = (m) => {
+        if (ws) {
+          if (m.data === null) ws.close();
+          else if (ws.readyState === 1) ws.send(m.data);
+          return;
+        }
+        try {
+          ws = new WebSocket(m.data);
+        } catch (err) {
+          closed();
+          return;
+        }
+        ws.binaryType = "arraybuffer";
+        ws.onopen = () => port.postMessage("open");
+        ws.onerror = closed;
+        ws.onclose = closed;
+      };
+    };`;
+
+  // Each opener resolves to a channel {path, ready(), send(stringOrArrayBuffer), close()} once its
+  // socket is open, or to null (the page's Content-Security-Policy refuses blob: workers or the
+  // socket, no SharedWorker, nothing listening): the next one is tried, the binding last. A socket
+  // opening after its 3 s is closed: the page has moved on to the next way.
+  function opened(executor) {
     return new Promise((resolve) => {
-      let ws;
+      let waiting = true;
+      const timer = setTimeout(() => { waiting = false; resolve(null); }, 3000);
+      const done = (channel) => {
+        if (!waiting) {
+          if (channel) channel.close();
+          return;
+        }
+        waiting = false;
+        clearTimeout(timer);
+        resolve(channel);
+      };
       try {
-        ws = new WebSocket(url);
+        executor(done);
       } catch (e) {
-        resolve(null);
-        return;
+        done(null);
       }
+    });
+  }
+
+  function openWorkerIngress(url) {
+    if (!url || typeof SharedWorker === "undefined") return Promise.resolve(null);
+    return opened((done) => {
+      const source = URL.createObjectURL(new Blob([WORKER_SOURCE], { type: "application/javascript" }));
+      const worker = new SharedWorker(source);
+      const port = worker.port;
+      const channel = {
+        path: "worker_socket",
+        ready: () => true, // the worker drops what arrives after its socket closed, until "closed" lands here
+        // The frame's buffer is transferred, not copied; the page never touches it again.
+        send: (data) => port.postMessage(data, typeof data === "string" ? [] : [data]),
+        close: () => port.postMessage(null),
+      };
+      worker.onerror = () => done(null);
+      port.onmessage = (ev) => {
+        if (ev.data === "open") done(channel);
+        else {
+          done(null);
+          if (S.out === channel) S.out = null;
+        }
+      };
+      port.postMessage(url);
+    });
+  }
+
+  function openPageIngress(url) {
+    if (!url) return Promise.resolve(null);
+    return opened((done) => {
+      const ws = new WebSocket(url);
       ws.binaryType = "arraybuffer";
-      const timer = setTimeout(() => resolve(null), 3000);
-      ws.onopen = () => { clearTimeout(timer); resolve(ws); };
-      ws.onerror = () => { clearTimeout(timer); resolve(null); };
-      ws.onclose = () => { if (S.ws === ws) S.ws = null; };
+      const channel = {
+        path: "page_socket",
+        ready: () => ws.readyState === 1,
+        send: (data) => ws.send(data),
+        close: () => ws.close(),
+      };
+      ws.onopen = () => done(channel);
+      ws.onerror = () => done(null);
+      ws.onclose = () => { if (S.out === channel) S.out = null; };
     });
   }
 
   function send(tap, buffer) {
-    const ws = S.ws;
-    if (ws && ws.readyState === 1) {
+    const out = S.out;
+    if (out && out.ready()) {
       if (tap.announced !== tap.name) {
-        ws.send(JSON.stringify({ tap: tap.number, key: tap.key, name: tap.name, pid: tap.pid }));
+        out.send(JSON.stringify({ tap: tap.number, key: tap.key, name: tap.name, pid: tap.pid }));
         tap.announced = tap.name;
       }
       const header = new DataView(buffer, 0, HEADER);
       header.setFloat64(0, Date.now(), true);
       header.setUint32(8, tap.number, true);
-      ws.send(buffer);
+      out.send(buffer);
     } else {
       window.__vexaAudio(tap.key, tap.name, tap.pid, b64(buffer), Date.now());
     }
@@ -229,7 +306,7 @@
   window.__vexaStartCapture = async (cfg) => {
     S.cfg = cfg;
     await ensureContext();
-    S.ws = await openIngress(cfg.ingress_url);
+    S.out = (await openWorkerIngress(cfg.ingress_url)) || (await openPageIngress(cfg.ingress_url));
     S.started = true;
     scan();
     new MutationObserver(() => scan()).observe(document.documentElement, {
@@ -237,13 +314,13 @@
       subtree: true,
     });
     setInterval(scan, 1000);
-    return S.ws ? "socket" : "binding";
+    return S.out ? S.out.path : "binding";
   };
 
   window.__vexaStopCapture = () => {
     S.started = false;
     if (S.ctx) S.ctx.close().catch(() => {});
-    if (S.ws) S.ws.close();
+    if (S.out) S.out.close();
   };
 
   // ---- speakers and participants, from the platform's tiles ----

@@ -33,6 +33,12 @@ if TYPE_CHECKING:
 log = logging.getLogger("vexa.bot")
 
 CAPTURE_JS = Path(__file__).with_name("capture.js")
+# How the page's audio frames reach this process (capture.js tries them in this order).
+TRANSPORTS = {
+    "worker_socket": "loopback socket of a shared worker (unseen by Playwright's driver)",
+    "page_socket": "loopback socket of the page (no shared worker could open it)",
+    "binding": "page binding (the page could not open the loopback socket)",
+}
 
 
 def pcm16_to_float32(data: bytes) -> bytes:
@@ -178,7 +184,7 @@ class Bot:
         # Why it ended, in words, for the final status report (data.error_details): no stack traces.
         self.end_message: str | None = None
         self.ingress_url: str | None = None
-        self.audio_transport: str | None = None  # "socket" or "binding", once capturing
+        self.audio_transport: str | None = None  # "worker_socket", "page_socket" or "binding", once capturing
 
     def request_stop(self, reason: str) -> None:
         if not self._stop.is_set():
@@ -335,9 +341,7 @@ class Bot:
             frame_ms=self.settings.audio_frame_ms,
             ingress_url=self.ingress_url,
         )
-        log.info(
-            "audio frames travel over the %s", "loopback socket" if transport == "socket" else "page binding"
-        )
+        log.info("audio frames travel over the %s", TRANSPORTS.get(transport, transport))
         self.audio_transport = transport
         await adapter.watch_speakers()
         await self.reporter.send("active", participants=sorted(self.audio.participants_seen))

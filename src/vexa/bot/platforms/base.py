@@ -168,8 +168,9 @@ class MeetingAdapter(ABC):
     ) -> str:
         """Start tapping the page's remote audio (the init script waits for this call).
 
-        Returns how frames will travel: ``socket`` (``ingress_url``, vexa.bot.audio_ingress) or
-        ``binding`` (the page could not open the socket, or none was given).
+        Returns how frames will travel to ``ingress_url`` (vexa.bot.audio_ingress): ``worker_socket``
+        (opened in a shared worker), ``page_socket`` (the page could not start one), or ``binding``
+        (the page could not open the socket at all, or none was given).
         """
         cfg = {
             **self.capture_config(per_participant),
