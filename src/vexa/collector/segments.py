@@ -74,14 +74,11 @@ class StoredSegment(BaseModel):
     def field(self) -> str:
         return segment_field(self.session_uid, self.start)
 
-    def dump(self) -> str:
-        """``model_dump_json()``, byte for byte, at a fraction of its cost: the consumer writes one
-        per segment. Fields are plain JSON types (checked when the model was built), so orjson
-        can write the model's own field dict (``tests/collector/test_collector_json.py``)."""
-        return self.dump_bytes().decode()
-
     def dump_bytes(self) -> bytes:
-        """``dump()`` as UTF-8, as it goes to Redis."""
+        """``model_dump_json()`` as UTF-8, byte for byte, at a fraction of its cost: the consumer
+        writes one per segment to Redis. Fields are plain JSON types (checked when the model was
+        built), so orjson can write the model's own field dict
+        (``tests/collector/test_collector_json.py``)."""
         return orjson.dumps(self.__dict__, option=orjson.OPT_UTC_Z)
 
     def public_json(self, session_start: datetime | None, *, completed: bool | None = None) -> str:
