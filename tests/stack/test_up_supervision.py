@@ -158,6 +158,14 @@ def test_restart_after_a_burst_keeps_ports_and_a_second_up_is_refused(
     assert stopped.returncode == 3 and "not running" in stopped.stdout
 
 
+def _alive(proc: psutil.Process) -> bool:
+    """Running and not a zombie; a process reaped between the two questions is gone, not alive."""
+    try:
+        return proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
 @pytest.mark.timeout(200)
 def test_a_sigkilled_supervisor_leaves_no_process(tmp_path: Path, up_env: dict[str, str], ups: list[Up]):
     up = Up(up_env, tmp_path / "up.log")
@@ -173,7 +181,7 @@ def test_a_sigkilled_supervisor_leaves_no_process(tmp_path: Path, up_env: dict[s
     deadline = time.monotonic() + 1.0
     alive = children
     while alive and time.monotonic() < deadline:
-        alive = [c for c in alive if c.is_running() and c.status() != psutil.STATUS_ZOMBIE]
+        alive = [c for c in alive if _alive(c)]
         time.sleep(0.05)
     assert not alive, [" ".join(c.cmdline()) for c in alive]
     for name in PORT_VARS:
