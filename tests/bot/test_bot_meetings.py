@@ -66,7 +66,7 @@ async def test_bot_joins_transcribes_each_participant_and_leaves_when_meeting_en
     code = await asyncio.wait_for(bot.run(), 90)
 
     assert code == 0
-    assert bot.audio_transport == "worker_socket", "audio comes over the worker's socket, not the binding"
+    assert bot.audio_transport == "socket", "audio comes over the loopback socket, not the binding"
     assert not (tmp_path / "recordings").exists(), "recording off: no file"
     assert callbacks.statuses() == ["joining", "awaiting_admission", "active", "completed"]
     final = callbacks.calls[-1]

@@ -56,7 +56,7 @@ async def test_mixed_stream_one_session_with_ordered_speaker_events(
     bot = Bot(config, BotSettings())
     code = await asyncio.wait_for(bot.run(), 120)
     assert code == 0
-    assert bot.audio_transport == ("binding" if csp else "worker_socket")
+    assert bot.audio_transport == ("binding" if csp else "socket")
     assert bot.audio.paths == {"mixed"}, "the page offers one mixed stream: the bot must take the mixed path"
     assert list(bot.audio.streams) == ["mixed"]
     final = callbacks.calls[-1]

@@ -8,9 +8,19 @@ only if it saved something without breaking capture; README "Sizing" has the fig
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import fcntl
+import logging
 import os
+import shutil
+import tempfile
 
+from vexa.bot.cdp import CdpConnection, CdpError
+from vexa.bot.page import Page
 from vexa.bot.settings import BotSettings
+
+log = logging.getLogger("vexa.bot.browser")
 
 # Needed for joining and capturing; never dropped.
 BASE_ARGS = [
@@ -25,7 +35,20 @@ BASE_ARGS = [
     "--no-default-browser-check",
     "--disable-dev-shm-usage",
     "--disable-gpu",
+    # The bot runs as root in its container, where Chromium's sandbox cannot start.
+    "--no-sandbox",
+    # A headless page counts as hidden: without these its timers (the speaker watcher, the audio
+    # posts) would be throttled to once a second and its renderer deprioritised.
+    "--disable-background-timer-throttling",
+    "--disable-backgrounding-occluded-windows",
+    "--disable-renderer-backgrounding",
+    "--window-size=1280,720",
+    "--lang=en-US",
 ]
+
+# How this process drives the browser: the DevTools protocol on fds 3/4 (vexa.bot.cdp), no tab
+# until the bot opens one in a fresh context.
+DRIVEN_ARGS = ["--remote-debugging-pipe", "--no-startup-window"]
 
 # Memory/CPU savers (BOT_CHROMIUM_LEAN=true, the default); see the module docstring. Measured and
 # NOT kept (no saving, or capture broke in a run): --renderer-process-limit=1 (a bot has one
@@ -50,20 +73,123 @@ LEAN_ARGS = [
 ]
 
 
-# Playwright's driver is a node process beside Chromium; its default young generation (16 MiB
-# semi-spaces) and heap headroom are sized for test suites driving many pages, not one. Without
-# the JIT (V8's interpreter only) it maps ~11 MiB less: a bot's driver relays a few small messages
-# a second now that audio bypasses it, so compiled code buys it nothing measurable.
-DRIVER_NODE_OPTIONS = "--max-semi-space-size=1 --max-old-space-size=64 --jitless"
-
-
-def driver_environment(settings: BotSettings) -> None:
-    """Set NODE_OPTIONS for the Playwright driver this process starts (it inherits our env)."""
-    if settings.chromium_lean and "NODE_OPTIONS" not in os.environ:
-        os.environ["NODE_OPTIONS"] = DRIVER_NODE_OPTIONS
-
-
 def chromium_args(settings: BotSettings) -> list[str]:
     """The command-line flags for this bot's Chromium."""
     lean = LEAN_ARGS if settings.chromium_lean else []
     return [*BASE_ARGS, *lean, *settings.chromium_extra_args]
+
+
+STDERR_FILE = "chromium-stderr.log"
+
+
+def _last_line(path: str) -> str:
+    with contextlib.suppress(OSError), open(path, errors="replace") as f:
+        lines = [line.strip() for line in f if line.strip()]
+        return lines[-1][-300:] if lines else "it printed nothing"
+    return "it printed nothing"
+
+
+def launch_command(settings: BotSettings, profile_dir: str) -> list[str]:
+    """The whole command line: the flags above plus how this process drives the browser."""
+    shown = ["--headless", "--mute-audio"] if settings.headless else []
+    return [
+        settings.chromium_path,
+        *shown,
+        *DRIVEN_ARGS,
+        f"--user-data-dir={profile_dir}",
+        f"--user-agent={settings.user_agent}",
+        *chromium_args(settings),
+    ]
+
+
+class Chromium:
+    """One launched Chromium, driven over its DevTools pipe; ``close`` always reaps it."""
+
+    def __init__(self, process: asyncio.subprocess.Process, cdp: CdpConnection, profile_dir: str) -> None:
+        self.process = process
+        self.cdp = cdp
+        self.profile_dir = profile_dir
+
+    async def new_page(self) -> Page:
+        """A tab in a fresh browser context (no cookies or storage shared with anything)."""
+        context = await self.cdp.send("Target.createBrowserContext", {"disposeOnDetach": True})
+        target = await self.cdp.send(
+            "Target.createTarget", {"url": "about:blank", "browserContextId": context["browserContextId"]}
+        )
+        attached = await self.cdp.send(
+            "Target.attachToTarget", {"targetId": target["targetId"], "flatten": True}
+        )
+        page = Page(self.cdp, attached["sessionId"])
+        await page.enable()
+        return page
+
+    async def close(self) -> None:
+        """Ask the browser to quit; kill it if it does not within 5 s; remove its profile."""
+        try:
+            if not self.cdp.closed:
+                with contextlib.suppress(CdpError, TimeoutError):
+                    await asyncio.wait_for(self.cdp.send("Browser.close"), 5)
+            try:
+                await asyncio.wait_for(self.process.wait(), 5)
+            except TimeoutError:
+                log.warning("chromium did not quit within 5 s: killed")
+                with contextlib.suppress(ProcessLookupError):
+                    self.process.kill()
+                await self.process.wait()
+        finally:
+            self.cdp.close()
+            shutil.rmtree(self.profile_dir, ignore_errors=True)
+
+
+async def launch(settings: BotSettings) -> Chromium:
+    """Start Chromium with its DevTools protocol on fds 3 (commands in) and 4 (answers out).
+
+    Chromium reads the pipe from those two fixed fd numbers, which ``subprocess`` cannot map to
+    (``pass_fds`` keeps a number, it does not move one), so the child moves them with ``dup2``
+    between fork and exec; the pipe ends are first lifted above 10 so the moves cannot collide.
+    """
+    commands_r, commands_w = os.pipe()
+    answers_r, answers_w = os.pipe()
+    child_in = fcntl.fcntl(commands_r, fcntl.F_DUPFD_CLOEXEC, 10)
+    child_out = fcntl.fcntl(answers_w, fcntl.F_DUPFD_CLOEXEC, 10)
+    for fd in (commands_r, answers_w):
+        os.close(fd)
+
+    def into_place() -> None:  # runs in the child, after fork, before exec
+        os.dup2(child_in, 3)
+        os.dup2(child_out, 4)
+
+    profile_dir = tempfile.mkdtemp(prefix="vexa-bot-chromium-")
+    # Chromium's own messages go to a file beside its profile, read back only if it fails to start.
+    stderr_path = os.path.join(profile_dir, STDERR_FILE)
+    stderr = os.open(stderr_path, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        process = await asyncio.create_subprocess_exec(
+            *launch_command(settings, profile_dir),
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=stderr,
+            preexec_fn=into_place,
+            pass_fds=(3, 4),
+        )
+    except BaseException:
+        for fd in (commands_w, answers_r):
+            os.close(fd)
+        shutil.rmtree(profile_dir, ignore_errors=True)
+        raise
+    finally:
+        for fd in (child_in, child_out, stderr):
+            os.close(fd)
+    cdp = CdpConnection(commands_w, answers_r)
+    cdp.start()
+    chromium = Chromium(process, cdp, profile_dir)
+    try:
+        version = await asyncio.wait_for(cdp.send("Browser.getVersion"), 30)
+    except (CdpError, TimeoutError) as exc:
+        said = _last_line(stderr_path)
+        await chromium.close()
+        raise CdpError(
+            f"chromium ({settings.chromium_path}) did not start (exit code {process.returncode}): {said}"
+        ) from exc
+    log.info("chromium %s started (pid %d)", version.get("product", "?"), process.pid)
+    return chromium

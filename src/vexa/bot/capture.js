@@ -1,13 +1,12 @@
-// Vexa bot: in-page audio capture and speaker watching (injected with add_init_script).
+// Vexa bot: in-page audio capture and speaker watching (run in every document by the bot, vexa/bot/page.py).
 //
 // Remote audio reaches a meeting page as MediaStreams: from RTCPeerConnection 'track'
 // events and on <audio>/<video> elements' srcObject. We find them (track events,
 // a MutationObserver and a periodic scan), map each element to its participant tile
 // when the page lets us, and tap each one with an AudioWorklet running in an
 // AudioContext at 16 kHz (Chromium resamples). Frames go to Python as binary messages on a
-// loopback WebSocket (cfg.ingress_url; layout in vexa/bot/audio_ingress.py) opened inside a
-// SharedWorker, else by the page itself, or, when neither can open it, through the exposed
-// binding __vexaAudio(key, name, participantId, base64Int16LE, captureEndMs).
+// loopback WebSocket (cfg.ingress_url; layout in vexa/bot/audio_ingress.py), or, when the page
+// cannot open it, through the exposed binding __vexaAudio([key, name, participantId, base64Int16LE, captureEndMs] as JSON).
 // Streams we cannot attribute are mixed into one "mixed" stream. Nothing is captured
 // until Python calls __vexaStartCapture(cfg) after admission.
 (() => {
@@ -15,7 +14,7 @@
   window.__vexaInstalled = true;
 
   // Samples per message: cfg.frame_samples (BOT_AUDIO_FRAME_MS x 16 at 16 kHz); each message costs a
-  // hop through the page, the loopback socket (or the binding and Playwright's driver) and Python,
+  // hop through the page, the loopback socket (or the binding and the DevTools pipe) and Python,
   // so fewer, larger frames save CPU, and a frame's length is the most it delays audio on its way
   // to the server.
   const DEFAULT_FRAME = 1600;
@@ -81,6 +80,12 @@
     window.RTCPeerConnection = Wrapped;
   }
 
+  // The bot's bindings (vexa/bot/page.py expose) take one string: the call's arguments as JSON.
+  function report(binding, ...args) {
+    const fn = window[binding];
+    if (typeof fn === "function") fn(JSON.stringify(args));
+  }
+
   function b64(buffer) {
     const bytes = new Uint8Array(buffer, HEADER);
     let s = "";
@@ -113,45 +118,14 @@
     return ((nameEl && nameEl.textContent) || "").trim() || fallback;
   }
 
-  // The socket to Python, opened inside a SharedWorker. Playwright enables the CDP Network domain on
-  // every page and dedicated worker it attaches to, so each frame a page's own WebSocket sends also
-  // travels from Chromium through Playwright's node driver to the bot's Python as a base64 JSON
-  // event (dropped there, but paid for on every hop). Playwright does not attach to shared workers:
-  // their sockets cost nothing on that route. The worker's first message is the URL; after that it
-  // sends on whatever the page posts (null: close), and tells the page "open" or "closed".
-  const WORKER_SOURCE = `
-    onconnect = (e) => {
-      const port = e.ports[0];
-      let ws = null;
-      const closed = () => port.postMessage("closed");
-      port.onmessage = (m) => {
-        if (ws) {
-          if (m.data === null) ws.close();
-          else if (ws.readyState === 1) ws.send(m.data);
-          return;
-        }
-        try {
-          ws = new WebSocket(m.data);
-        } catch (err) {
-          closed();
-          return;
-        }
-        ws.binaryType = "arraybuffer";
-        ws.onopen = () => port.postMessage("open");
-        ws.onerror = closed;
-        ws.onclose = closed;
-      };
-    };`;
-
-  // Each opener resolves to a channel {path, ready(), send(stringOrArrayBuffer), close()} once its
-  // socket is open, or to null (the page's Content-Security-Policy refuses blob: workers or the
-  // socket, no SharedWorker, nothing listening): the next one is tried, the binding last. A socket
-  // opening after its 3 s is closed: the page has moved on to the next way.
-  function opened(executor) {
+  // Resolves to the open socket's channel {path, ready(), send(stringOrArrayBuffer), close()}, or to
+  // null within 3 s (the page's Content-Security-Policy refuses the socket, nothing listening):
+  // frames then go through the binding. A socket that opens after those 3 s is closed again.
+  function openSocketIngress(url) {
+    if (!url) return Promise.resolve(null);
     return new Promise((resolve) => {
       let waiting = true;
-      const timer = setTimeout(() => { waiting = false; resolve(null); }, 3000);
-      const done = (channel) => {
+      const settle = (channel) => {
         if (!waiting) {
           if (channel) channel.close();
           return;
@@ -160,52 +134,23 @@
         clearTimeout(timer);
         resolve(channel);
       };
+      const timer = setTimeout(() => settle(null), 3000);
+      let ws;
       try {
-        executor(done);
+        ws = new WebSocket(url);
       } catch (e) {
-        done(null);
+        settle(null);
+        return;
       }
-    });
-  }
-
-  function openWorkerIngress(url) {
-    if (!url || typeof SharedWorker === "undefined") return Promise.resolve(null);
-    return opened((done) => {
-      const source = URL.createObjectURL(new Blob([WORKER_SOURCE], { type: "application/javascript" }));
-      const worker = new SharedWorker(source);
-      const port = worker.port;
-      const channel = {
-        path: "worker_socket",
-        ready: () => true, // the worker drops what arrives after its socket closed, until "closed" lands here
-        // The frame's buffer is transferred, not copied; the page never touches it again.
-        send: (data) => port.postMessage(data, typeof data === "string" ? [] : [data]),
-        close: () => port.postMessage(null),
-      };
-      worker.onerror = () => done(null);
-      port.onmessage = (ev) => {
-        if (ev.data === "open") done(channel);
-        else {
-          done(null);
-          if (S.out === channel) S.out = null;
-        }
-      };
-      port.postMessage(url);
-    });
-  }
-
-  function openPageIngress(url) {
-    if (!url) return Promise.resolve(null);
-    return opened((done) => {
-      const ws = new WebSocket(url);
       ws.binaryType = "arraybuffer";
       const channel = {
-        path: "page_socket",
+        path: "socket",
         ready: () => ws.readyState === 1,
         send: (data) => ws.send(data),
         close: () => ws.close(),
       };
-      ws.onopen = () => done(channel);
-      ws.onerror = () => done(null);
+      ws.onopen = () => settle(channel);
+      ws.onerror = () => settle(null);
       ws.onclose = () => { if (S.out === channel) S.out = null; };
     });
   }
@@ -222,7 +167,7 @@
       header.setUint32(8, tap.number, true);
       out.send(buffer);
     } else {
-      window.__vexaAudio(tap.key, tap.name, tap.pid, b64(buffer), Date.now());
+      report("__vexaAudio", tap.key, tap.name, tap.pid, b64(buffer), Date.now());
     }
   }
 
@@ -306,7 +251,7 @@
   window.__vexaStartCapture = async (cfg) => {
     S.cfg = cfg;
     await ensureContext();
-    S.out = (await openWorkerIngress(cfg.ingress_url)) || (await openPageIngress(cfg.ingress_url));
+    S.out = await openSocketIngress(cfg.ingress_url);
     S.started = true;
     scan();
     new MutationObserver(() => scan()).observe(document.documentElement, {
@@ -342,19 +287,19 @@
       const t = Date.now();
       now.forEach((p, id) => {
         const before = last.get(id);
-        if (p.speaking && !(before && before.speaking)) window.__vexaSpeaker("SPEAKER_START", p.name, p.pid, t);
-        if (!p.speaking && before && before.speaking) window.__vexaSpeaker("SPEAKER_END", p.name, p.pid, t);
+        if (p.speaking && !(before && before.speaking)) report("__vexaSpeaker", "SPEAKER_START", p.name, p.pid, t);
+        if (!p.speaking && before && before.speaking) report("__vexaSpeaker", "SPEAKER_END", p.name, p.pid, t);
       });
       last.forEach((p, id) => {
-        if (p.speaking && !now.has(id)) window.__vexaSpeaker("SPEAKER_END", p.name, p.pid, t);
+        if (p.speaking && !now.has(id)) report("__vexaSpeaker", "SPEAKER_END", p.name, p.pid, t);
       });
       const changed =
         now.size !== last.size || [...now.keys()].some((k) => !last.has(k) || last.get(k).name !== now.get(k).name);
       last = now;
-      if (changed) window.__vexaParticipants([...now.values()].map((p) => ({ name: p.name, id: p.pid })));
+      if (changed) report("__vexaParticipants", [...now.values()].map((p) => ({ name: p.name, id: p.pid })));
     };
     check();
-    window.__vexaParticipants([...last.values()].map((p) => ({ name: p.name, id: p.pid })));
+    report("__vexaParticipants", [...last.values()].map((p) => ({ name: p.name, id: p.pid })));
     new MutationObserver(check).observe(document.documentElement, {
       childList: true,
       subtree: true,

@@ -16,11 +16,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from playwright.async_api import Browser, Page, Playwright, async_playwright
 
 from vexa.bot.audio_ingress import AudioIngress
-from vexa.bot.browser import chromium_args, driver_environment
+from vexa.bot.browser import Chromium, launch
 from vexa.bot.commands import listen_for_commands
+from vexa.bot.page import Page
 from vexa.bot.platforms import ADAPTERS, JoinFailed, MeetingAdapter
 from vexa.bot.settings import BotConfig, BotSettings
 from vexa.bot.status import StatusReporter
@@ -35,8 +35,7 @@ log = logging.getLogger("vexa.bot")
 CAPTURE_JS = Path(__file__).with_name("capture.js")
 # How the page's audio frames reach this process (capture.js tries them in this order).
 TRANSPORTS = {
-    "worker_socket": "loopback socket of a shared worker (unseen by Playwright's driver)",
-    "page_socket": "loopback socket of the page (no shared worker could open it)",
+    "socket": "loopback socket of the page",
     "binding": "page binding (the page could not open the loopback socket)",
 }
 
@@ -184,7 +183,7 @@ class Bot:
         # Why it ended, in words, for the final status report (data.error_details): no stack traces.
         self.end_message: str | None = None
         self.ingress_url: str | None = None
-        self.audio_transport: str | None = None  # "worker_socket", "page_socket" or "binding", once capturing
+        self.audio_transport: str | None = None  # "socket" or "binding", once capturing
 
     def request_stop(self, reason: str) -> None:
         if not self._stop.is_set():
@@ -226,21 +225,13 @@ class Bot:
                 self.request_stop("left_alone")
                 return
 
-    async def _launch(self, pw: Playwright) -> tuple[Browser, Page]:
-        browser = await pw.chromium.launch(
-            executable_path=self.settings.chromium_path,
-            headless=self.settings.headless,
-            args=chromium_args(self.settings),
-        )
-        context = await browser.new_context(
-            user_agent=self.settings.user_agent, viewport={"width": 1280, "height": 720}, locale="en-US"
-        )
-        await context.add_init_script(path=str(CAPTURE_JS))
-        page = await context.new_page()
-        await page.expose_function("__vexaAudio", self.audio.on_audio_b64)
-        await page.expose_function("__vexaSpeaker", self.audio.on_speaker)
-        await page.expose_function("__vexaParticipants", self.audio.on_participants)
-        return browser, page
+    async def _open_page(self, browser: Chromium) -> Page:
+        page = await browser.new_page()
+        await page.expose("__vexaAudio", self.audio.on_audio_b64)
+        await page.expose("__vexaSpeaker", self.audio.on_speaker)
+        await page.expose("__vexaParticipants", self.audio.on_participants)
+        await page.add_init_script(CAPTURE_JS.read_text())
+        return page
 
     async def run(self) -> int:
         loop = asyncio.get_running_loop()
@@ -275,18 +266,15 @@ class Bot:
             log.info("recording to %s (%s)", self.config.recording_prefix, self.settings.storage_backend)
         await self.reporter.send("joining")
         status, reason = "failed", "join_error"
-        driver_environment(self.settings)
         ingress = AudioIngress(self.audio.on_audio)
         self.ingress_url = await ingress.start() if self.settings.audio_socket else None
         try:
-            async with async_playwright() as pw:
-                browser, page = await self._launch(pw)
-                try:
-                    status, reason = await self._in_meeting(page, helpers)
-                finally:
-                    await self.audio.close()
-                    with contextlib.suppress(Exception):
-                        await browser.close()
+            browser = await launch(self.settings)
+            try:
+                status, reason = await self._in_meeting(await self._open_page(browser), helpers)
+            finally:
+                await self.audio.close()
+                await browser.close()
         except Exception as exc:
             log.exception("bot crashed")
             status, reason = "failed", "join_error"

@@ -14,8 +14,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass
 
-from playwright.async_api import Error as PlaywrightError
-from playwright.async_api import Locator, Page
+from vexa.bot.page import Page, PageError
 
 log = logging.getLogger("vexa.bot.platforms")
 
@@ -31,7 +30,7 @@ class JoinFailed(Exception):
 
 @dataclass(frozen=True)
 class Selectors:
-    """Where one platform's landmarks are; Playwright selector syntax (css, text=, :has-text)."""
+    """Where one platform's landmarks are: CSS, ``text=words``, CSS``:has-text("words")`` (page_query.js)."""
 
     name_input: str
     join_buttons: tuple[str, ...]
@@ -74,24 +73,17 @@ class MeetingAdapter(ABC):
 
     # ---- helpers --------------------------------------------------------------------
     async def _visible(self, selectors: tuple[str, ...] | str) -> bool:
-        for sel in (selectors,) if isinstance(selectors, str) else selectors:
-            try:
-                if await self.page.locator(sel).first.is_visible():
-                    return True
-            except PlaywrightError:
-                continue
-        return False
+        """Any of ``selectors`` showing; a page that cannot answer shows nothing."""
+        try:
+            return await self.page.visible(selectors)
+        except PageError:
+            return False
 
     async def _click_first_visible(self, selectors: tuple[str, ...]) -> bool:
-        for sel in selectors:
-            loc = self.page.locator(sel).first
-            try:
-                if await loc.is_visible():
-                    await loc.click(timeout=5000)
-                    return True
-            except PlaywrightError:
-                continue
-        return False
+        try:
+            return await self.page.click(selectors)
+        except PageError:
+            return False
 
     async def _wait_any(self, groups: dict[str, tuple[str, ...]], within_s: float) -> str | None:
         deadline = time.monotonic() + within_s
@@ -107,11 +99,10 @@ class MeetingAdapter(ABC):
         """Open the meeting, enter the name, join muted with the camera off, ask to join."""
         s = self.selectors
         try:
-            response = await self.page.goto(self.meeting_url, wait_until="domcontentloaded", timeout=30000)
-        except PlaywrightError as exc:
-            why = exc.message.splitlines()[0].removeprefix("Page.goto: ")
-            raise JoinFailed("join_error", f"cannot open the meeting page: {why}") from exc
-        if response is not None and response.status == 404:
+            status = await self.page.goto(self.meeting_url, timeout_s=30)
+        except PageError as exc:
+            raise JoinFailed("join_error", f"cannot open the meeting page: {exc}") from exc
+        if status == 404:
             raise JoinFailed("meeting_not_found", f"HTTP 404 for the {self.platform} meeting page")
         found = await self._wait_any(
             {"name": (s.name_input,), "launcher": s.launcher_buttons, "not_found": s.not_found}, 30
@@ -123,7 +114,8 @@ class MeetingAdapter(ABC):
             found = await self._wait_any({"name": (s.name_input,)}, 20)
         if found != "name":
             raise JoinFailed("join_error", "no name field on the pre-join screen")
-        await self.page.locator(s.name_input).first.fill(self.bot_name)
+        if not await self.page.fill(s.name_input, self.bot_name):
+            raise JoinFailed("join_error", "the name field went away before the name was typed")
         for group in (s.mute_mic, s.camera_off):
             if await self._click_first_visible(group):
                 log.info(
@@ -168,44 +160,33 @@ class MeetingAdapter(ABC):
     ) -> str:
         """Start tapping the page's remote audio (the init script waits for this call).
 
-        Returns how frames will travel to ``ingress_url`` (vexa.bot.audio_ingress): ``worker_socket``
-        (opened in a shared worker), ``page_socket`` (the page could not start one), or ``binding``
-        (the page could not open the socket at all, or none was given).
+        Returns how frames will travel to ``ingress_url`` (vexa.bot.audio_ingress): ``socket``, or
+        ``binding`` (the page could not open the socket, or none was given).
         """
         cfg = {
             **self.capture_config(per_participant),
             "frame_samples": frame_ms * 16,  # 16 kHz
             "ingress_url": ingress_url,
         }
-        return str(await self.page.evaluate("cfg => window.__vexaStartCapture(cfg)", cfg))
+        return str(await self.page.evaluate("window.__vexaStartCapture", cfg))
 
     async def watch_speakers(self) -> None:
         """Start the in-page speaker/participant watcher (reports through exposed bindings)."""
-        await self.page.evaluate("cfg => window.__vexaWatchSpeakers(cfg)", self.capture_config(True))
-
-    def _any_of(self, selectors: tuple[str, ...]) -> Locator:
-        """One locator for a group of selectors: one round trip to the page instead of one each."""
-        locator = self.page.locator(selectors[0])
-        for sel in selectors[1:]:
-            locator = locator.or_(self.page.locator(sel))
-        return locator.first
+        await self.page.evaluate("window.__vexaWatchSpeakers", self.capture_config(True))
 
     async def watch_end(self, poll_s: float = 1.0) -> str:
         """Block until the bot is out of the meeting; returns ``evicted`` or ``meeting_ended``.
 
-        Polled for the whole meeting, so each poll is two questions to the page (any end screen?
-        still in the meeting?), not one per selector: every question is a hop through Playwright's
-        driver and a DOM search in the renderer, and at 0.5 s a selector they cost a bot more CPU
-        than its audio did.
+        Polled for the whole meeting, so each poll asks the page at most two questions (an end
+        screen? still in the meeting?), each one in-page search over a whole selector group.
         """
         s = self.selectors
-        end_screens = self._any_of((*s.removed, *s.ended))
-        in_meeting = self._any_of(s.admitted)
+        end_screens = (*s.removed, *s.ended)
         gone_since: float | None = None
         while True:
-            if await self._is_visible(end_screens):
+            if await self._visible(end_screens):
                 return "evicted" if await self._visible(s.removed) else "meeting_ended"
-            if await self._is_visible(in_meeting):
+            if await self._visible(s.admitted):
                 gone_since = None
             elif gone_since is None:
                 gone_since = time.monotonic()
@@ -213,27 +194,17 @@ class MeetingAdapter(ABC):
                 return "meeting_ended"  # in-meeting UI gone with no explanation on the page
             await asyncio.sleep(poll_s)
 
-    @staticmethod
-    async def _is_visible(locator: Locator) -> bool:
-        try:
-            return await locator.is_visible()
-        except PlaywrightError:
-            return False
-
     async def leave(self) -> None:
         """Click the platform's leave control (and its confirmation, if any)."""
         s = self.selectors
         try:
             await self.page.evaluate("() => window.__vexaStopCapture && window.__vexaStopCapture()")
-            if await self._visible(s.leave_button):
-                await self.page.locator(s.leave_button).first.click(timeout=5000)
-                if s.leave_confirm:
-                    confirm = self.page.locator(s.leave_confirm).first
-                    await confirm.wait_for(state="visible", timeout=3000)
-                    await confirm.click(timeout=3000)
+            if await self.page.click(s.leave_button):
+                if s.leave_confirm and await self.page.wait_visible(s.leave_confirm, 3):
+                    await self.page.click(s.leave_confirm)
                 log.info("%s: left the meeting", self.platform)
-        except PlaywrightError as exc:
-            log.warning("%s: leaving did not go cleanly: %s", self.platform, exc.message.splitlines()[0])
+        except PageError as exc:
+            log.warning("%s: leaving did not go cleanly: %s", self.platform, exc)
 
     def describe(self) -> dict[str, object]:
         return {"platform": self.platform, "selectors": asdict(self.selectors)}
