@@ -201,7 +201,9 @@ async def run_round(
         transcription_url = standin.url
     callbacks = CallbackRecorder(free_port(), token="bench").start()
     procs: list[tuple[asyncio.subprocess.Process, psutil.Process]] = []
-    samples: dict[int, list[tuple[float, int, int]]] = {i: [] for i in range(n)}
+    # Per bot, once a second: (CPU %, PSS, USS, in the meeting?) -- "in the meeting" from its "active"
+    # status to its last one: the steady state a long meeting is made of, without start-up.
+    samples: dict[int, list[tuple[float, int, int, bool]]] = {i: [] for i in range(n)}
     peak_breakdown: dict[str, float] = {}
     alone_peak: float | None = None
     natives = [native_id(platform, i) for i in range(n)]
@@ -234,13 +236,17 @@ async def run_round(
             )
             procs.append((proc, psutil.Process(proc.pid)))
 
+        def in_meeting(i: int) -> bool:
+            said = [c["status"] for c in list(callbacks.calls) if c.get("meeting_id") == i + 1]
+            return "active" in said and said[-1] == "active"
+
         def sample() -> None:
             nonlocal peak_breakdown, alone_peak
             for i, (_, ps) in enumerate(procs):
                 cpu, pss, uss = tree_usage(ps)
                 if pss:
-                    samples[i].append((cpu, pss, uss))
-                    if i == 0 and pss >= max(r for _, r, _ in samples[0]):
+                    samples[i].append((cpu, pss, uss, in_meeting(i)))
+                    if i == 0 and pss >= max(r for _, r, _, _ in samples[0]):
                         peak_breakdown = tree_breakdown(ps)
                     if i == 0:
                         tree_cpu_by_kind(ps)
@@ -273,14 +279,23 @@ async def run_round(
     _CPU_BY_KIND.clear()
     reasons = [c.get("reason") for c in callbacks.calls if c["status"] in ("completed", "failed")]
     # Skip the first 2 samples (browser start-up) for the steady-state CPU figure.
-    cpu = [np.mean([c for c, _, _ in s[2:]] or [0.0]) for s in samples.values()]
-    pss = [max((r for _, r, _ in s), default=0) / 2**20 for s in samples.values()]
-    uss = [max((u for _, _, u in s), default=0) / 2**20 for s in samples.values()]
+    cpu = [np.mean([c for c, _, _, _ in s[2:]] or [0.0]) for s in samples.values()]
+    # In the meeting: the CPU a bot costs per hour of meeting; before it, start-up, once per meeting
+    # (CPU-seconds: each sample is a 1 s average).
+    cpu_meeting = [np.mean([c for c, _, _, m in s if m] or [0.0]) for s in samples.values()]
+    startup_s = [
+        sum(c for c, _, _, m in s[: next((k for k, x in enumerate(s) if x[3]), 0)]) / 100
+        for s in samples.values()
+    ]
+    pss = [max((r for _, r, _, _ in s), default=0) / 2**20 for s in samples.values()]
+    uss = [max((u for _, _, u, _ in s), default=0) / 2**20 for s in samples.values()]
     result = {
         "bots": n,
         "wall_s": round(wall, 1),
         "completed_meeting_ended": sum(r == "meeting_ended" for r in reasons),
         "cpu_pct_per_bot_avg": round(float(np.mean(cpu)), 1),
+        "cpu_pct_in_meeting_per_bot_avg": round(float(np.mean(cpu_meeting)), 1),
+        "startup_cpu_s_per_bot_avg": round(float(np.mean(startup_s)), 2),
         "cpu_pct_total": round(float(np.sum(cpu)), 1),
         "pss_mib_per_bot_peak": round(float(np.max(pss)), 1),
         "uss_mib_per_bot_peak": round(float(np.max(uss)), 1),
@@ -350,6 +365,8 @@ async def compare(
                         "uss_mib": r["uss_mib_per_bot_peak"],
                         "alone_mib": r["bot0_mib_alone_peak"],
                         "cpu_pct": r["cpu_pct_per_bot_avg"],
+                        "cpu_pct_in_meeting": r["cpu_pct_in_meeting_per_bot_avg"],
+                        "startup_cpu_s": r["startup_cpu_s_per_bot_avg"],
                         "capture_ok": r["sustained"],
                         "window_correlation_min": r.get("window_correlation_min"),
                         "windows_2s_matching": r.get("windows_2s_matching"),
@@ -367,6 +384,7 @@ async def compare(
     base_label = variants[0][0]
     base_pss = float(np.median([r["pss_mib_per_bot_peak"] for r in runs[base_label]]))
     base_cpu = float(np.median([r["cpu_pct_per_bot_avg"] for r in runs[base_label]]))
+    base_meeting = float(np.median([r["cpu_pct_in_meeting_per_bot_avg"] for r in runs[base_label]]))
     base_uss = float(np.median([r["uss_mib_per_bot_peak"] for r in runs[base_label]]))
     base_alone = float(np.median([r["bot0_mib_alone_peak"] or 0.0 for r in runs[base_label]]))
     print("# medians over", repeat, "run(s) each; ratios against", repr(base_label))
@@ -374,6 +392,7 @@ async def compare(
         pss = float(np.median([r["pss_mib_per_bot_peak"] for r in rs]))
         uss = float(np.median([r["uss_mib_per_bot_peak"] for r in rs]))
         cpu = float(np.median([r["cpu_pct_per_bot_avg"] for r in rs]))
+        meeting = float(np.median([r["cpu_pct_in_meeting_per_bot_avg"] for r in rs]))
         alone = float(np.median([r["bot0_mib_alone_peak"] or 0.0 for r in rs]))
         print(
             json.dumps(
@@ -387,6 +406,8 @@ async def compare(
                     "alone_vs_first": round(alone / max(base_alone, 1.0), 3),
                     "cpu_pct_median": round(cpu, 1),
                     "cpu_vs_first": round(cpu / max(base_cpu, 0.1), 3),
+                    "cpu_pct_in_meeting_median": round(meeting, 1),
+                    "cpu_in_meeting_vs_first": round(meeting / max(base_meeting, 0.1), 3),
                     "capture_ok_runs": f"{sum(r['sustained'] for r in rs)}/{len(rs)}",
                 }
             ),

@@ -148,8 +148,15 @@ class TranscriptionStream:
                 if self._closing and self.stats.samples_pushed == 0 and not self._texts:
                     return  # nothing was ever captured: no session to open or end
                 try:
+                    # No permessage-deflate: float32 audio barely compresses, and deflating it was a
+                    # third of the bot's Python CPU (py-spy, bench/bots.py).
                     async with connect(
-                        self.url, open_timeout=5, ping_interval=None, close_timeout=3, max_size=2**22
+                        self.url,
+                        open_timeout=5,
+                        ping_interval=None,
+                        close_timeout=3,
+                        max_size=2**22,
+                        compression=None,
                     ) as ws:
                         backoff = 0.25
                         finished = await self._session_loop(ws)
