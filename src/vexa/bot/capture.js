@@ -100,7 +100,8 @@
       // whose output stays silent is moved by Chromium to a silent sink after 30 s, which put 10-30
       // ms of zeros into the speech there (bench/bots.py); this one renders on a silent sink from
       // the start, and its rendering stays out of the audio service (utility CPU 3.7 -> 2.4%).
-      const ctx = new AudioContext({ sampleRate: 16000, sinkId: { type: "none" } });
+      // "playback": larger render chunks, fewer wake-ups of the audio threads (renderer 7.6 -> 5.9%).
+      const ctx = new AudioContext({ sampleRate: 16000, sinkId: { type: "none" }, latencyHint: "playback" });
       const frame = (S.cfg && S.cfg.frame_samples) || DEFAULT_FRAME;
       const source = workletSource(frame);
       const url = URL.createObjectURL(new Blob([source], { type: "application/javascript" }));
