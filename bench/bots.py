@@ -30,8 +30,11 @@ Memory is reported as PSS (shared pages split between the processes that map the
 as more bots share a machine), USS (pages only this bot maps) and, for bot 0, "alone": the
 distinct physical pages of its process tree (bench/_tree_memory.py), the PSS it would have with
 nothing else on the machine, which does not swing with other work the way PSS does. Per process
-kind (python, node = Playwright's driver, Chromium's browser/renderer/utility/gpu/zygote), bot 0's
-PSS at its peak and CPU are printed too; bot 0's delivered audio is saved beside the logs.
+kind (python, Chromium's browser/renderer/utility/gpu/zygote where they run apart, and node:
+Playwright's driver, in trees before 2026-12-06 for ``--compare``), bot 0's PSS at its peak and
+CPU are printed too; bot 0's delivered audio is saved beside the logs. CPU is printed for the
+whole run (``cpu_pct``) and while the bot is in the meeting (``cpu_pct_in_meeting``: from its
+"active" status to its last), the cost per hour of meeting.
 """
 
 from __future__ import annotations
@@ -131,7 +134,7 @@ def tree_of(proc: psutil.Process) -> list[psutil.Process]:
 
 
 def tree_breakdown(proc: psutil.Process) -> dict[str, float]:
-    """PSS MiB of a bot's tree by process kind (python, node = Playwright's driver, Chromium's --type=...)."""
+    """PSS MiB of a bot's tree by process kind (python, node for an old tree's driver, Chromium --type)."""
     out: dict[str, float] = {}
     try:
         procs = [proc, *proc.children(recursive=True)]

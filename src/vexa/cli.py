@@ -1,7 +1,7 @@
 """The `vexa` command: run the stack, one service, migrations, bootstrap users.
 
 Service code is imported lazily inside each command, so `vexa db upgrade` does
-not pay for loading Whisper or Playwright.
+not pay for loading Whisper or the bot.
 """
 
 from __future__ import annotations

@@ -1,10 +1,10 @@
 """Audio from the page straight to this process: a loopback WebSocket the capture script sends to.
 
-Why not Playwright's exposed binding (which still carries speaker events, and audio when this
-socket cannot be opened): a binding call is a round trip through Chromium's browser process,
-Playwright's node driver and back into the page for its result, with the frame base64-encoded
-inside JSON at every hop. For audio, a few messages a second per participant for the whole
-meeting, that route was about a third of a bot's CPU. Over this socket a frame is one binary
+Why not the page's binding (which still carries speaker events, and audio when this socket
+cannot be opened): a binding call goes through Chromium's browser process and the DevTools pipe
+(vexa.bot.cdp), with the frame base64-encoded inside JSON at every hop; for audio, a few messages a
+second per participant for the whole meeting, that route was about a third of a bot's CPU (then
+through Playwright's node driver as well). Over this socket a frame is one binary
 message: a 12-byte header and the 16-bit PCM the AudioWorklet produced.
 
 Frame layout (little-endian): float64 capture time of its last sample (ms since the epoch),

@@ -185,10 +185,15 @@ async def launch(settings: BotSettings) -> Chromium:
             preexec_fn=into_place,
             pass_fds=(3, 4),
         )
-    except BaseException:
+    except BaseException as exc:
         for fd in (commands_w, answers_r):
             os.close(fd)
         shutil.rmtree(profile_dir, ignore_errors=True)
+        if isinstance(exc, OSError):
+            raise CdpError(
+                f"cannot run chromium at {settings.chromium_path}: {exc.strerror}; install it "
+                "(scripts/setup.sh) or point BOT_CHROMIUM_PATH at it"
+            ) from exc
         raise
     finally:
         for fd in (child_in, child_out, stderr):

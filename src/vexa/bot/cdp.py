@@ -76,10 +76,12 @@ class CdpConnection:
         message: dict[str, Any] = {"id": next(self._ids), "method": method, "params": params or {}}
         if session_id is not None:
             message["sessionId"] = session_id
+        # Written before its answer is awaited: a failed write raises here, with nothing left pending
+        # (the answer cannot arrive before this coroutine yields to the loop).
+        self._write(json.dumps(message, separators=(",", ":")).encode() + b"\0")
         answer: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         self._pending[message["id"]] = answer
         try:
-            self._write(json.dumps(message, separators=(",", ":")).encode() + b"\0")
             return await answer
         finally:
             self._pending.pop(message["id"], None)

@@ -108,7 +108,7 @@ class BotSettings(RecordingStorageSettings):
     audio_socket: bool = Field(
         True,
         alias="BOT_AUDIO_SOCKET",
-        description="Audio from the page over a loopback WebSocket (false: through Playwright's binding, "
+        description="Audio from the page over a loopback WebSocket (false: through the page's binding, "
         "the slower route the page also falls back to when it cannot open the socket).",
     )
     per_participant: bool = Field(

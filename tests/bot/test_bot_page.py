@@ -1,0 +1,181 @@
+"""The bot's own Chromium driver (vexa.bot.browser, .page, .cdp) against a real headless Chromium.
+
+What the platform adapters rely on: landmarks found by CSS, ``text=`` and ``:has-text()`` only
+while visible; clicks and typing arriving as a person's (trusted) input; navigation telling HTTP
+and network failures apart; bindings carrying arguments to Python; a launch that fails saying
+what to do; and no Chromium left behind when the bot process is killed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import glob
+import http.server
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import AsyncIterator, Iterator
+from urllib.parse import quote
+
+import pytest
+import pytest_asyncio
+
+from vexa.bot.browser import launch
+from vexa.bot.cdp import CdpError
+from vexa.bot.page import Page, PageError
+from vexa.bot.settings import BotSettings
+from vexa.ports import free_port
+
+pytestmark = [pytest.mark.slow, pytest.mark.browser]
+
+LANDMARKS = """<!doctype html><body>
+<div id="ended" style="display:none">The call has ended</div>
+<button id="ask">Ask   to
+  JOIN</button>
+<span style="visibility:hidden">Invisible words</span>
+<div><p>You've been <b>removed</b> from the meeting</p></div>
+<input aria-label="Your name" value="old name">
+<script>
+  window.clicks = [];
+  window.typed = [];
+  document.getElementById("ask").addEventListener("click", (e) => window.clicks.push(e.isTrusted));
+  document.querySelector("input").addEventListener("input", (e) => window.typed.push(e.isTrusted));
+</script>
+</body>"""
+
+
+def data_url(html: str) -> str:
+    return "data:text/html," + quote(html)
+
+
+@pytest_asyncio.fixture
+async def page() -> AsyncIterator[Page]:
+    browser = await launch(BotSettings())
+    try:
+        yield await browser.new_page()
+    finally:
+        await browser.close()
+
+
+async def test_landmarks_are_found_by_css_text_and_has_text_only_while_visible(page: Page) -> None:
+    await page.goto(data_url(LANDMARKS))
+    assert await page.first_visible('input[aria-label="Your name"]') == 0
+    # Case and runs of whitespace do not matter; the text may span child elements.
+    assert await page.first_visible(('button:has-text("Ask to join")',)) == 0
+    assert await page.first_visible(("text=no such words", "text=You've been removed from the meeting")) == 1
+    # display:none and visibility:hidden count as not showing; so does a selector matching nothing.
+    assert await page.first_visible(("text=The call has ended", "text=Invisible words", "#absent")) is None
+    await page.evaluate("() => { document.getElementById('ended').style.display = 'block'; }")
+    assert await page.visible(("text=The call has ended",))
+    assert await page.wait_visible("#late", 0.3) is False
+    await page.evaluate(
+        "() => setTimeout(() => document.body.insertAdjacentHTML('beforeend', '<b id=late>x</b>'), 200)"
+    )
+    assert await page.wait_visible("#late", 5) is True
+
+
+async def test_clicks_and_typing_reach_the_page_as_a_persons_input(page: Page) -> None:
+    await page.goto(data_url(LANDMARKS))
+    assert await page.click(('button:has-text("Ask to join")',)) is True
+    assert await page.evaluate("() => window.clicks") == [True]
+    assert await page.click(("text=The call has ended",)) is False, "a hidden element is not clicked"
+    assert await page.fill('input[aria-label="Your name"]', "Vexa Bot") is True
+    assert await page.evaluate("() => document.querySelector('input').value") == "Vexa Bot"
+    assert await page.evaluate("() => window.typed") == [True]
+    assert await page.fill("#absent", "x") is False
+
+
+@pytest.fixture
+def not_found_server(tmp_path) -> Iterator[str]:
+    """A plain HTTP server over an empty folder: every path is a 404."""
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(tmp_path))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", free_port()), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+
+
+async def test_navigation_tells_http_status_from_network_errors(page: Page, not_found_server: str) -> None:
+    assert await page.goto(f"{not_found_server}/no-such-meeting") == 404
+    with pytest.raises(PageError, match="net::ERR_CONNECTION_REFUSED"):
+        await page.goto(f"http://127.0.0.1:{free_port()}/")
+    with pytest.raises(PageError, match="script failed: Error: boom"):
+        await page.evaluate("() => { throw new Error('boom'); }")
+
+
+async def test_a_binding_carries_its_arguments_to_python(page: Page, caplog) -> None:
+    calls: list[tuple[object, ...]] = []
+    await page.expose("__vexaTest", lambda *args: calls.append(args))
+    await page.goto(data_url("<p>binding</p>"))  # bindings reach documents loaded after expose()
+    await page.evaluate("() => window.__vexaTest(JSON.stringify([1, 'a', {k: [2]}]))")
+    await page.evaluate("() => window.__vexaTest('not json')")
+    for _ in range(50):
+        if calls:
+            break
+        await asyncio.sleep(0.05)
+    await asyncio.sleep(0.2)
+    assert calls == [(1, "a", {"k": [2]})]
+    assert "payload is not JSON" in caplog.text
+
+
+def profiles() -> set[str]:
+    return set(glob.glob(os.path.join(tempfile.gettempdir(), "vexa-bot-chromium-*")))
+
+
+async def test_a_chromium_that_cannot_start_says_what_to_do(tmp_path) -> None:
+    before = profiles()
+    with pytest.raises(CdpError, match="BOT_CHROMIUM_PATH"):
+        await launch(BotSettings(BOT_CHROMIUM_PATH=str(tmp_path / "no-chromium-here")))
+    with pytest.raises(CdpError, match=r"did not start \(exit code 1\)"):
+        await launch(BotSettings(BOT_CHROMIUM_PATH="/bin/false"))
+    assert profiles() <= before, "a failed launch leaves no profile folder behind"
+
+
+KILLED_BOT = """
+import asyncio
+from vexa.bot.browser import launch
+from vexa.bot.settings import BotSettings
+
+async def main():
+    browser = await launch(BotSettings())
+    await browser.new_page()
+    print(browser.process.pid, flush=True)
+    await asyncio.sleep(120)
+
+asyncio.run(main())
+"""
+
+
+def running(pid: int) -> bool:
+    """Alive and not a zombie (an orphan waits for a reaper that a container's PID 1 may not be)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def test_chromium_exits_when_the_bot_process_is_killed() -> None:
+    """SIGKILL leaves no time to close anything: the pipe's end is what makes Chromium quit."""
+    bot = subprocess.Popen([sys.executable, "-c", KILLED_BOT], stdout=subprocess.PIPE, text=True)
+    try:
+        assert bot.stdout is not None
+        chromium_pid = int(bot.stdout.readline())
+        assert running(chromium_pid)
+        bot.send_signal(signal.SIGKILL)
+        bot.wait(10)
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            if not running(chromium_pid):
+                return
+            time.sleep(0.2)
+        pytest.fail(f"chromium {chromium_pid} still runs 15 s after its bot was killed")
+    finally:
+        if bot.poll() is None:
+            bot.kill()
