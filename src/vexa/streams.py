@@ -84,6 +84,15 @@ class _Message(BaseModel):
         "native id.",
     )
 
+    @field_validator("uid", "platform", "meeting_id")
+    @classmethod
+    def _no_nul(cls, value: str) -> str:
+        """Refused on parsing (the collector dead-letters the entry with this reason): PostgreSQL text
+        cannot hold NUL, and NUL separates the parts of the collector's write-script argument."""
+        if "\x00" in value:
+            raise ValueError("NUL characters are not allowed")
+        return value
+
 
 class SegmentWord(BaseModel):
     """One word's timing (ours, optional): lets a mixed stream be attributed per word."""

@@ -40,7 +40,10 @@ LANDMARKS = """<!doctype html><body>
 <span style="visibility:hidden">Invisible words</span>
 <div><p>You've been <b>removed</b> from the meeting</p></div>
 <input aria-label="Your name" value="old name">
+<div id="host"></div>
 <script>
+  document.getElementById("host").attachShadow({ mode: "open" }).innerHTML =
+    '<button aria-label="Leave call">Leave</button><p>Someone will let you in shortly</p>';
   window.clicks = [];
   window.typed = [];
   document.getElementById("ask").addEventListener("click", (e) => window.clicks.push(e.isTrusted));
@@ -68,6 +71,9 @@ async def test_landmarks_are_found_by_css_text_and_has_text_only_while_visible(p
     # Case and runs of whitespace do not matter; the text may span child elements.
     assert await page.first_visible(('button:has-text("Ask to join")',)) == 0
     assert await page.first_visible(("text=no such words", "text=You've been removed from the meeting")) == 1
+    # Inside an open shadow root, by CSS and by text.
+    assert await page.visible('button[aria-label="Leave call"]')
+    assert await page.visible(("text=someone will let you in shortly",))
     # display:none and visibility:hidden count as not showing; so does a selector matching nothing.
     assert await page.first_visible(("text=The call has ended", "text=Invisible words", "#absent")) is None
     await page.evaluate("() => { document.getElementById('ended').style.display = 'block'; }")

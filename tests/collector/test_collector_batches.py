@@ -258,11 +258,17 @@ async def test_a_session_uid_with_nul_is_dead_lettered(harness, db, redis, make_
     """NUL separates the parts of a write's script argument; a uid holding one never reaches it."""
     user_id, token = await make_user()
     meeting_id = await insert_meeting(db, user_id)
-    bad = await push(redis, transcription(token, "s\x001", [Segment(start=1, end=2, text="Cut here.")]))
+    # Built valid, then given the NUL without validation: as a producer that is not ours could send it.
+    cut = transcription(token, "s1", [Segment(start=1, end=2, text="Cut here.")])
+    bad = await push(redis, cut.model_copy(update={"uid": "s\x001"}))
+    bad_meeting = await push(redis, cut.model_copy(update={"meeting_id": "abc\x00-defg-hij"}))
     await push(redis, transcription(token, "s1", [Segment(start=1, end=2, text="Kept whole.")]))
     await harness.drain()
     dead = await redis.xrange(DEAD)
-    assert [f["original_id"] for _, f in dead] == [bad]
-    assert dead[0][1]["reason"] == "invalid message: uid: NUL characters are not allowed"
+    assert [f["original_id"] for _, f in dead] == [bad, bad_meeting]
+    assert [f["reason"] for _, f in dead] == [
+        "invalid message: transcription.uid: Value error, NUL characters are not allowed",
+        "invalid message: transcription.meeting_id: Value error, NUL characters are not allowed",
+    ]
     live = await redis.hgetall(segments_key(meeting_id))
     assert [json.loads(v)["text"] for v in live.values()] == ["Kept whole."]

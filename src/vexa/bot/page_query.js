@@ -4,6 +4,7 @@
 // whose whitespace-normalised text contains the words, case-insensitively; the innermost such
 // element); and CSS ending in `:has-text("words")` (CSS matches whose text contains the words).
 // A match counts only while it is visible: a box of non-zero size and not `visibility: hidden`.
+// Open shadow roots are searched too (as Playwright's selectors did when the bot used it).
 //
 // (selectors, action) -> for action
 //   "visible": the index of the first selector with a visible match, or -1
@@ -12,6 +13,18 @@
 //   "fill":    that match focused with its text selected (true), or false; the bot then types
 (selectors, action) => {
   const norm = (s) => (s || "").replace(/\s+/g, " ").trim().toLowerCase();
+
+  let roots = null; // the document and every open shadow root in it, found once per call
+  const allRoots = () => {
+    if (!roots) {
+      roots = [document];
+      for (let i = 0; i < roots.length; i++) {
+        for (const el of roots[i].querySelectorAll("*")) if (el.shadowRoot) roots.push(el.shadowRoot);
+      }
+    }
+    return roots;
+  };
+  const queryAll = (css) => allRoots().flatMap((root) => [...root.querySelectorAll(css)]);
 
   const innermostWithText = (words) => {
     const found = [];
@@ -25,7 +38,10 @@
       }
       if (!inChild) found.push(el);
     };
-    if (document.body && norm(document.body.textContent).includes(words)) visit(document.body);
+    for (const root of allRoots()) {
+      const top = root === document ? [document.body].filter(Boolean) : [...root.children];
+      for (const el of top) if (norm(el.textContent).includes(words)) visit(el);
+    }
     return found;
   };
 
@@ -35,9 +51,9 @@
     const hasText = HAS_TEXT.exec(selector);
     if (hasText) {
       const words = norm(JSON.parse(`"${hasText[2]}"`));
-      return [...document.querySelectorAll(hasText[1])].filter((el) => norm(el.textContent).includes(words));
+      return queryAll(hasText[1]).filter((el) => norm(el.textContent).includes(words));
     }
-    return [...document.querySelectorAll(selector)];
+    return queryAll(selector);
   };
 
   const visible = (el) => {

@@ -139,8 +139,6 @@ class SegmentHandler:
                 msg = parse_payload(raw)
             except ValidationError as exc:
                 raise DeadLetter(f"invalid message: {validation_summary(exc)}") from None
-        if "\x00" in msg.uid:  # PostgreSQL text cannot hold it; it would cut a write's script argument
-            raise DeadLetter("invalid message: uid: NUL characters are not allowed")
         user_id, meeting_db_id = await authorize(self.redis, self.verifier, msg, self._claims, self._users)
         meeting = await self.directory.for_session(
             user_id, msg.platform, msg.meeting_id, msg.uid, meeting_db_id
