@@ -183,7 +183,7 @@ async def test_bot_joins_simulated_meeting_and_transcript_arrives(
         final_wer = wer(" ".join(SCRIPT.values()), " ".join(final[n] for n in SCRIPT))
         # On 29 words of clean synthetic speech both are near perfect (one word is 0.034): the final
         # one (base, the default after a tiny live model) may not be worse by more than two words
-        # (base heard "The budget" as "A budget" on this espeak voice in 2 of 9 runs on 2026-12-06,
+        # (base heard "The budget" as "A budget" on this espeak voice in 2 of 8 runs on 2026-12-06,
         # the live tiny.en text perfect each time; one word of slack failed CI once). The gain itself
         # is asserted on noisy real speech in test_e2e_final_transcript.py.
         assert final_wer <= live_wer + 0.07, (final_wer, live_wer, final, by_speaker)
