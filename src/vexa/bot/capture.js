@@ -54,7 +54,7 @@
     ctx: null,
     ready: null,
     taps: new Map(), // key -> {node, name, pid, number, announced}
-    out: null, // the channel to Python's loopback socket, while open
+    ws: null, // the loopback socket to Python, while open
     seenTracks: new Set(),
     pcStreams: [], // streams from RTCPeerConnection not (yet) seen on an element
     mixed: null,
@@ -125,21 +125,21 @@
     return ((nameEl && nameEl.textContent) || "").trim() || fallback;
   }
 
-  // Resolves to the open socket's channel {path, ready(), send(stringOrArrayBuffer), close()}, or to
-  // null within 3 s (the page's Content-Security-Policy refuses the socket, nothing listening):
-  // frames then go through the binding. A socket that opens after those 3 s is closed again.
-  function openSocketIngress(url) {
+  // Resolves to the open socket, or to null within 3 s (the page's Content-Security-Policy refuses
+  // it, nothing listening): frames then go through the binding. A socket that opens after those
+  // 3 s is closed again.
+  function openIngress(url) {
     if (!url) return Promise.resolve(null);
     return new Promise((resolve) => {
       let waiting = true;
-      const settle = (channel) => {
+      const settle = (ws) => {
         if (!waiting) {
-          if (channel) channel.close();
+          if (ws) ws.close();
           return;
         }
         waiting = false;
         clearTimeout(timer);
-        resolve(channel);
+        resolve(ws);
       };
       const timer = setTimeout(() => settle(null), 3000);
       let ws;
@@ -150,29 +150,23 @@
         return;
       }
       ws.binaryType = "arraybuffer";
-      const channel = {
-        path: "socket",
-        ready: () => ws.readyState === 1,
-        send: (data) => ws.send(data),
-        close: () => ws.close(),
-      };
-      ws.onopen = () => settle(channel);
+      ws.onopen = () => settle(ws);
       ws.onerror = () => settle(null);
-      ws.onclose = () => { if (S.out === channel) S.out = null; };
+      ws.onclose = () => { if (S.ws === ws) S.ws = null; };
     });
   }
 
   function send(tap, buffer) {
-    const out = S.out;
-    if (out && out.ready()) {
+    const ws = S.ws;
+    if (ws && ws.readyState === 1) {
       if (tap.announced !== tap.name) {
-        out.send(JSON.stringify({ tap: tap.number, key: tap.key, name: tap.name, pid: tap.pid }));
+        ws.send(JSON.stringify({ tap: tap.number, key: tap.key, name: tap.name, pid: tap.pid }));
         tap.announced = tap.name;
       }
       const header = new DataView(buffer, 0, HEADER);
       header.setFloat64(0, Date.now(), true);
       header.setUint32(8, tap.number, true);
-      out.send(buffer);
+      ws.send(buffer);
     } else {
       report("__vexaAudio", tap.key, tap.name, tap.pid, b64(buffer), Date.now());
     }
@@ -258,7 +252,7 @@
   window.__vexaStartCapture = async (cfg) => {
     S.cfg = cfg;
     await ensureContext();
-    S.out = await openSocketIngress(cfg.ingress_url);
+    S.ws = await openIngress(cfg.ingress_url);
     S.started = true;
     scan();
     new MutationObserver(() => scan()).observe(document.documentElement, {
@@ -266,13 +260,13 @@
       subtree: true,
     });
     setInterval(scan, 1000);
-    return S.out ? S.out.path : "binding";
+    return S.ws ? "socket" : "binding";
   };
 
   window.__vexaStopCapture = () => {
     S.started = false;
     if (S.ctx) S.ctx.close().catch(() => {});
-    if (S.out) S.out.close();
+    if (S.ws) S.ws.close();
   };
 
   // ---- speakers and participants, from the platform's tiles ----

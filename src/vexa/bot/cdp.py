@@ -47,25 +47,20 @@ class CdpConnection:
         self._pending: dict[int, asyncio.Future[dict[str, Any]]] = {}
         self._handlers: dict[tuple[str | None, str], list[Handler]] = {}
         self._buffer = bytearray()
-        self._closed: asyncio.Future[None] | None = None
+        self._open = False  # reading, from start() until close()
         self.received: collections.Counter[str] = collections.Counter()
 
     def start(self) -> None:
         """Read what the browser sends, on the running loop (the fd is made non-blocking)."""
         loop = asyncio.get_running_loop()
-        self._closed = loop.create_future()
+        self._open = True
         os.set_blocking(self._from_browser, False)
         os.set_blocking(self._to_browser, False)
         loop.add_reader(self._from_browser, self._readable)
 
     @property
     def closed(self) -> bool:
-        return self._closed is None or self._closed.done()
-
-    async def wait_closed(self) -> None:
-        """Return once the browser's end of the pipe is gone (it exited or closed the pipe)."""
-        if self._closed is not None:
-            await asyncio.shield(self._closed)
+        return not self._open
 
     async def send(
         self, method: str, params: dict[str, Any] | None = None, session_id: str | None = None
@@ -92,11 +87,9 @@ class CdpConnection:
 
     def close(self) -> None:
         """Stop reading and fail whatever still waits for an answer; the fds are closed."""
-        if self._closed is None:
-            return
-        if not self._closed.done():
+        if self._open:
+            self._open = False
             asyncio.get_running_loop().remove_reader(self._from_browser)
-            self._closed.set_result(None)
             for fd in (self._from_browser, self._to_browser):
                 os.close(fd)
         for answer in self._pending.values():

@@ -33,11 +33,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("vexa.bot")
 
 CAPTURE_JS = Path(__file__).with_name("capture.js")
-# How the page's audio frames reach this process (capture.js tries them in this order).
-TRANSPORTS = {
-    "socket": "loopback socket of the page",
-    "binding": "page binding (the page could not open the loopback socket)",
-}
 
 
 def pcm16_to_float32(data: bytes) -> bytes:
@@ -329,7 +324,9 @@ class Bot:
             frame_ms=self.settings.audio_frame_ms,
             ingress_url=self.ingress_url,
         )
-        log.info("audio frames travel over the %s", TRANSPORTS.get(transport, transport))
+        log.info(
+            "audio frames travel over the %s", "loopback socket" if transport == "socket" else "page binding"
+        )
         self.audio_transport = transport
         await adapter.watch_speakers()
         await self.reporter.send("active", participants=sorted(self.audio.participants_seen))
