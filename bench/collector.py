@@ -11,13 +11,18 @@ Three figures, all on this machine, same payload size:
 - persister alone: the background persister moving those segments from Redis to rows;
 - end to end: `vexa serve collector` as a real process with IMMUTABILITY_THRESHOLD=0;
   time from the first XADD until all N segments are rows in ``transcriptions``; then the
-  same with two collector processes in one consumer group, printed as a ratio to one.
+  same with two collector processes in one consumer group, printed as a ratio to one;
+- with ``--cpu-per-collector F``: one and two collectors again, each held to F of a core by a
+  cgroup of its own (``_cpu_quota``), so that the ratio says whether collectors contend with
+  each other, not whether the box has a spare core (on 2 vCPUs it has none: one collector,
+  Valkey and PostgreSQL fill both). Needs root and a writable cgroup cpu controller.
 
 One segment per message, spread round-robin over M meetings of one user.
 Starts its own embedded PostgreSQL + Valkey unless DATABASE_URL / REDIS_URL are set.
 
     .venv/bin/python bench/collector.py                    # 100k segments, 100 meetings
     .venv/bin/python bench/collector.py --segments 10000 --meetings 20
+    .venv/bin/python bench/collector.py --cpu-per-collector 0.3    # plus the capped pair
 """
 
 from __future__ import annotations
@@ -38,6 +43,7 @@ import asyncpg
 import psutil
 from redis.asyncio import Redis
 
+from _cpu_quota import cpu_quota, throttled_s
 from vexa.auth import TokenVerifier, generate_token, hash_token
 from vexa.collector.app import Collector
 from vexa.collector.settings import CollectorSettings
@@ -145,7 +151,13 @@ async def xadd_all(redis: Redis, stream: str, messages: list[dict[str, str]], ba
 
 
 async def bench(
-    db_url: str, redis_url: str, n: int, meetings: int, read_count: int, servers: ServerCPU
+    db_url: str,
+    redis_url: str,
+    n: int,
+    meetings: int,
+    read_count: int,
+    servers: ServerCPU,
+    cpu_per_collector: float | None,
 ) -> None:
     print("load average (1, 5, 15 min): {:.2f} {:.2f} {:.2f}".format(*os.getloadavg()))
     redis = Redis.from_url(redis_url, decode_responses=True)
@@ -212,7 +224,7 @@ async def bench(
 
     # 4. End to end through real collector processes: one, then two in the same consumer group.
     srv0 = servers.now()
-    one, cpu = await end_to_end(db_url, redis_url, redis, token, natives, n, read_count, processes=1)
+    one, cpu, _ = await end_to_end(db_url, redis_url, redis, token, natives, n, read_count, processes=1)
     print(
         f"end to end (process): {one:10.0f} segments/s  = {one / ceiling:.3f} x XADD; "
         f"collector CPU {cpu:.0f} µs/segment{servers.per_segment(srv0, n)}"
@@ -220,11 +232,29 @@ async def bench(
     await redis.flushdb()
     await setup_data(db_url, meetings, token)
     srv0 = servers.now()
-    two, cpu = await end_to_end(db_url, redis_url, redis, token, natives, n, read_count, processes=2)
+    two, cpu, _ = await end_to_end(db_url, redis_url, redis, token, natives, n, read_count, processes=2)
     print(
         f"end to end, 2 collectors in one group: {two:10.0f} segments/s  = {two / one:.2f} x one collector; "
         f"collectors CPU {cpu:.0f} µs/segment{servers.per_segment(srv0, n)}"
     )
+    if cpu_per_collector:
+        rates = {}
+        for processes in (1, 2):
+            await redis.flushdb()
+            await setup_data(db_url, meetings, token)
+            srv0 = servers.now()
+            rate, cpu, throttled = await end_to_end(
+                db_url, redis_url, redis, token, natives, n, read_count,
+                processes=processes, cpu_quota_cores=cpu_per_collector,
+            )  # fmt: skip
+            rates[processes] = rate
+            print(
+                f"end to end, {processes} collector(s) at {cpu_per_collector:g} core each: "
+                f"{rate:10.0f} segments/s; "
+                f"collectors CPU {cpu:.0f} µs/segment, throttled {throttled:.0f}% of the run"
+                f"{servers.per_segment(srv0, n)}"
+            )
+        print(f"2 collectors vs 1, each held to {cpu_per_collector:g} core: {rates[2] / rates[1]:.2f} x")
     print("load average (1, 5, 15 min): {:.2f} {:.2f} {:.2f}".format(*os.getloadavg()))
     await redis.aclose()
 
@@ -239,8 +269,10 @@ async def end_to_end(
     read_count: int,
     *,
     processes: int,
-) -> tuple[float, float]:
-    """(segments/s from the first XADD until all ``n`` are rows, the collectors' CPU µs per segment)."""
+    cpu_quota_cores: float | None = None,
+) -> tuple[float, float, float]:
+    """(segments/s from the first XADD until all ``n`` are rows, the collectors' CPU µs per
+    segment, the share of the run in % that a capped collector waited for its quota, on average)."""
     env = {
         "DATABASE_URL": db_url, "REDIS_URL": redis_url, "LOG_LEVEL": "WARNING",
         "REDIS_STREAM_READ_COUNT": str(read_count), "IMMUTABILITY_THRESHOLD": "0",
@@ -255,6 +287,10 @@ async def end_to_end(
             )
             for i in range(processes)
         ]
+        groups = [
+            stack.enter_context(cpu_quota(p.pid, cpu_quota_cores)) for p in procs if cpu_quota_cores and p.pid
+        ]
+        throttled0 = sum(map(throttled_s, groups))
         conn = await asyncpg.connect(_plain(db_url))  # one connection: a new one per poll costs a fork
         first_id = await conn.fetchval(_LAST_ID)
         cpu0 = _cpu_s(procs)
@@ -275,8 +311,9 @@ async def end_to_end(
             await conn.close()
         e2e_s = time.perf_counter() - t0
         cpu_s = _cpu_s(procs) - cpu0
+        throttled = (sum(map(throttled_s, groups)) - throttled0) / max(1, len(groups))
     assert rows == n, f"only {rows}/{n} rows"
-    return n / e2e_s, cpu_s * 1e6 / n
+    return n / e2e_s, cpu_s * 1e6 / n, 100 * throttled / e2e_s
 
 
 _LAST_ID = "SELECT CASE WHEN is_called THEN last_value ELSE last_value - 1 END FROM transcriptions_id_seq"
@@ -296,6 +333,12 @@ def main() -> None:
     parser.add_argument(
         "--read-count", type=int, default=500, help="REDIS_STREAM_READ_COUNT for the consumer"
     )
+    parser.add_argument(
+        "--cpu-per-collector",
+        type=float,
+        metavar="CORES",
+        help="also run one and two collectors each held to this fraction of a core (cgroup; root)",
+    )
     args = parser.parse_args()
 
     db_url, redis_url = os.environ.get("DATABASE_URL"), os.environ.get("REDIS_URL")
@@ -312,7 +355,12 @@ def main() -> None:
             db_url = to_asyncpg_url(db_url)
             upgrade(db_url)
             servers = ServerCPU(valkey.pid if valkey else None, pg.pid if pg else None)
-            asyncio.run(bench(db_url, redis_url, args.segments, args.meetings, args.read_count, servers))
+            asyncio.run(
+                bench(
+                    db_url, redis_url, args.segments, args.meetings, args.read_count, servers,
+                    args.cpu_per_collector,
+                )
+            )  # fmt: skip
         finally:
             if valkey:
                 valkey.stop()

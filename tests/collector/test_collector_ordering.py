@@ -17,6 +17,7 @@ from collector_helpers import (
 )
 from sqlalchemy import text
 
+from vexa.collector.persistence import Persister
 from vexa.collector.segments import MeetingLock, StoredSegment, now_utc, persist_lock_key, segments_key
 from vexa.events import meeting_channel
 from vexa.streams import Segment
@@ -251,3 +252,25 @@ async def test_only_acknowledged_entries_are_trimmed_and_lag_is_reported(harness
     assert lag.trimmed == 30 and lag.length == 0 and lag.lag == 0 and lag.pending == 0
     await harness.collector.persister.persist_meeting(meeting_id, force=True)
     assert await count_rows(db, meeting_id) == 30 and ids
+
+
+async def test_two_collectors_share_the_persisting_and_write_each_row_once(harness, db, redis, make_user):
+    """Two collectors' rounds over the same meetings split them (each locks batches the other then
+    skips), so persisting scales with collectors; still no row twice and none missing."""
+    user_id, token = await make_user()
+    natives = [f"abc-defg-{chr(97 + i // 26)}{chr(97 + i % 26)}a" for i in range(60)]
+    meeting_ids = [await insert_meeting(db, user_id, native=native) for native in natives]
+    for i, native in enumerate(natives):
+        segment = Segment(start=1, end=2, text="Hello.")
+        await push(redis, transcription(token, f"s{i}", [segment], native=native))
+    await harness.drain()
+    first = harness.collector.persister
+    second = Persister(
+        redis, db.sessionmaker, first.filter, immutability_threshold_s=0, interval_s=first.interval_s,
+        dead_stream=first.dead_stream,
+    )  # fmt: skip
+    done = await asyncio.gather(first.run_once(force=True), second.run_once(force=True))
+    assert sum(done) == 60 and min(done) > 0, done  # both took part
+    for meeting_id in meeting_ids:
+        assert await _rows(db, meeting_id) == ["Hello."]
+    assert await first.run_once(force=True) == 0 and await second.run_once(force=True) == 0
