@@ -25,7 +25,7 @@ from urllib.parse import quote
 import pytest
 import pytest_asyncio
 
-from vexa.bot.browser import launch
+from vexa.bot.browser import PROFILE_PREFIX, launch, sweep_orphaned_profiles
 from vexa.bot.cdp import CdpError
 from vexa.bot.page import Page, PageError
 from vexa.bot.settings import BotSettings
@@ -167,21 +167,29 @@ def running(pid: int) -> bool:
         return False
 
 
-def test_chromium_exits_when_the_bot_process_is_killed() -> None:
-    """SIGKILL leaves no time to close anything: the pipe's end is what makes Chromium quit."""
+def test_chromium_exits_when_the_bot_process_is_killed_and_the_next_bot_sweeps_its_profile() -> None:
+    """SIGKILL leaves no time to close anything: the pipe's end is what makes Chromium quit, and
+    the profile folder it leaves is removed by the next bot's launch (its owner pid is gone)."""
     bot = subprocess.Popen([sys.executable, "-c", KILLED_BOT], stdout=subprocess.PIPE, text=True)
     try:
         assert bot.stdout is not None
         chromium_pid = int(bot.stdout.readline())
         assert running(chromium_pid)
+        (left,) = [p for p in profiles() if os.path.basename(p).startswith(f"{PROFILE_PREFIX}{bot.pid}-")]
         bot.send_signal(signal.SIGKILL)
         bot.wait(10)
         deadline = time.monotonic() + 15
-        while time.monotonic() < deadline:
-            if not running(chromium_pid):
-                return
+        while running(chromium_pid):
+            if time.monotonic() > deadline:
+                pytest.fail(f"chromium {chromium_pid} still runs 15 s after its bot was killed")
             time.sleep(0.2)
-        pytest.fail(f"chromium {chromium_pid} still runs 15 s after its bot was killed")
     finally:
         if bot.poll() is None:
             bot.kill()
+    assert os.path.isdir(left), "SIGKILL left the profile behind"
+    mine = tempfile.mkdtemp(prefix=f"{PROFILE_PREFIX}{os.getpid()}-")  # a live bot's: kept
+    try:
+        assert left in sweep_orphaned_profiles()
+        assert not os.path.exists(left) and os.path.isdir(mine)
+    finally:
+        os.rmdir(mine)

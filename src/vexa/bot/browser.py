@@ -87,6 +87,43 @@ def chromium_args(settings: BotSettings) -> list[str]:
 
 
 STDERR_FILE = "chromium-stderr.log"
+# A profile folder is named after the bot process that made it: "vexa-bot-chromium-<pid>-<random>".
+PROFILE_PREFIX = "vexa-bot-chromium-"
+
+
+def sweep_orphaned_profiles(folder: str | None = None) -> list[str]:
+    """Remove the profile folders of bots that are gone; returns the folders removed.
+
+    ``Chromium.close`` removes a bot's own profile, but a bot that is SIGKILLed (or OOM-killed)
+    never gets there, and on a host whose bots share one temporary folder (the process
+    orchestrator) each such death would leave tens of MiB behind for good. The next bot to
+    start clears them: a folder whose owner pid no longer exists is an orphan (its Chromium
+    exits by itself once the DevTools pipe closes). A recycled pid only postpones a sweep.
+    """
+    folder = folder or tempfile.gettempdir()
+    removed = []
+    with contextlib.suppress(OSError), os.scandir(folder) as entries:
+        for entry in entries:
+            if not entry.name.startswith(PROFILE_PREFIX) or not entry.is_dir(follow_symlinks=False):
+                continue
+            owner = entry.name[len(PROFILE_PREFIX) :].split("-", 1)[0]
+            if not owner.isdigit() or _alive(int(owner)):
+                continue
+            shutil.rmtree(entry.path, ignore_errors=True)
+            removed.append(entry.path)
+    if removed:
+        log.info("removed %d profile folder(s) left by bots that were killed", len(removed))
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process
+        return True
+    return True
 
 
 def _last_line(path: str) -> str:
@@ -172,7 +209,8 @@ async def launch(settings: BotSettings) -> Chromium:
         os.dup2(child_in, 3)
         os.dup2(child_out, 4)
 
-    profile_dir = tempfile.mkdtemp(prefix="vexa-bot-chromium-")
+    sweep_orphaned_profiles()
+    profile_dir = tempfile.mkdtemp(prefix=f"{PROFILE_PREFIX}{os.getpid()}-")
     # Chromium's own messages go to a file beside its profile, read back only if it fails to start.
     stderr_path = os.path.join(profile_dir, STDERR_FILE)
     stderr = os.open(stderr_path, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o600)
