@@ -175,7 +175,12 @@ class MeetingSession(Base):
     session_uid: Mapped[str] = mapped_column(String(255), nullable=False)
     session_start_time: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
 
-    __table_args__ = (UniqueConstraint("meeting_id", "session_uid", name="uq_meeting_sessions_uid"),)
+    __table_args__ = (
+        UniqueConstraint("meeting_id", "session_uid", name="uq_meeting_sessions_uid"),
+        # The collector finds a session's meeting by its uid alone (a backlog's messages may not
+        # name the meeting): without this, every lookup scanned all sessions ever recorded.
+        Index("ix_meeting_sessions_session_uid", "session_uid"),
+    )
 
 
 class FinalSegment(Base):
