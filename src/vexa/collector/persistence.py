@@ -1,7 +1,7 @@
 """Background persistence: settled segments move from Redis to PostgreSQL, exactly once.
 
 Every ``BACKGROUND_TASK_INTERVAL`` seconds, over the meetings in ``active_meetings`` in a
-random order, up to ``MEETINGS_PER_BATCH`` at a time (each step one round trip for all of them):
+random order, in batches of ``batch_size()`` meetings (each step one round trip for all of them):
 
 1. take the meetings' locks (``SET NX PX``, renewed while the round runs), so two
    collectors do not work on the same meeting at once (harmless, but wasteful);
@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import random
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
@@ -61,13 +62,22 @@ from vexa.streams import DEAD_LETTER_MAXLEN_DEFAULT
 
 log = logging.getLogger(__name__)
 
-# Meetings persisted together (one lock call, one read, one transaction). Small enough that
-# collectors sharing a group share the persisting too: a batch holds its meetings' locks until
-# it commits, and another collector's round skips them and takes the next batch, so with one
-# batch over all of a hundred meetings, one collector persisted everything while the other's
-# round found every lock taken (bench/collector.py --cpu-per-collector 0.3: two collectors did
-# 1.84x one with 200 a batch, 1.95x with 25 in a random order; medians of 4 runs).
-MEETINGS_PER_BATCH = 25
+# Meetings persisted together (one lock call, one read, one transaction and its commit). A
+# round splits its meetings into at least BATCHES_PER_ROUND batches so that collectors sharing
+# a group share the persisting too: a batch holds its meetings' locks until it commits, and
+# another collector's round skips them and takes the next batch. With one batch over all of a
+# hundred meetings, one collector persisted everything while the other's round found every lock
+# taken (bench/collector.py --cpu-per-collector 0.3: two collectors 1.84x one with one batch,
+# 1.95x with four; medians of 4 runs). Batches stay large where there are many meetings: each
+# costs a commit, and 40 batches of 25 over 1,000 meetings persisted 0.82x as fast as 5 of 200.
+MIN_MEETINGS_PER_BATCH = 25
+MAX_MEETINGS_PER_BATCH = 200
+BATCHES_PER_ROUND = 8
+
+
+def batch_size(meetings: int) -> int:
+    """How many meetings one batch of a round over ``meetings`` takes."""
+    return max(MIN_MEETINGS_PER_BATCH, min(MAX_MEETINGS_PER_BATCH, math.ceil(meetings / BATCHES_PER_ROUND)))
 
 
 class Persister:
@@ -121,9 +131,10 @@ class Persister:
         # Collectors whose rounds start together should not queue behind each other's locks
         # batch after batch.
         random.shuffle(meeting_ids)
+        size = batch_size(len(meeting_ids))
         total = 0
-        for i in range(0, len(meeting_ids), MEETINGS_PER_BATCH):
-            total += await self.persist_meetings(meeting_ids[i : i + MEETINGS_PER_BATCH], force=force)
+        for i in range(0, len(meeting_ids), size):
+            total += await self.persist_meetings(meeting_ids[i : i + size], force=force)
         return total
 
     async def persist_meeting(self, meeting_id: int, *, force: bool = False) -> int:
