@@ -22,6 +22,7 @@ Starts its own embedded PostgreSQL + Valkey unless DATABASE_URL / REDIS_URL are 
 
     .venv/bin/python bench/collector.py                    # 100k segments, 100 meetings
     .venv/bin/python bench/collector.py --segments 10000 --meetings 20
+    .venv/bin/python bench/collector.py --segments 50000 --meetings 1000  # many short sessions
     .venv/bin/python bench/collector.py --cpu-per-collector 0.3    # plus the capped pair
 """
 
