@@ -220,25 +220,11 @@ async def bench(
         f"CPU {persister_cpu * 1e6 / n:.0f} µs/segment{servers.per_segment(srv0, n)}"
     )
     await db.dispose()
-    await redis.flushdb()
-    await setup_data(db_url, meetings, token)
 
-    # 4. End to end through real collector processes: one, then two in the same consumer group.
-    srv0 = servers.now()
-    one, cpu, _ = await end_to_end(db_url, redis_url, redis, token, natives, n, read_count, processes=1)
-    print(
-        f"end to end (process): {one:10.0f} segments/s  = {one / ceiling:.3f} x XADD; "
-        f"collector CPU {cpu:.0f} µs/segment{servers.per_segment(srv0, n)}"
-    )
-    await redis.flushdb()
-    await setup_data(db_url, meetings, token)
-    srv0 = servers.now()
-    two, cpu, _ = await end_to_end(db_url, redis_url, redis, token, natives, n, read_count, processes=2)
-    print(
-        f"end to end, 2 collectors in one group: {two:10.0f} segments/s  = {two / one:.2f} x one collector; "
-        f"collectors CPU {cpu:.0f} µs/segment{servers.per_segment(srv0, n)}"
-    )
-    if cpu_per_collector:
+    # 4. End to end through real collector processes: one, then two in the same consumer group;
+    # with --cpu-per-collector, the pair again with each collector held to that share of a core.
+    for cap in (None, cpu_per_collector) if cpu_per_collector else (None,):
+        held = f" at {cap:g} core each" if cap else ""
         rates = {}
         for processes in (1, 2):
             await redis.flushdb()
@@ -246,16 +232,16 @@ async def bench(
             srv0 = servers.now()
             rate, cpu, throttled = await end_to_end(
                 db_url, redis_url, redis, token, natives, n, read_count,
-                processes=processes, cpu_quota_cores=cpu_per_collector,
+                processes=processes, cpu_quota_cores=cap,
             )  # fmt: skip
             rates[processes] = rate
+            waited = f", throttled {throttled:.0f}% of the run" if cap else ""
             print(
-                f"end to end, {processes} collector(s) at {cpu_per_collector:g} core each: "
-                f"{rate:10.0f} segments/s; "
-                f"collectors CPU {cpu:.0f} µs/segment, throttled {throttled:.0f}% of the run"
+                f"end to end, {processes} collector(s){held}: {rate:10.0f} segments/s  "
+                f"= {rate / ceiling:.3f} x XADD; collectors CPU {cpu:.0f} µs/segment{waited}"
                 f"{servers.per_segment(srv0, n)}"
             )
-        print(f"2 collectors vs 1, each held to {cpu_per_collector:g} core: {rates[2] / rates[1]:.2f} x")
+        print(f"2 collectors in one group vs 1{held}: {rates[2] / rates[1]:.2f} x")
     print("load average (1, 5, 15 min): {:.2f} {:.2f} {:.2f}".format(*os.getloadavg()))
     await redis.aclose()
 
