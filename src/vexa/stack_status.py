@@ -15,6 +15,7 @@ from pathlib import Path
 
 import httpx
 
+from vexa import pids
 from vexa.runstate import ProcessState, StackState, running_supervisor
 
 # Processes answering GET /health on their own port.
@@ -31,18 +32,6 @@ class Row:
     uptime: str
     restarts: str
     last_error: str
-
-
-def _alive(pid: int | None) -> bool:
-    if not pid:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _duration(seconds: float) -> str:
@@ -83,7 +72,7 @@ def rows(state: StackState, running: bool) -> list[Row]:
     now = time.time()
     out = []
     for name, entry in state.processes.items():
-        alive = running and _alive(entry.pid)
+        alive = running and pids.alive(entry.pid)
         if not alive:
             what = "stopped" if not running else "down"
         elif name in _HTTP and entry.port and not _health(entry):

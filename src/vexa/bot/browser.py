@@ -16,6 +16,7 @@ import os
 import shutil
 import tempfile
 
+from vexa import pids
 from vexa.bot.cdp import CdpConnection, CdpError
 from vexa.bot.page import Page
 from vexa.bot.settings import BotSettings
@@ -107,23 +108,13 @@ def sweep_orphaned_profiles(folder: str | None = None) -> list[str]:
             if not entry.name.startswith(PROFILE_PREFIX) or not entry.is_dir(follow_symlinks=False):
                 continue
             owner = entry.name[len(PROFILE_PREFIX) :].split("-", 1)[0]
-            if not owner.isdigit() or _alive(int(owner)):
+            if not owner.isdigit() or pids.alive(int(owner)):
                 continue
             shutil.rmtree(entry.path, ignore_errors=True)
             removed.append(entry.path)
     if removed:
         log.info("removed %d profile folder(s) left by bots that were killed", len(removed))
     return removed
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # someone else's process
-        return True
-    return True
 
 
 def _last_line(path: str) -> str:
