@@ -18,7 +18,7 @@ from bot_test_helpers import NATIVE_IDS, assert_turns, bot_config
 from vexa.bot.main import Bot
 from vexa.bot.settings import BotSettings
 from vexa.testing.simulator import SimParticipant
-from vexa.testing.speech import read_wav, resample, synthesize, windowed_match
+from vexa.testing.speech import best_alignment, read_wav, resample, synthesize, windowed_match
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
@@ -53,9 +53,13 @@ async def test_mixed_stream_one_session_with_ordered_speaker_events(
         # The transcription service restarts mid-meeting (after 6 s of the mixed session).
         transcription_standin.close_after_samples = 6 * SR
     config = bot_config(platform, sim, transcription_standin.url, callbacks.url, max_duration_s=150)
-    bot = Bot(config, BotSettings())
+    # Zoom's bot renders 100 ms at a time (BOT_CAPTURE_RENDER_MS), where dating frames by when they
+    # leave the page would be late by up to a render; Teams' the default 10 ms.
+    render_ms = 100 if platform == "zoom" else 10
+    bot = Bot(config, BotSettings(BOT_CAPTURE_RENDER_MS=render_ms))
     code = await asyncio.wait_for(bot.run(), 120)
     assert code == 0
+    assert abs(bot.capture_render_s - render_ms / 1000) < 0.01, bot.capture_render_s
     assert bot.audio_transport == ("binding" if csp else "socket")
     assert bot.audio.paths == {"mixed"}, "the page offers one mixed stream: the bot must take the mixed path"
     assert list(bot.audio.streams) == ["mixed"]
@@ -75,6 +79,7 @@ async def test_mixed_stream_one_session_with_ordered_speaker_events(
     plan = sim.sim.plan
     origin = state["origin_at"] - stream.origin_wall  # plan time 0, in stream seconds
     clips = [alice_wav, bob_wav, alice2, carol]
+    dating_errors: list[float] = []
     for turn, wav in zip(plan.turns, clips, strict=True):
         data, rate = read_wav(wav)
         ref = resample(data, rate, SR)
@@ -82,6 +87,11 @@ async def test_mixed_stream_one_session_with_ordered_speaker_events(
         got = audio[at - SR // 2 : at + len(ref) + SR // 2]
         windows = windowed_match(ref, got, window_s=1.0)
         assert sum(r > 0.8 for r in windows) >= len(windows) - 1, (turn, windows)
+        dating_errors.append(best_alignment(ref, got)[0] / SR - 0.5)
+    # The stream's origin_wall dates its audio: the plan's turns lie where the wall clock puts them,
+    # within 60 ms (the speaker events are placed on the audio by it). At 100 ms renders, frames
+    # dated when they left the page, not by the capture clock, were 77-90 ms late.
+    assert all(abs(e) <= 0.06 for e in dating_errors), dating_errors
 
     if platform == "zoom":
         assert len(mixed) >= 2 and stream.stats.reconnects >= 1

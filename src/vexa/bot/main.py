@@ -179,6 +179,7 @@ class Bot:
         self.end_message: str | None = None
         self.ingress_url: str | None = None
         self.audio_transport: str | None = None  # "socket" or "binding", once capturing
+        self.capture_render_s = 0.0  # the capture context's render size (baseLatency), once capturing
 
     def request_stop(self, reason: str) -> None:
         if not self._stop.is_set():
@@ -322,10 +323,14 @@ class Bot:
         transport = await adapter.start_capture(
             per_participant=self.settings.per_participant,
             frame_ms=self.settings.audio_frame_ms,
+            render_ms=self.settings.capture_render_ms,
             ingress_url=self.ingress_url,
         )
+        self.capture_render_s = await adapter.capture_render_s()
         log.info(
-            "audio frames travel over the %s", "loopback socket" if transport == "socket" else "page binding"
+            "audio frames travel over the %s; the capture context renders %.0f ms at a time",
+            "loopback socket" if transport == "socket" else "page binding",
+            self.capture_render_s * 1000,
         )
         self.audio_transport = transport
         await adapter.watch_speakers()

@@ -156,7 +156,11 @@ class MeetingAdapter(ABC):
         }
 
     async def start_capture(
-        self, per_participant: bool = True, frame_ms: int = 100, ingress_url: str | None = None
+        self,
+        per_participant: bool = True,
+        frame_ms: int = 100,
+        render_ms: int = 10,
+        ingress_url: str | None = None,
     ) -> str:
         """Start tapping the page's remote audio (the init script waits for this call).
 
@@ -166,9 +170,14 @@ class MeetingAdapter(ABC):
         cfg = {
             **self.capture_config(per_participant),
             "frame_samples": frame_ms * 16,  # 16 kHz
+            "render_s": render_ms / 1000,
             "ingress_url": ingress_url,
         }
         return str(await self.page.evaluate("window.__vexaStartCapture", cfg))
+
+    async def capture_render_s(self) -> float:
+        """How much audio the capture context renders at a time, as Chromium granted it (seconds)."""
+        return float(await self.page.evaluate("() => window.__vexaState.ctx.baseLatency"))
 
     async def watch_speakers(self) -> None:
         """Start the in-page speaker/participant watcher (reports through exposed bindings)."""
