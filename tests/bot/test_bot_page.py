@@ -27,7 +27,9 @@ import pytest_asyncio
 
 from vexa.bot.browser import PROFILE_PREFIX, launch, sweep_orphaned_profiles
 from vexa.bot.cdp import CdpError
+from vexa.bot.main import CAPTURE_JS
 from vexa.bot.page import Page, PageError
+from vexa.bot.platforms import ADAPTERS
 from vexa.bot.settings import BotSettings
 from vexa.ports import free_port
 
@@ -113,6 +115,18 @@ async def test_navigation_tells_http_status_from_network_errors(page: Page, not_
         await page.goto(f"http://127.0.0.1:{free_port()}/")
     with pytest.raises(PageError, match="script failed: Error: boom"):
         await page.evaluate("() => { throw new Error('boom'); }")
+
+
+@pytest.mark.parametrize("render_ms", [10, 100])
+async def test_the_capture_context_renders_as_much_at_a_time_as_asked(
+    page: Page, not_found_server: str, render_ms: int
+) -> None:
+    """BOT_CAPTURE_RENDER_MS reaches the page's capture context as its latencyHint."""
+    await page.add_init_script(CAPTURE_JS.read_text())
+    await page.goto(f"{not_found_server}/meeting")
+    adapter = ADAPTERS["google_meet"](page, f"{not_found_server}/meeting", "Vexa Bot")
+    assert await adapter.start_capture(per_participant=False, render_ms=render_ms) == "binding"
+    assert abs(await adapter.capture_render_s() - render_ms / 1000) < 0.01
 
 
 async def test_a_binding_carries_its_arguments_to_python(page: Page, caplog) -> None:
