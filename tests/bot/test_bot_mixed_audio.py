@@ -86,9 +86,8 @@ async def test_mixed_stream_one_session_with_ordered_speaker_events(
         assert sum(r > 0.8 for r in windows) >= len(windows) - 1, (turn, windows)
         dating_errors.append(best_alignment(ref, got)[0] / SR - 0.5)
     # The stream's origin_wall dates its audio: the first turn lies where the wall clock puts it,
-    # within 60 ms (speaker events are placed on the audio by it). Frames dated when they left the
-    # page were 77-90 ms late with BOT_CAPTURE_RENDER_MS=100. Later turns can move by a few 10 ms
-    # chunks under load, as Chromium's capture FIFO pads or drops them.
+    # within 60 ms (speaker events are placed on the audio by it; 24-37 ms measured). Later turns
+    # can move by a few 10 ms chunks under load, as Chromium's capture FIFO pads or drops them.
     assert abs(dating_errors[0]) <= 0.06, dating_errors
 
     if platform == "zoom":

@@ -21,42 +21,29 @@
   // How much audio the capture context renders at a time (its latencyHint, seconds):
   // cfg.render_s (BOT_CAPTURE_RENDER_MS). Chromium wakes its timer and audio thread once per this
   // much, so 0.1 s instead of 0.01 s cuts the bot's CPU ~0.8x (bench/bots.py), but then more
-  // tracks get a 10 ms gap in their first seconds (bench/capture_gaps.py; README "Figures").
-  // Either way frames are dated by the context's clock, not by when they leave the page.
+  // tracks get a 10 ms gap (bench/capture_gaps.py), and frames, dated when they leave the page,
+  // are dated up to a render late (README "Figures", Bots round 5).
   const DEFAULT_RENDER_S = 0.01;
-  // All per-sample work stays in the AudioWorklet (the audio thread): down-mix to mono, convert
-  // to 16-bit PCM and date the frame, then hand the buffer over without copying (transfer). Each
-  // buffer keeps HEADER bytes in front: the capture time of its last sample (float64 ms since the
-  // epoch, written by the worklet) and the tap number (uint32, written by the main thread), so
-  // the very same buffer goes out on the socket.
+  // All per-sample work stays in the AudioWorklet (the audio thread): down-mix to mono and convert
+  // to 16-bit PCM, then hand the buffer over without copying (transfer). Each buffer keeps HEADER
+  // bytes free in front, so the main thread writes the frame's header there and sends the very
+  // same buffer on the socket.
   const HEADER = 12;
   const workletSource = (FRAME) => `
     class VexaTap extends AudioWorkletProcessor {
-      constructor() { super(); this.lead = -Infinity; this.fresh(); }
-      fresh() {
-        const buffer = new ArrayBuffer(${HEADER} + 2 * ${FRAME});
-        this.header = new DataView(buffer, 0, 8);
-        this.buf = new Int16Array(buffer, ${HEADER}, ${FRAME});
-        this.n = 0;
-      }
+      constructor() { super(); this.fresh(); }
+      fresh() { this.buf = new Int16Array(new ArrayBuffer(${HEADER} + 2 * ${FRAME}), ${HEADER}, ${FRAME}); this.n = 0; }
       process(inputs) {
         const input = inputs[0];
         if (input && input.length) {
           const ch0 = input[0];
           const chans = input.length;
-          // How far the context's clock runs ahead of the wall clock where it renders the newest
-          // audio: the most it ever led (a render burst's last quantum), eased down 1 ms a second
-          // so that it follows any drift between the two clocks.
-          const span = ch0.length / sampleRate;
-          this.lead = Math.max(currentTime + span - Date.now() / 1000, this.lead - 1e-3 * span);
           for (let i = 0; i < ch0.length; i++) {
             let v = 0;
             for (let c = 0; c < chans; c++) v += input[c][i];
             v /= chans;
             this.buf[this.n++] = v >= 1 ? 32767 : v <= -1 ? -32768 : Math.round(v * 32767);
             if (this.n === this.buf.length) {
-              // The frame's last sample, dated on the wall clock (ms) by the context's clock.
-              this.header.setFloat64(0, (currentTime + (i + 1) / sampleRate - this.lead) * 1000, true);
               this.port.postMessage(this.buf.buffer, [this.buf.buffer]);
               this.fresh();
             }
@@ -180,11 +167,12 @@
         ws.send(JSON.stringify({ tap: tap.number, key: tap.key, name: tap.name, pid: tap.pid }));
         tap.announced = tap.name;
       }
-      new DataView(buffer, 8, 4).setUint32(0, tap.number, true);
+      const header = new DataView(buffer, 0, HEADER);
+      header.setFloat64(0, Date.now(), true);
+      header.setUint32(8, tap.number, true);
       ws.send(buffer);
     } else {
-      const capturedAt = new DataView(buffer, 0, 8).getFloat64(0, true);
-      report("__vexaAudio", tap.key, tap.name, tap.pid, b64(buffer), capturedAt);
+      report("__vexaAudio", tap.key, tap.name, tap.pid, b64(buffer), Date.now());
     }
   }
 
