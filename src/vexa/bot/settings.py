@@ -111,7 +111,8 @@ class BotSettings(RecordingStorageSettings):
         le=200,
         alias="BOT_CAPTURE_RENDER_MS",
         description="Audio the page's capture context renders at a time: 100 cuts the bot's CPU ~0.8x "
-        "but gives more tracks a 10 ms gap in their first seconds (README, Figures, Bots round 5).",
+        "but puts more 10 ms gaps into the audio and dates a stream's start up to a render late "
+        "(README, Figures, Bots round 5).",
     )
     audio_socket: bool = Field(
         True,
