@@ -1,6 +1,8 @@
-"""How often does the bot's capture context put a gap into the audio, by how much it renders at a time?
+"""How often does the bot's capture put a gap into the audio: the capture worker, and the AudioWorklet
+by how much its context renders at a time?
 
-The bot taps remote audio with a Web Audio context that has no output device (src/vexa/bot/capture.js).
+The bot's fallback capture taps remote audio with a Web Audio context that has no output device
+(src/vexa/bot/capture.js).
 Chromium feeds each tapped track into that context through a FIFO, and when the context pulls before
 the track's next 10 ms chunk has arrived, it plays 10 ms of zeros instead (and the audio after it
 comes 10 ms later). The larger the context's render size (its ``latencyHint``), the fewer times a
@@ -10,7 +12,9 @@ gaps, all sizes at once on the same track:
 - a page on 127.0.0.1 plays seeded white-noise bursts (0.4-1.6 s, with 0.3-1.5 s of digital
   silence between them) into a MediaStream, as a meeting page's remote audio, also on an ``<audio>``;
 - one capture context per ``--render-s`` value (16 kHz, ``sinkId: none``, an output-less recording
-  AudioWorklet, as the bot's) taps that stream for ``--seconds``;
+  AudioWorklet, as the bot's) taps that stream for ``--seconds``, and so does the bot's own capture
+  worker (src/vexa/bot/capture_worker.js, a MediaStreamTrackProcessor; its default path) unless
+  ``--no-track``: it reads every chunk the track delivers, so it should show none;
 - a gap is a run of 50-2,000 exact zeros inside a burst (noise is never exactly zero; silences
   between bursts are longer).
 
@@ -31,6 +35,7 @@ import urllib.parse
 
 import numpy as np
 
+from vexa.bot.platforms.base import CAPTURE_WORKER_JS
 from vexa.bot.settings import BotSettings
 
 PAGE = """<html><body><audio id="a" autoplay></audio><script>
@@ -68,6 +73,15 @@ PAGE = """<html><body><audio id="a" autoplay></audio><script>
   registerProcessor("rec", Rec);`;
   const url = URL.createObjectURL(new Blob([code], { type: "application/javascript" }));
   const captures = [];
+  if (q.get("track") === "1") {
+    const worker = new Worker(URL.createObjectURL(new Blob([await (await fetch("/worker")).text()])));
+    const chunks = [];
+    const float = (pcm) => Float32Array.from(pcm, (v) => v / 32768);
+    worker.onmessage = (e) => chunks.push(float(new Int16Array(e.data.buffer, 12)));
+    const { readable } = new MediaStreamTrackProcessor({ track, maxBufferSize: 100 });
+    worker.postMessage({ number: 0, frame: 1600, header: 12, readable }, [readable]);
+    captures.push({ size: "track", chunks });
+  }
   for (const size of sizes) {
     const ctx = new AudioContext({ sampleRate: 16000, sinkId: { type: "none" }, latencyHint: size });
     await ctx.audioWorklet.addModule(url);
@@ -100,8 +114,12 @@ def gaps(samples: np.ndarray) -> list[float]:
     return [round(s / 16000, 2) for s, e in zip(starts, ends, strict=True) if 50 <= e - s < 2000 and s > 0]
 
 
-def one_run(chromium: str, sizes: list[float], seconds: float, seed: int) -> dict[float, list[float]]:
-    captures: dict[float, np.ndarray] = {}
+def one_run(
+    chromium: str, sizes: list[float], seconds: float, seed: int, track: bool
+) -> tuple[dict[str, list[float]], dict[str, float]]:
+    """Gap start times (s) by capture, ``track`` (the capture worker) and each render size; and
+    the seconds each captured (a capture that heard nothing has no gaps either)."""
+    captures: dict[str, np.ndarray] = {}
     done = threading.Event()
 
     class Handler(http.server.BaseHTTPRequestHandler):
@@ -116,21 +134,25 @@ def one_run(chromium: str, sizes: list[float], seconds: float, seed: int) -> dic
             self.wfile.write(body)
 
         def do_GET(self) -> None:
-            self._reply(PAGE.encode(), "text/html")
+            if self.path == "/worker":
+                self._reply(CAPTURE_WORKER_JS.read_bytes(), "text/javascript")
+            else:
+                self._reply(PAGE.encode(), "text/html")
 
         def do_POST(self) -> None:
             data = self.rfile.read(int(self.headers["Content-Length"]))
             url = urllib.parse.urlparse(self.path)
             if url.path == "/capture":
-                size = float(urllib.parse.parse_qs(url.query)["size"][0])
-                captures[size] = np.frombuffer(data, np.float32)
+                captures[urllib.parse.parse_qs(url.query)["size"][0]] = np.frombuffer(data, np.float32)
             else:
                 done.set()
             self._reply()
 
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    query = urllib.parse.urlencode({"sizes": json.dumps(sizes), "seconds": seconds, "seed": seed})
+    query = urllib.parse.urlencode(
+        {"sizes": json.dumps(sizes), "seconds": seconds, "seed": seed, "track": int(track)}
+    )
     with tempfile.TemporaryDirectory() as profile:
         browser = subprocess.Popen(
             [chromium, "--headless", "--mute-audio", "--no-sandbox", "--disable-gpu",
@@ -146,7 +168,8 @@ def one_run(chromium: str, sizes: list[float], seconds: float, seed: int) -> dic
             browser.kill()
             browser.wait()
             server.shutdown()
-    return {size: gaps(captures[size]) for size in sizes}
+    found = {name: gaps(samples) for name, samples in captures.items()}
+    return found, {name: round(len(samples) / 16000, 2) for name, samples in captures.items()}
 
 
 def main() -> None:
@@ -158,22 +181,22 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--load", type=int, default=0, help="busy processes to run beside the browser")
     parser.add_argument("--chromium", default=BotSettings().chromium_path)
+    parser.add_argument("--no-track", dest="track", action="store_false", help="only the AudioWorklet")
     args = parser.parse_args()
     hogs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(args.load)]
-    totals: dict[float, list[int]] = {size: [] for size in args.render_s}
+    totals: dict[str, list[int]] = {}
     try:
         for seed in range(1, args.runs + 1):
-            found = one_run(args.chromium, args.render_s, args.seconds, seed)
-            starts = {str(size): times for size, times in found.items()}
-            print(json.dumps({"run": seed, "gap_starts_s": starts}), flush=True)
-            for size, starts in found.items():
-                totals[size].append(len(starts))
+            found, lengths = one_run(args.chromium, args.render_s, args.seconds, seed, args.track)
+            print(json.dumps({"run": seed, "gap_starts_s": found, "captured_s": lengths}), flush=True)
+            for name, starts in found.items():
+                totals.setdefault(name, []).append(len(starts))
     finally:
         for hog in hogs:
             hog.kill()
-    for size, counts in totals.items():
+    for name, counts in sorted(totals.items()):
         print(json.dumps({
-            "render_s": size,
+            "capture": "worker" if name == "track" else f"worklet, {float(name) * 1000:g} ms renders",
             "runs": len(counts),
             "gaps": sum(counts),
             "runs_with_a_gap": sum(1 for c in counts if c),

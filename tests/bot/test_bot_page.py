@@ -3,12 +3,14 @@
 What the platform adapters rely on: landmarks found by CSS, ``text=`` and ``:has-text()`` only
 while visible; clicks and typing arriving as a person's (trusted) input; navigation telling HTTP
 and network failures apart; bindings carrying arguments to Python; a launch that fails saying
-what to do; and no Chromium left behind when the bot process is killed.
+what to do; no Chromium left behind when the bot process is killed; and the capture script's two
+ways of tapping a page's audio (the capture worker, and the AudioWorklet's render size).
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import functools
 import glob
 import http.server
@@ -22,6 +24,7 @@ import time
 from collections.abc import AsyncIterator, Iterator
 from urllib.parse import quote
 
+import numpy as np
 import pytest
 import pytest_asyncio
 
@@ -125,8 +128,80 @@ async def test_the_capture_context_renders_as_much_at_a_time_as_asked(
     await page.add_init_script(CAPTURE_JS.read_text())
     await page.goto(f"{not_found_server}/meeting")
     adapter = ADAPTERS["google_meet"](page, f"{not_found_server}/meeting", "Vexa Bot")
-    assert await adapter.start_capture(per_participant=False, render_ms=render_ms) == "binding"
-    assert abs(await adapter.capture_render_s() - render_ms / 1000) < 0.01
+    assert (
+        await adapter.start_capture(per_participant=False, render_ms=render_ms, path="worklet") == "binding"
+    )
+    path, render_s = await adapter.capture_path()
+    assert path == "worklet"
+    assert abs(render_s - render_ms / 1000) < 0.01
+
+
+TWO_TRACKS = """<!doctype html><body><audio id="a"></audio><audio id="b"></audio><script>
+  // Two remote streams on elements of no participant: one tone each, 0.6 s long, overlapping by
+  // 0.2 s; nothing plays into a stream before or after its tone, so it delivers nothing then.
+  window.startTones = () => {
+    const ctx = new AudioContext();
+    const play = (id, hz, at) => {
+      const dest = ctx.createMediaStreamDestination();
+      const el = document.getElementById(id);
+      el.srcObject = dest.stream;
+      el.play();
+      const osc = ctx.createOscillator();
+      const gain = ctx.createGain();
+      osc.frequency.value = hz;
+      gain.gain.value = 0.4;
+      osc.connect(gain).connect(dest);
+      osc.start(ctx.currentTime + at);
+      osc.stop(ctx.currentTime + at + 0.6);
+    };
+    play("a", 440, 1.5);
+    play("b", 1000, 1.9);
+    return Date.now();
+  };
+</script></body>"""
+
+
+def _tone_level(audio: np.ndarray, at_s: float, hz: float) -> float:
+    """Amplitude of a ``hz`` sine in the 0.1 s of ``audio`` from ``at_s`` (16 kHz)."""
+    piece = audio[round(at_s * 16000) :][:1600]
+    t = np.arange(len(piece)) / 16000
+    return float(2 * abs(np.dot(piece, np.exp(-2j * np.pi * hz * t))) / len(piece))
+
+
+async def test_the_capture_worker_mixes_a_taps_tracks_on_their_timeline(
+    page: Page, not_found_server: str, tmp_path
+) -> None:
+    """Two streams of one tap, each delivering only while its tone plays: the worker lays each
+    where it was played, adds the overlap, sends the silence around them on time, and dates it."""
+    frames: list[tuple[bytes, float]] = []
+    await page.expose("__vexaAudio", lambda key, name, pid, data, end_ms: frames.append((data, end_ms)))
+    await page.add_init_script(CAPTURE_JS.read_text())
+    (tmp_path / "tones.html").write_text(TWO_TRACKS)
+    await page.goto(f"{not_found_server}/tones.html")
+    started_ms = await page.evaluate("() => window.startTones()")
+    adapter = ADAPTERS["google_meet"](page, f"{not_found_server}/tones.html", "Vexa Bot")
+    assert await adapter.start_capture(per_participant=False) == "binding"
+    assert await adapter.capture_path() == ("track", 0.0)
+    await asyncio.sleep(3.5)
+    assert frames, "no audio came from the page"
+    audio = np.concatenate([np.frombuffer(base64.b64decode(d), "<i2") for d, _ in frames]) / 32768
+    end_ms = frames[-1][1]
+    # Every frame is dated by its last sample, one after the other on one timeline.
+    ends = np.array([e for _, e in frames])
+    assert np.allclose(np.diff(ends), 100, atol=0.01), np.diff(ends)
+    # Where the tones are, in seconds of the page's clock from startTones.
+    origin_s = (end_ms - started_ms) / 1000 - len(audio) / 16000
+    at = lambda s: s - origin_s  # noqa: E731
+    assert _tone_level(audio, at(1.6), 440) > 0.3 and _tone_level(audio, at(1.6), 1000) < 0.02
+    assert _tone_level(audio, at(1.95), 440) > 0.3 and _tone_level(audio, at(1.95), 1000) > 0.3
+    assert _tone_level(audio, at(2.3), 1000) > 0.3 and _tone_level(audio, at(2.3), 440) < 0.02
+    for quiet in (1.2, 2.7):
+        assert np.abs(audio[round(at(quiet) * 16000) :][:1600]).max() < 0.01, quiet
+    # Each tone starts where it was played, within 40 ms (-15 to +10 ms measured).
+    for hz, start in ((440, 1.5), (1000, 1.9)):
+        level = [_tone_level(audio, at(start - 0.2) + i / 1000, hz) for i in range(0, 400, 5)]
+        onset = start - 0.2 + next(i for i, v in enumerate(level) if v > 0.2) * 0.005 + 0.05
+        assert abs(onset - start) <= 0.04, (hz, onset)
 
 
 async def test_a_binding_carries_its_arguments_to_python(page: Page, caplog) -> None:

@@ -3,8 +3,10 @@
 // Remote audio reaches a meeting page as MediaStreams: from RTCPeerConnection 'track'
 // events and on <audio>/<video> elements' srcObject. We find them (track events,
 // a MutationObserver and a periodic scan), map each element to its participant tile
-// when the page lets us, and tap each one with an AudioWorklet running in an
-// AudioContext at 16 kHz (Chromium resamples). Frames go to Python as binary messages on a
+// when the page lets us, and tap each one: by default with a MediaStreamTrackProcessor read in
+// the capture worker (capture_worker.js: every chunk as delivered, resampled to 16 kHz there),
+// else (cfg.path "worklet", or a page without the processor or that refuses the worker) with an
+// AudioWorklet running in an AudioContext at 16 kHz (Chromium resamples). Frames go to Python as binary messages on a
 // loopback WebSocket (cfg.ingress_url; layout in vexa/bot/audio_ingress.py), or, when the page
 // cannot open it, through the exposed binding __vexaAudio([key, name, participantId, base64Int16LE, captureEndMs] as JSON).
 // Streams we cannot attribute are mixed into one "mixed" stream. Nothing is captured
@@ -18,7 +20,7 @@
   // so fewer, larger frames save CPU, and a frame's length is the most it delays audio on its way
   // to the server.
   const DEFAULT_FRAME = 1600;
-  // How much audio the capture context renders at a time (its latencyHint, seconds):
+  // How much audio the worklet's capture context renders at a time (its latencyHint, seconds):
   // cfg.render_s (BOT_CAPTURE_RENDER_MS). Chromium wakes its timer and audio thread once per this
   // much, so 0.1 s instead of 0.01 s cuts the bot's CPU ~0.8x (bench/bots.py), but then more
   // tracks get a 10 ms gap (bench/capture_gaps.py), and frames, dated when they leave the page,
@@ -64,6 +66,9 @@
     seenTracks: new Set(),
     pcStreams: [], // streams from RTCPeerConnection not (yet) seen on an element
     mixed: null,
+    path: null, // "track" (the capture worker) or "worklet", once capture started
+    worker: null,
+    byNumber: [], // tap number -> tap
   };
   window.__vexaState = S;
 
@@ -160,7 +165,9 @@
     });
   }
 
-  function send(tap, buffer) {
+  // `endMs` dates the frame's last sample: the worker's timeline gives it; a worklet frame is dated
+  // as it leaves the page.
+  function send(tap, buffer, endMs = Date.now()) {
     const ws = S.ws;
     if (ws && ws.readyState === 1) {
       if (tap.announced !== tap.name) {
@@ -168,15 +175,61 @@
         tap.announced = tap.name;
       }
       const header = new DataView(buffer, 0, HEADER);
-      header.setFloat64(0, Date.now(), true);
+      header.setFloat64(0, endMs, true);
       header.setUint32(8, tap.number, true);
       ws.send(buffer);
     } else {
-      report("__vexaAudio", tap.key, tap.name, tap.pid, b64(buffer), Date.now());
+      report("__vexaAudio", tap.key, tap.name, tap.pid, b64(buffer), endMs);
     }
   }
 
+  function deliver(tap, buffer, endMs) {
+    if (!S.started) return;
+    try {
+      tap.name = currentName(tap.pid, tap.name);
+      send(tap, buffer, endMs);
+    } catch (e) {}
+  }
+
+  // The capture worker, running (it answered a ping within 2 s), or null: no
+  // MediaStreamTrackProcessor here, or the page's Content-Security-Policy refuses a worker from a
+  // blob: URL (Chromium may refuse it only after the constructor returned).
+  function startWorker(source) {
+    if (typeof MediaStreamTrackProcessor !== "function" || !source) return Promise.resolve(null);
+    let worker;
+    try {
+      worker = new Worker(URL.createObjectURL(new Blob([source], { type: "application/javascript" })));
+    } catch (e) {
+      return Promise.resolve(null);
+    }
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        worker.terminate();
+        resolve(null);
+      }, 2000);
+      worker.onerror = () => {
+        clearTimeout(timer);
+        worker.terminate();
+        resolve(null);
+      };
+      worker.onmessage = (ev) => {
+        if (ev.data !== "pong") return;
+        clearTimeout(timer);
+        worker.onmessage = (msg) => {
+          const tap = S.byNumber[msg.data.number];
+          if (tap) deliver(tap, msg.data.buffer, msg.data.endMs);
+        };
+        resolve(worker);
+      };
+      worker.postMessage("ping");
+    });
+  }
+
   function makeTap(key, name, pid) {
+    const tap = { node: null, key, name, pid, number: S.byNumber.length, announced: null };
+    S.taps.set(key, tap);
+    S.byNumber.push(tap);
+    if (S.worker) return tap;
     // No output and connected to nothing: Chromium pulls an output-less worklet node by itself
     // (an "automatic pull node"), so the context's destination has no input. It used to get one
     // (the tap through a zero gain), and a destination fed only silence is watched: after 30 s of
@@ -184,20 +237,12 @@
     // The tracks reach the taps through a FIFO paced by that output, so at the swap it ran dry
     // (10 ms of zeros inside the speech, 30 s into most captures of bench/bots.py) and on the
     // timer's clock it later overflowed (30-50 ms of speech dropped).
-    const node = new AudioWorkletNode(S.ctx, "vexa-tap", {
+    tap.node = new AudioWorkletNode(S.ctx, "vexa-tap", {
       numberOfOutputs: 0,
       channelCount: 1,
       channelCountMode: "explicit",
     });
-    node.port.onmessage = (ev) => {
-      if (!S.started) return;
-      try {
-        tap.name = currentName(pid, tap.name);
-        send(tap, ev.data);
-      } catch (e) {}
-    };
-    const tap = { node, key, name, pid, number: S.taps.size, announced: null };
-    S.taps.set(key, tap);
+    tap.node.port.onmessage = (ev) => deliver(tap, ev.data);
     return tap;
   }
 
@@ -216,20 +261,21 @@
   function attach(track, who) {
     if (S.seenTracks.has(track.id)) return;
     S.seenTracks.add(track.id);
-    const src = S.ctx.createMediaStreamSource(new MediaStream([track]));
-    let tap;
-    if (who) {
-      const key = "p:" + who.pid;
-      tap = S.taps.get(key) || makeTap(key, who.name, who.pid);
+    const key = who ? "p:" + who.pid : "mixed";
+    const tap = S.taps.get(key) || makeTap(key, who ? who.name : "", who ? who.pid : "");
+    if (S.worker) {
+      // A second of chunks may queue while the worker is busy before any is dropped.
+      const { readable } = new MediaStreamTrackProcessor({ track, maxBufferSize: 100 });
+      const frame = S.cfg.frame_samples || DEFAULT_FRAME;
+      S.worker.postMessage({ number: tap.number, frame, header: HEADER, readable }, [readable]);
     } else {
-      tap = S.taps.get("mixed") || makeTap("mixed", "", "");
+      S.ctx.createMediaStreamSource(new MediaStream([track])).connect(tap.node);
     }
-    src.connect(tap.node);
-    console.log(`[vexa] capturing track ${track.id} as ${who ? who.name : "mixed"}`);
+    console.log(`[vexa] capturing track ${track.id} as ${who ? who.name : "mixed"} (${S.path})`);
   }
 
   function scan() {
-    if (!S.started || !S.ctx) return;
+    if (!S.started || !S.path) return;
     const onElements = new Set();
     document.querySelectorAll("audio, video").forEach((el) => {
       const stream = el.srcObject;
@@ -255,8 +301,14 @@
 
   window.__vexaStartCapture = async (cfg) => {
     S.cfg = cfg;
-    await ensureContext();
-    S.ws = await openIngress(cfg.ingress_url);
+    const [worker, ws] = await Promise.all([
+      cfg.path === "worklet" ? null : startWorker(cfg.worker_source),
+      openIngress(cfg.ingress_url),
+    ]);
+    S.worker = worker;
+    S.ws = ws;
+    if (!worker) await ensureContext();
+    S.path = worker ? "track" : "worklet";
     S.started = true;
     scan();
     new MutationObserver(() => scan()).observe(document.documentElement, {
@@ -270,6 +322,7 @@
   window.__vexaStopCapture = () => {
     S.started = false;
     if (S.ctx) S.ctx.close().catch(() => {});
+    if (S.worker) S.worker.terminate();
     if (S.ws) S.ws.close();
   };
 

@@ -179,7 +179,8 @@ class Bot:
         self.end_message: str | None = None
         self.ingress_url: str | None = None
         self.audio_transport: str | None = None  # "socket" or "binding", once capturing
-        self.capture_render_s = 0.0  # the capture context's render size (baseLatency), once capturing
+        self.capture_path: str | None = None  # "track" or "worklet" (capture.js), once capturing
+        self.capture_render_s = 0.0  # the worklet context's render size (baseLatency), if that path
 
     def request_stop(self, reason: str) -> None:
         if not self._stop.is_set():
@@ -325,13 +326,18 @@ class Bot:
             frame_ms=self.settings.audio_frame_ms,
             render_ms=self.settings.capture_render_ms,
             ingress_url=self.ingress_url,
+            path=self.settings.capture_path,
         )
-        self.capture_render_s = await adapter.capture_render_s()
+        self.capture_path, self.capture_render_s = await adapter.capture_path()
         log.info(
-            "audio frames travel over the %s; the capture context renders %.0f ms at a time",
+            "audio frames travel over the %s; tracks are tapped %s",
             "loopback socket" if transport == "socket" else "page binding",
-            self.capture_render_s * 1000,
+            "by track processors in a worker"
+            if self.capture_path == "track"
+            else f"by an AudioWorklet rendering {self.capture_render_s * 1000:.0f} ms at a time",
         )
+        if self.capture_path != self.settings.capture_path:
+            log.warning("the page refused the capture worker: tracks are tapped by an AudioWorklet instead")
         self.audio_transport = transport
         await adapter.watch_speakers()
         await self.reporter.send("active", participants=sorted(self.audio.participants_seen))

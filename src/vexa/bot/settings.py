@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -105,14 +106,21 @@ class BotSettings(RecordingStorageSettings):
         alias="BOT_AUDIO_FRAME_MS",
         description="Audio per message from the page: larger frames cost less CPU, delay audio more.",
     )
+    capture_path: Literal["track", "worklet"] = Field(
+        "track",
+        alias="BOT_CAPTURE_PATH",
+        description="How the page taps remote audio: track (a MediaStreamTrackProcessor per track, read "
+        "in a worker) or worklet (an AudioWorklet in a 16 kHz context; also used where a page lacks "
+        "the processor or refuses the worker).",
+    )
     capture_render_ms: int = Field(
         10,
         ge=10,
         le=200,
         alias="BOT_CAPTURE_RENDER_MS",
-        description="Audio the page's capture context renders at a time: 100 cuts the bot's CPU ~0.8x "
-        "but puts more 10 ms gaps into the audio and dates a stream's start up to a render late "
-        "(README, Figures, Bots round 5).",
+        description="With the worklet path, audio its context renders at a time: 100 cuts that path's "
+        "CPU ~0.8x but puts more 10 ms gaps into the audio and dates a stream's start up to a "
+        "render late (README, Figures, Bots round 5).",
     )
     audio_socket: bool = Field(
         True,

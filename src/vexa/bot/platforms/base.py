@@ -13,10 +13,13 @@ import time
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 from vexa.bot.page import Page, PageError
 
 log = logging.getLogger("vexa.bot.platforms")
+
+CAPTURE_WORKER_JS = Path(__file__).parent.parent / "capture_worker.js"
 
 
 class JoinFailed(Exception):
@@ -161,6 +164,7 @@ class MeetingAdapter(ABC):
         frame_ms: int = 100,
         render_ms: int = 10,
         ingress_url: str | None = None,
+        path: str = "track",
     ) -> str:
         """Start tapping the page's remote audio (the init script waits for this call).
 
@@ -172,12 +176,18 @@ class MeetingAdapter(ABC):
             "frame_samples": frame_ms * 16,  # 16 kHz
             "render_s": render_ms / 1000,
             "ingress_url": ingress_url,
+            "path": path,
+            "worker_source": CAPTURE_WORKER_JS.read_text() if path == "track" else "",
         }
         return str(await self.page.evaluate("window.__vexaStartCapture", cfg))
 
-    async def capture_render_s(self) -> float:
-        """How much audio the capture context renders at a time, as Chromium granted it (seconds)."""
-        return float(await self.page.evaluate("() => window.__vexaState.ctx.baseLatency"))
+    async def capture_path(self) -> tuple[str, float]:
+        """How the page taps its tracks (``track`` or ``worklet``, see capture.js) and, for the
+        worklet, how much audio its context renders at a time as Chromium granted it (seconds)."""
+        path, render_s = await self.page.evaluate(
+            "() => [window.__vexaState.path, window.__vexaState.ctx ? window.__vexaState.ctx.baseLatency : 0]"
+        )
+        return str(path), float(render_s)
 
     async def watch_speakers(self) -> None:
         """Start the in-page speaker/participant watcher (reports through exposed bindings)."""
