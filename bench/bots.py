@@ -384,33 +384,45 @@ async def compare(
                 ),
                 flush=True,
             )
+
+    def medians(rs: list[dict]) -> dict[str, float | None]:
+        """Medians over the runs whose bot ran at all: a bot that never started measures zeros,
+        which are not figures (its capture failure is in `capture_ok_runs`)."""
+        ran = [r for r in rs if r["pss_mib_per_bot_peak"] > 0]
+        keys = {
+            "pss": "pss_mib_per_bot_peak",
+            "uss": "uss_mib_per_bot_peak",
+            "alone": "bot0_mib_alone_peak",
+            "cpu": "cpu_pct_per_bot_avg",
+            "meeting": "cpu_pct_in_meeting_per_bot_avg",
+        }
+        return {k: float(np.median([r[f] or 0.0 for r in ran])) if ran else None for k, f in keys.items()}
+
+    def ratio(value: float | None, base: float | None) -> float | None:
+        return round(value / base, 3) if value is not None and base else None
+
+    def rounded(value: float | None) -> float | None:
+        return None if value is None else round(value, 1)
+
     base_label = variants[0][0]
-    base_pss = float(np.median([r["pss_mib_per_bot_peak"] for r in runs[base_label]]))
-    base_cpu = float(np.median([r["cpu_pct_per_bot_avg"] for r in runs[base_label]]))
-    base_meeting = float(np.median([r["cpu_pct_in_meeting_per_bot_avg"] for r in runs[base_label]]))
-    base_uss = float(np.median([r["uss_mib_per_bot_peak"] for r in runs[base_label]]))
-    base_alone = float(np.median([r["bot0_mib_alone_peak"] or 0.0 for r in runs[base_label]]))
+    base = medians(runs[base_label])
     print("# medians over", repeat, "run(s) each; ratios against", repr(base_label))
     for label, rs in runs.items():
-        pss = float(np.median([r["pss_mib_per_bot_peak"] for r in rs]))
-        uss = float(np.median([r["uss_mib_per_bot_peak"] for r in rs]))
-        cpu = float(np.median([r["cpu_pct_per_bot_avg"] for r in rs]))
-        meeting = float(np.median([r["cpu_pct_in_meeting_per_bot_avg"] for r in rs]))
-        alone = float(np.median([r["bot0_mib_alone_peak"] or 0.0 for r in rs]))
+        m = medians(rs)
         print(
             json.dumps(
                 {
                     "variant": label,
-                    "pss_mib_median": round(pss, 1),
-                    "pss_vs_first": round(pss / max(base_pss, 1.0), 3),
-                    "uss_mib_median": round(uss, 1),
-                    "uss_vs_first": round(uss / max(base_uss, 1.0), 3),
-                    "alone_mib_median": round(alone, 1),
-                    "alone_vs_first": round(alone / max(base_alone, 1.0), 3),
-                    "cpu_pct_median": round(cpu, 1),
-                    "cpu_vs_first": round(cpu / max(base_cpu, 0.1), 3),
-                    "cpu_pct_in_meeting_median": round(meeting, 1),
-                    "cpu_in_meeting_vs_first": round(meeting / max(base_meeting, 0.1), 3),
+                    "pss_mib_median": rounded(m["pss"]),
+                    "pss_vs_first": ratio(m["pss"], base["pss"]),
+                    "uss_mib_median": rounded(m["uss"]),
+                    "uss_vs_first": ratio(m["uss"], base["uss"]),
+                    "alone_mib_median": rounded(m["alone"]),
+                    "alone_vs_first": ratio(m["alone"], base["alone"]),
+                    "cpu_pct_median": rounded(m["cpu"]),
+                    "cpu_vs_first": ratio(m["cpu"], base["cpu"]),
+                    "cpu_pct_in_meeting_median": rounded(m["meeting"]),
+                    "cpu_in_meeting_vs_first": ratio(m["meeting"], base["meeting"]),
                     "capture_ok_runs": f"{sum(r['sustained'] for r in rs)}/{len(rs)}",
                 }
             ),
