@@ -6,9 +6,10 @@
 // when the page lets us, and tap each one: by default with a MediaStreamTrackProcessor read in
 // the capture worker (capture_worker.js: every chunk as delivered, resampled to 16 kHz there),
 // else (cfg.path "worklet", or a page without the processor or that refuses the worker) with an
-// AudioWorklet running in an AudioContext at 16 kHz (Chromium resamples). Frames go to Python as binary messages on a
-// loopback WebSocket (cfg.ingress_url; layout in vexa/bot/audio_ingress.py), or, when the page
-// cannot open it, through the exposed binding __vexaAudio([key, name, participantId, base64Int16LE, captureEndMs] as JSON).
+// AudioWorklet running in an AudioContext at 16 kHz (Chromium resamples). Frames go to Python as
+// binary messages on a loopback WebSocket (cfg.ingress_url; layout in vexa/bot/audio_ingress.py),
+// or, when the page cannot open it, through the exposed binding
+// __vexaAudio([key, name, participantId, base64Int16LE, captureEndMs] as JSON).
 // Streams we cannot attribute are mixed into one "mixed" stream. Nothing is captured
 // until Python calls __vexaStartCapture(cfg) after admission.
 (() => {
@@ -104,6 +105,9 @@
     return btoa(s);
   }
 
+  const frameSamples = () => (S.cfg && S.cfg.frame_samples) || DEFAULT_FRAME;
+  const scriptUrl = (source) => URL.createObjectURL(new Blob([source], { type: "application/javascript" }));
+
   async function ensureContext() {
     if (S.ready) return S.ready;
     S.ready = (async () => {
@@ -113,10 +117,7 @@
       // the start, and its rendering stays out of the audio service (utility CPU 3.7 -> 2.4%).
       const latencyHint = (S.cfg && S.cfg.render_s) || DEFAULT_RENDER_S;
       const ctx = new AudioContext({ sampleRate: 16000, sinkId: { type: "none" }, latencyHint });
-      const frame = (S.cfg && S.cfg.frame_samples) || DEFAULT_FRAME;
-      const source = workletSource(frame);
-      const url = URL.createObjectURL(new Blob([source], { type: "application/javascript" }));
-      await ctx.audioWorklet.addModule(url);
+      await ctx.audioWorklet.addModule(scriptUrl(workletSource(frameSamples())));
       if (ctx.state === "suspended") await ctx.resume().catch(() => {});
       S.ctx = ctx;
       return ctx;
@@ -198,20 +199,18 @@
     if (typeof MediaStreamTrackProcessor !== "function" || !source) return Promise.resolve(null);
     let worker;
     try {
-      worker = new Worker(URL.createObjectURL(new Blob([source], { type: "application/javascript" })));
+      worker = new Worker(scriptUrl(source));
     } catch (e) {
       return Promise.resolve(null);
     }
     return new Promise((resolve) => {
-      const timer = setTimeout(() => {
-        worker.terminate();
-        resolve(null);
-      }, 2000);
-      worker.onerror = () => {
+      const giveUp = () => {
         clearTimeout(timer);
         worker.terminate();
         resolve(null);
       };
+      const timer = setTimeout(giveUp, 2000);
+      worker.onerror = giveUp;
       worker.onmessage = (ev) => {
         if (ev.data !== "pong") return;
         clearTimeout(timer);
@@ -266,8 +265,7 @@
     if (S.worker) {
       // A second of chunks may queue while the worker is busy before any is dropped.
       const { readable } = new MediaStreamTrackProcessor({ track, maxBufferSize: 100 });
-      const frame = S.cfg.frame_samples || DEFAULT_FRAME;
-      S.worker.postMessage({ number: tap.number, frame, header: HEADER, readable }, [readable]);
+      S.worker.postMessage({ number: tap.number, frame: frameSamples(), header: HEADER, readable }, [readable]);
     } else {
       S.ctx.createMediaStreamSource(new MediaStream([track])).connect(tap.node);
     }

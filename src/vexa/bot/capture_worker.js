@@ -180,13 +180,13 @@ class Tap {
     for (let s = from; s < to; s++) this.acc[s - this.sent] += samples[s - pos];
   }
 
-  // Send every frame that all its tracks have covered, and with `dueMs` (wall clock) every frame
-  // that ended by then, covered or not.
+  // Send every frame that all its tracks have covered, and with `dueMs` (wall clock; the clock's
+  // tick) every frame that ended by then, covered or not.
   flush(dueMs) {
     let ready = Infinity;
     for (const t of this.tracks) if (t.pos !== null) ready = Math.min(ready, t.pos);
-    if (dueMs !== undefined || ready === Infinity) {
-      const due = Math.floor((((dueMs ?? now() - LATE_MS) - this.t0) * OUT_RATE) / 1000);
+    if (dueMs !== undefined) {
+      const due = Math.floor(((dueMs - this.t0) * OUT_RATE) / 1000);
       ready = ready === Infinity ? due : Math.max(ready, due);
     }
     const F = this.frame;
