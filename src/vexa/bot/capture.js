@@ -263,7 +263,8 @@
     const key = who ? "p:" + who.pid : "mixed";
     const tap = S.taps.get(key) || makeTap(key, who ? who.name : "", who ? who.pid : "");
     if (S.worker) {
-      // A second of chunks may queue while the worker is busy before any is dropped.
+      // A second of chunks may queue before any is dropped: the worker reads them once per tick
+      // (100 ms, capture_worker.js), and a busy worker later.
       const { readable } = new MediaStreamTrackProcessor({ track, maxBufferSize: 100 });
       S.worker.postMessage({ number: tap.number, frame: frameSamples(), header: HEADER, readable }, [readable]);
     } else {

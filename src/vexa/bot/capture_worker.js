@@ -7,7 +7,7 @@
 // pulls each track through a FIFO on its own clock, waking a timer and an audio thread every
 // render (100 times a second at 10 ms), and when it pulls before a chunk arrived Chromium
 // zeroes 10 ms of the speech. Here every chunk the track delivers arrives as it is, once, with
-// its capture timestamp; the worker wakes per chunk and nothing else runs (bench/bots.py).
+// its capture timestamp, and the worker reads them in batches, once per tick (see pump()).
 //
 // What the worker does itself that the audio graph did before:
 // - resampling to 16 kHz: a windowed-sinc low-pass read from a table of PHASES fractional
@@ -29,7 +29,7 @@ const TAPS = 32; // filter length, input samples
 const PHASES = 256; // fractional positions in the filter table
 const DELAYS = 128; // chunks whose delivery delay the clock mapping looks back on
 const LATE_MS = 150; // how long a frame waits for slow tracks
-const TICK_MS = 50; // the clock that sends such frames
+const TICK_MS = 100; // the clock that sends such frames, and that the pumps read their tracks on
 const BACKLOG_S = 2; // audio a tap holds ahead of its next frame at most
 
 const now = () => performance.timeOrigin + performance.now();
@@ -72,6 +72,7 @@ class Track {
     // the wall clock (a chunk cannot arrive before it was captured; late ones say nothing).
     this.delays = new Float64Array(DELAYS).fill(Infinity);
     this.chunks = 0;
+    this.delay = 0; // of the latest chunk
   }
 
   reset(rate) {
@@ -83,17 +84,28 @@ class Track {
     this.at = TAPS / 2 - 1; // fractional input position of the next output sample
   }
 
+  // The timestamps' offset from the wall clock: the smallest delivery delay of late.
+  offsetMs() {
+    let offset = Infinity;
+    for (const d of this.delays) offset = Math.min(offset, d);
+    return offset;
+  }
+
+  // How much later than the newest chunks the latest one taken was read: 0 when it was one of them.
+  behindMs() {
+    return this.delay - this.offsetMs();
+  }
+
   // Place a chunk on the timeline: right after the previous one, unless it is the first, or the
   // tap's clock went past this track (then where its timestamp says; the resampler starts afresh).
   place(audio, arrivedMs) {
     const durMs = (audio.numberOfFrames / audio.sampleRate) * 1000;
     const endStampMs = audio.timestamp / 1000 + durMs;
-    this.delays[this.chunks++ % DELAYS] = arrivedMs - endStampMs;
+    this.delay = arrivedMs - endStampMs;
+    this.delays[this.chunks++ % DELAYS] = this.delay;
     const tap = this.tap;
     if (this.pos !== null && this.pos >= tap.sent && audio.sampleRate === this.rate) return;
-    let offsetMs = Infinity;
-    for (const d of this.delays) offsetMs = Math.min(offsetMs, d);
-    const startMs = endStampMs + offsetMs - durMs;
+    const startMs = endStampMs + this.offsetMs() - durMs;
     // Never before what was sent: a chunk that late is laid after it rather than cut.
     this.pos = Math.max(tap.sent, Math.round(((startMs - tap.t0) * OUT_RATE) / 1000));
     this.reset(audio.sampleRate);
@@ -101,8 +113,8 @@ class Track {
 
   // A chunk (AudioData, closed here): down-mix, resample, add into the tap. Every chunk of every
   // track passes here (100 a second each), so the loops keep to locals and one copy per channel.
-  take(audio) {
-    this.place(audio, now());
+  take(audio, arrivedMs) {
+    this.place(audio, arrivedMs);
     const frames = audio.numberOfFrames;
     const chans = audio.numberOfChannels;
     if (this.len + frames > this.hist.length) {
@@ -207,15 +219,32 @@ class Tap {
   }
 }
 
+// Reading in batches. A read waiting on an empty stream makes Chromium wake the worker for the
+// chunk it hands over, 100 times a second per track, and on a small VM those wake-ups cost more
+// than the arithmetic. So a pump reads until it has caught up and then sleeps until the next
+// tick, while the processor keeps what comes meanwhile (up to a second of it, capture.js).
+// Caught up means both: its last read had to wait for Chromium to deliver (a chunk it already
+// held settles in well under a millisecond), and that chunk is as fresh as the track's chunks
+// get (a read slow only because the worker was busy does not end a batch with chunks queued).
+// A chunk is dated by when it was read; a waited-for one, by when Chromium delivered it. The
+// worker wakes ~30 times a second for two tracks instead of ~110 (README "Figures", Bots round 7).
+const WAITED_MS = 2; // a read that took longer waited for Chromium to deliver
+const FRESH_MS = 30; // how much later than the newest chunks a chunk that ends a batch may be read
+let waiting = [];
+const nextTick = () => new Promise((resolve) => waiting.push(resolve));
+
 async function pump(tap, readable) {
   const track = new Track(tap);
   tap.tracks.add(track);
   const reader = readable.getReader();
   try {
     for (;;) {
+      const askedMs = now();
       const { value, done } = await reader.read();
       if (done) break;
-      track.take(value);
+      const arrivedMs = now();
+      track.take(value, arrivedMs);
+      if (arrivedMs - askedMs > WAITED_MS && track.behindMs() < FRESH_MS) await nextTick();
     }
   } catch (e) {
     // the track ended or the page went away: the tap goes on without it
@@ -249,5 +278,8 @@ let lastTick = now();
 setInterval(() => {
   const due = lastTick - LATE_MS;
   lastTick = now();
+  const woken = waiting;
+  waiting = [];
+  woken.forEach((resolve) => resolve());
   taps.forEach((tap) => tap.flush(due));
 }, TICK_MS);
