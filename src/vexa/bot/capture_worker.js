@@ -273,7 +273,8 @@ onmessage = (ev) => {
 
 // Frames that waited LATE_MS go out on this clock. It counts from the previous tick, not from
 // now: after a stall of the worker, the chunks that piled up meanwhile are read before their
-// frames are given up on.
+// frames are given up on. The same tick wakes the sleeping pumps; they read after this callback
+// returns, which the margin covers too (their chunks wait at most a tick and FRESH_MS).
 let lastTick = now();
 setInterval(() => {
   const due = lastTick - LATE_MS;
