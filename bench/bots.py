@@ -32,7 +32,9 @@ distinct physical pages of its process tree (bench/_tree_memory.py), the PSS it 
 nothing else on the machine, which does not swing with other work the way PSS does. Per process
 kind (python, Chromium's browser/renderer/utility/gpu/zygote where they run apart, and node:
 Playwright's driver, in trees before 2026-12-06 for ``--compare``), bot 0's PSS at its peak and
-CPU are printed too; bot 0's delivered audio is saved beside the logs. CPU is printed for the
+CPU are printed too, and per thread while it is in the meeting (CPU and wake-ups a second,
+``bot0_threads_in_meeting``, bench/_threads.py: whose work the CPU is, the page's playback or
+the bot's capture); bot 0's delivered audio is saved beside the logs. CPU is printed for the
 whole run (``cpu_pct``) and while the bot is in the meeting (``cpu_pct_in_meeting``: from its
 "active" status to its last), the cost per hour of meeting.
 """
@@ -53,6 +55,7 @@ import numpy as np
 import psutil
 
 from _bots_capture import check_bots
+from _threads import ThreadWindow, process_kind
 from _tree_memory import tree_alone_mib
 from vexa.embedded import free_port
 from vexa.testing.simulator import SimConfig, SimParticipant, SimulatorServer
@@ -150,14 +153,6 @@ def tree_breakdown(proc: psutil.Process) -> dict[str, float]:
     return out
 
 
-def process_kind(cmd: list[str]) -> str:
-    kind = next((a.split("=", 1)[1] for a in cmd if a.startswith("--type=")), None)
-    if kind is None:
-        name = os.path.basename(cmd[0]) if cmd else "?"
-        kind = "chromium-browser" if "chrom" in name else name
-    return kind
-
-
 _CPU_BY_KIND: dict[str, float] = {}
 
 
@@ -209,6 +204,7 @@ async def run_round(
     samples: dict[int, list[tuple[float, int, int, bool]]] = {i: [] for i in range(n)}
     peak_breakdown: dict[str, float] = {}
     alone_peak: float | None = None
+    threads = ThreadWindow()  # bot 0's threads while it is in the meeting
     natives = [native_id(platform, i) for i in range(n)]
     t0 = time.time()
     try:
@@ -225,6 +221,10 @@ async def run_round(
                 "leave_when_alone_s": 60,
                 "max_duration_s": 600,
                 "admission_timeout_s": 120,
+                # For ``--compare`` with trees from before BOT_TOKEN (2026-11-28, the issue's
+                # baseline among them), whose bot read both tokens from here; today's ignores them.
+                "token": "bench",
+                "callback_token": "bench",
             }
             env = {
                 **os.environ,
@@ -253,6 +253,8 @@ async def run_round(
                         peak_breakdown = tree_breakdown(ps)
                     if i == 0:
                         tree_cpu_by_kind(ps)
+                    if i == 0 and in_meeting(0):
+                        threads.add(tree_of(ps))
                     if i == 0 and len(samples[0]) % 3 == 0:
                         alone = tree_alone_mib(tree_of(ps))
                         if alone is not None:
@@ -308,6 +310,9 @@ async def run_round(
         "bot0_pss_mib_by_process": peak_breakdown,
         "bot0_cpu_pct_by_process": cpu_by_kind,
     }
+    if threads.seconds:
+        result["bot0_in_meeting_s"] = round(threads.seconds, 1)
+        result["bot0_threads_in_meeting"] = threads.usage()
     result["audio_path"] = sim_config.audio_mode(platform)
     if standin is not None:
         refs = {}
@@ -380,6 +385,7 @@ async def compare(
                         "load_avg_1m": r["load_avg_1m"],
                         "pss_by_process": r["bot0_pss_mib_by_process"],
                         "cpu_by_process": r["bot0_cpu_pct_by_process"],
+                        "cpu_by_thread": r.get("bot0_threads_in_meeting"),
                     }
                 ),
                 flush=True,
