@@ -40,6 +40,7 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from vexa.db.models import APIToken, User
+from vexa.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -258,11 +259,8 @@ class TokenVerifier:
             delay = min(delay * 2, 10.0)
 
     async def stop(self) -> None:
-        if self._listener is not None:
-            self._listener.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._listener
-            self._listener = None
+        await cancel_and_wait(self._listener)
+        self._listener = None
 
 
 async def publish_revocation(redis: Redis, token_hash: str) -> None:

@@ -26,6 +26,7 @@ from vexa.bot.settings import BotConfig, BotSettings
 from vexa.bot.status import StatusReporter
 from vexa.bot.transcription_client import TranscriptionStream
 from vexa.logs import setup_logging
+from vexa.tasks import cancel_and_wait
 
 if TYPE_CHECKING:
     from vexa.bot.recorder import MeetingRecorder
@@ -208,9 +209,7 @@ class Bot:
             stopper.cancel()
         if task.done():
             return True, task.result()
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError, Exception):
-            await task
+        await cancel_and_wait(task)
         return False, None
 
     async def _watch_alone(self) -> None:

@@ -32,6 +32,8 @@ import numpy as np
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 
+from vexa.tasks import cancel_and_wait
+
 log = logging.getLogger("vexa.bot.transcription")
 
 SAMPLE_RATE = 16000
@@ -267,9 +269,7 @@ class TranscriptionStream:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), self.confirm_interval_s)
         finally:
-            reader.cancel()
-            with contextlib.suppress(asyncio.CancelledError, ConnectionClosed):
-                await reader
+            await cancel_and_wait(reader)
 
     async def _send_texts(self, ws: ClientConnection, session: SessionRecord) -> None:
         while self._texts:

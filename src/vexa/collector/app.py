@@ -32,6 +32,7 @@ from vexa.hot_routes import HotRoutes
 from vexa.metrics import add_metrics_route
 from vexa.recordings.storage import StorageError, open_storage
 from vexa.service import add_error_handler, data_services
+from vexa.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -133,11 +134,7 @@ class Collector:
 
     async def stop(self) -> None:
         """Cancel mid-batch if need be: unacknowledged messages are retried by whoever runs next."""
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        await cancel_and_wait(*self._tasks)
         self._tasks = []
         await self.postprocessor.close()
 

@@ -46,6 +46,7 @@ from redis.exceptions import RedisError, ResponseError
 from sqlalchemy import exc as sa_exc
 
 from vexa.streams import DEAD_LETTER_MAXLEN_DEFAULT, redact_tokens
+from vexa.tasks import raise_if_cancelled
 
 log = logging.getLogger(__name__)
 
@@ -162,6 +163,7 @@ class StreamWorker:
         backoff = 0.5
         next_claim = 0.0
         while True:
+            raise_if_cancelled()
             try:
                 if time.monotonic() >= next_claim:
                     await self.settle()

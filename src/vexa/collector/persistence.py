@@ -59,6 +59,7 @@ from vexa.collector.segments import (
 from vexa.db.models import Meeting
 from vexa.events import meeting_channel
 from vexa.streams import DEAD_LETTER_MAXLEN_DEFAULT
+from vexa.tasks import raise_if_cancelled
 
 log = logging.getLogger(__name__)
 
@@ -118,6 +119,7 @@ class Persister:
             except Exception as exc:
                 level = logging.WARNING if is_transient(exc) else logging.ERROR
                 log.log(level, "persistence round failed (segments stay in Redis): %s", exc, exc_info=True)
+            raise_if_cancelled()
             await asyncio.sleep(self.interval_s)
 
     async def run_once(self, *, force: bool = False) -> int:

@@ -13,6 +13,7 @@ from vexa.collector.recordings_api import remove_recordings
 from vexa.db.models import TERMINAL_STATUSES, Meeting
 from vexa.recordings import records
 from vexa.recordings.storage import RecordingStorage, StorageError
+from vexa.tasks import raise_if_cancelled
 
 log = logging.getLogger(__name__)
 
@@ -58,4 +59,5 @@ async def run_retention(
             await expire_once(sessionmaker, storage, days)
         except Exception:
             log.exception("retention pass failed")
+        raise_if_cancelled()
         await asyncio.sleep(interval_s)

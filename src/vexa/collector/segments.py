@@ -15,7 +15,6 @@ TTL: what is not yet in PostgreSQL must not expire during a database outage.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 import json
 import logging
@@ -32,6 +31,7 @@ from redis.asyncio.client import Pipeline
 from vexa.events import build_event
 from vexa.keys import segments_key
 from vexa.schemas import TranscriptionSegment
+from vexa.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -421,11 +421,8 @@ class MeetingLocks:
                 log.warning("persist locks of meetings %s were lost (expired or taken over)", lost)
 
     async def release(self) -> None:
-        if self._renewer is not None:
-            self._renewer.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._renewer
-            self._renewer = None
+        await cancel_and_wait(self._renewer)
+        self._renewer = None
         try:
             await self._each(_RELEASE_LOCK)
         except Exception:  # the locks expire by themselves; never mask the caller's outcome

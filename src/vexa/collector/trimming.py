@@ -20,6 +20,7 @@ from redis.exceptions import ResponseError
 
 from vexa.collector.consumer import is_transient
 from vexa.streams import entry_order
+from vexa.tasks import raise_if_cancelled
 
 log = logging.getLogger(__name__)
 
@@ -116,4 +117,5 @@ class StreamTrimmer:
             except Exception as exc:
                 level = logging.WARNING if is_transient(exc) else logging.ERROR
                 log.log(level, "stream trim failed (nothing removed): %s", exc, exc_info=True)
+            raise_if_cancelled()
             await asyncio.sleep(self.interval_s)

@@ -34,6 +34,7 @@ from redis.asyncio import Redis
 from redis.asyncio.client import PubSub
 
 from vexa.events import meeting_channel
+from vexa.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -78,10 +79,7 @@ class EventHub:
         self._task = asyncio.create_task(self._run(), name="ws-event-hub")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._task
+        await cancel_and_wait(self._task)
         await self._close_pubsub()
 
     @property

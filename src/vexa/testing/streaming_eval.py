@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 from websockets.asyncio.client import connect
 
+from vexa.tasks import cancel_and_wait
 from vexa.testing.real_speech import SR, Meeting
 from vexa.transcription.wer import normalize
 
@@ -147,9 +148,7 @@ async def stream_meeting(
         await asyncio.wait([task, quiet], timeout=drain_s, return_when="FIRST_COMPLETED")
         quiet.cancel()
         await ws.close()
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        await cancel_and_wait(task)
     return run
 
 

@@ -14,13 +14,13 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import contextlib
 import logging
 
 from pydantic import BaseModel
 from redis.asyncio import Redis
 
 from vexa.streams import to_fields
+from vexa.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -93,8 +93,5 @@ class StreamPublisher:
     async def close(self, within_s: float = 5.0) -> None:
         if not await self.flush(within_s):
             log.error("shutting down with %d unpublished stream message(s)", self.backlog)
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await cancel_and_wait(self._task)
         await self._redis.aclose()
