@@ -14,10 +14,13 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
 from _threads import ThreadWindow, process_kind
 
+# Each program says "ready" once the interpreter has started: a window opened earlier would count
+# the interpreter's own start-up, which made the idle one look busy (CI, stop 25).
+READY = "import sys, time\nprint('ready', flush=True)\n"
 PROGRAMS = {
-    "busy": "while True: pass",
-    "sleeper": "import time\nwhile True: time.sleep(0.005)",
-    "idle": "import time\ntime.sleep(60)",
+    "busy": READY + "while True: pass",
+    "sleeper": READY + "while True: time.sleep(0.005)",
+    "idle": READY + "time.sleep(60)",
 }
 
 
@@ -26,8 +29,9 @@ def spawn():
     started: list[subprocess.Popen] = []
 
     def start(name: str) -> psutil.Process:
-        proc = subprocess.Popen([sys.executable, "-c", PROGRAMS[name]])
+        proc = subprocess.Popen([sys.executable, "-c", PROGRAMS[name]], stdout=subprocess.PIPE, text=True)
         started.append(proc)
+        assert proc.stdout.readline() == "ready\n"
         return psutil.Process(proc.pid)
 
     yield start
