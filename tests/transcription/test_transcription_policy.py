@@ -249,6 +249,74 @@ def test_language_pooled_over_utterances_and_switches_on_strong_evidence() -> No
     assert given.choose({"de": 0.99}, 10.0).language == "fr"  # the client's language always wins
 
 
+def test_one_unsure_utterance_does_not_settle_the_language() -> None:
+    tracker = LanguageTracker()
+    # A Spanish speaker's first sentence, 4 s, that Whisper base took for Latin (CI, stop 25).
+    first = tracker.choose({"la": 0.63, "es": 0.27, "en": 0.1}, 4.0, utterance=0.0)
+    assert first.language == "la" and not first.confident
+    # Decoded in full once more (a pause inside it, then more speech): it still counts once,
+    # or these 8.2 s would settle Latin by majority.
+    again = tracker.choose({"la": 0.63, "es": 0.27, "en": 0.1}, 4.2, utterance=0.0)
+    assert again.language == "la" and not again.confident
+    assert tracker.settled(ended=False) == tracker.current()
+    second = tracker.choose({"es": 0.9, "la": 0.05, "en": 0.05}, 2.5, utterance=6.0)
+    assert second.language == "es" and not second.confident  # 6.7 s, share 0.5: not yet
+    ended = tracker.settled(ended=True)  # all the evidence there will be: the leader is taken
+    assert ended is not None and ended.language == "es" and ended.confident
+    assert tracker.switched == set()
+    tracker.choose({"es": 0.8, "la": 0.2}, 2.0, utterance=9.0)  # 8.7 s: a majority is enough now
+    assert tracker.current().confident
+
+
+@dataclass
+class LanguageDriver(Driver):
+    """Decodes detect a language: ``detect(since)`` is what Whisper says of the utterance there."""
+
+    detect: object = None
+    t: StreamingTranscriber = field(default_factory=lambda: StreamingTranscriber(detect_language=True))
+
+    def decode(self, job: DecodeJob) -> DecodeResult:
+        words = super().decode(job).words
+        language = job.language
+        if language is None:
+            probs = self.detect(job.since)
+            if job.choose_language is None:
+                language = max(probs, key=probs.get)
+            else:
+                language, _ = job.choose_language(probs, job.speech_s)
+        return DecodeResult(words, language, 1.0)
+
+
+def test_segments_committed_while_unsure_are_decoded_again_when_the_stream_ends() -> None:
+    d = LanguageDriver(
+        script(
+            (0.5, "buenos dias a todos hoy hablamos del presupuesto"), (6.5, "los nuevos proyectos empiezan")
+        ),
+        detect=lambda since: {"la": 0.63, "es": 0.27, "en": 0.1} if since < 5 else {"es": 0.9, "la": 0.1},
+    )
+    d.feed(10.0)
+    assert [s.language for s in d.t.completed] == ["la", "es"]  # not sure yet: nothing revised
+    d.end()
+    assert [s.language for s in d.t.completed] == ["es", "es"]
+    assert [(j.revise, j.language) for j in d.jobs if j.revise is not None] == [(0, "es")]
+    assert " ".join(d.committed()) == " ".join(w.text.strip() for w in d.words)
+
+
+def test_a_speaker_who_switched_language_is_not_revised_back() -> None:
+    d = LanguageDriver(
+        script(
+            (0.5, "guten morgen zusammen heute sprechen wir über den haushalt"),
+            (6.5, "and now the numbers in english"),
+        ),
+        detect=lambda since: {"de": 0.7, "nl": 0.3} if since < 5 else {"en": 0.95, "de": 0.05},
+    )
+    d.feed(10.0)
+    d.end()
+    assert [s.language for s in d.t.completed] == ["de", "en"]
+    assert d.t.languages.switched == {"en"}
+    assert not any(j.revise is not None for j in d.jobs)
+
+
 def test_repetition_loops_are_recognised() -> None:
     assert _repeats(["5.", "5.", "5."])
     assert _repeats([" 10", " of", " clubs"] * 3)

@@ -249,6 +249,8 @@ class Session:
             if job.final:
                 await self._emit(self.transcriber.finish())  # commit what the drafts heard rather than loop
             return
+        if job.revise is not None:
+            log.info("session %s: segment %d decoded again in %s", self.uid, job.revise, job.language)
         await self._emit(self.transcriber.apply(job, outcome.result))
         await self._announce_language()
 
@@ -261,6 +263,9 @@ class Session:
         if current is None or not current.confident:
             return
         t.announced_language = current.language
+        log.info(
+            "session %s: language %s (pooled share %.2f)", self.uid, current.language, current.probability
+        )
         await self._send(
             json.dumps(
                 {

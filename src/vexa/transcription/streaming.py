@@ -30,12 +30,13 @@ decode jobs, segments) live in ``words``.
 
 from __future__ import annotations
 
+import functools
 import itertools
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from vexa.transcription.language import LanguageTracker, PendingRevisions, Revision
+from vexa.transcription.language import LanguageTracker, PendingRevisions
 from vexa.transcription.vad import SpeechTracker, VadParams
 from vexa.transcription.words import SAMPLE_RATE, DecodeJob, DecodeResult, OutSegment, Word, heard, join_words
 
@@ -159,14 +160,14 @@ class StreamingTranscriber:
                 if end and self.open.start is not None:
                     self._close_open(len(self.open.words))
                 self._trim_to(self.vad.scored_until - self.pre_roll_s)
-                return None
+                return None if self.in_flight else self._revision_job(end)
             self.utterance_start = max(self.offset, self.consumed, onset - self.pre_roll_s)
             self.last_job_end = self.utterance_start
         if self.in_flight:
             return None
-        revision = self.revisions.next_due(self.languages.current())
+        revision = self._revision_job(end)
         if revision is not None:
-            return self._revision_job(revision)
+            return revision
         bound = self._utterance_end()
         if bound is None and (end or idle):
             bound = (self.vad.last_speech_end() or self.utterance_start, None)
@@ -230,7 +231,7 @@ class StreamingTranscriber:
         if language is None and self.detect_language:
             current = self.languages.current()
             if final:
-                chooser = self._choose_language
+                chooser = functools.partial(self._choose_language, self.utterance_start)
                 if current is None or not current.confident:
                     detect_audio = np.concatenate([self.reservoir, audio])
             elif current is not None:
@@ -250,8 +251,13 @@ class StreamingTranscriber:
             choose_language=chooser,
         )
 
-    def _revision_job(self, revision: Revision) -> DecodeJob:
-        current = self.languages.current()
+    def _revision_job(self, end: bool) -> DecodeJob | None:
+        """Decode a segment committed while the language was uncertain again, once it is certain
+        (or the stream has ended: then the leading language is all the evidence there will be)."""
+        current = self.languages.settled(end)
+        revision = self.revisions.next_due(current, self.languages.switched)
+        if revision is None:
+            return None
         assert current is not None
         self.in_flight = True
         return DecodeJob(
@@ -265,8 +271,10 @@ class StreamingTranscriber:
             revise=revision.index,
         )
 
-    def _choose_language(self, probs: dict[str, float], speech_s: float) -> tuple[str, float]:
-        choice = self.languages.choose(probs, speech_s)
+    def _choose_language(
+        self, utterance: float, probs: dict[str, float], speech_s: float
+    ) -> tuple[str, float]:
+        choice = self.languages.choose(probs, speech_s, utterance)
         return choice.language, choice.probability
 
     def _prompt(self) -> str | None:
