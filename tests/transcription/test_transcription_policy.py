@@ -258,14 +258,14 @@ def test_one_unsure_utterance_does_not_settle_the_language() -> None:
     # or these 8.2 s would settle Latin by majority.
     again = tracker.choose({"la": 0.63, "es": 0.27, "en": 0.1}, 4.2, utterance=0.0)
     assert again.language == "la" and not again.confident
-    assert tracker.settled(ended=False) == tracker.current()
+    assert tracker.settled(ended=False) is None  # not certain yet: nothing is decoded again
     second = tracker.choose({"es": 0.9, "la": 0.05, "en": 0.05}, 2.5, utterance=6.0)
     assert second.language == "es" and not second.confident  # 6.7 s, share 0.5: not yet
-    ended = tracker.settled(ended=True)  # all the evidence there will be: the leader is taken
-    assert ended is not None and ended.language == "es" and ended.confident
+    assert tracker.settled(ended=False) is None
+    assert tracker.settled(ended=True) == "es"  # all the evidence there will be: the leader is taken
     assert tracker.switched == set()
     tracker.choose({"es": 0.8, "la": 0.2}, 2.0, utterance=9.0)  # 8.7 s: a majority is enough now
-    assert tracker.current().confident
+    assert tracker.current().confident and tracker.settled(ended=False) == "es"
 
 
 @dataclass

@@ -68,12 +68,13 @@ class LanguageTracker:
         )
         return LanguageChoice(lang, share, sure)
 
-    def settled(self, ended: bool) -> LanguageChoice | None:
-        """The language to revise in: the confident one, or at the end of the stream the leader."""
+    def settled(self, ended: bool) -> str | None:
+        """The language to decode uncertain segments again in: the session's once it is certain,
+        or at the end of the stream the leading one (all the evidence there will be); else None."""
         current = self.current()
-        if ended and current is not None and not current.confident:
-            return LanguageChoice(current.language, current.probability, True)
-        return current
+        if current is None or not (current.confident or ended):
+            return None
+        return current.language
 
     def choose(
         self, probs: dict[str, float], speech_s: float, utterance: float | None = None
@@ -131,16 +132,16 @@ class PendingRevisions:
             self.items.append(Revision(index, audio, offset, language))
             self._seconds += seconds
 
-    def next_due(self, current: LanguageChoice | None, keep: set[str]) -> Revision | None:
-        """The next segment to decode again, once the session's language is certain.
+    def next_due(self, language: str | None, keep: set[str]) -> Revision | None:
+        """The next segment to decode again in ``language`` (None: not settled yet, none).
 
         Segments in a language of ``keep`` (one an utterance switched to on its own strong
         evidence) stay as they are: that speaker did change language.
         """
-        if current is None or not current.confident:
+        if language is None:
             return None
         while self.items:
             item = self.items.pop(0)
-            if item.language != current.language and item.language not in keep:
+            if item.language != language and item.language not in keep:
                 return item
         return None

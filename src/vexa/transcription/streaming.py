@@ -165,8 +165,7 @@ class StreamingTranscriber:
             self.last_job_end = self.utterance_start
         if self.in_flight:
             return None
-        revision = self._revision_job(end)
-        if revision is not None:
+        if (revision := self._revision_job(end)) is not None:
             return revision
         bound = self._utterance_end()
         if bound is None and (end or idle):
@@ -254,17 +253,16 @@ class StreamingTranscriber:
     def _revision_job(self, end: bool) -> DecodeJob | None:
         """Decode a segment committed while the language was uncertain again, once it is certain
         (or the stream has ended: then the leading language is all the evidence there will be)."""
-        current = self.languages.settled(end)
-        revision = self.revisions.next_due(current, self.languages.switched)
+        language = self.languages.settled(end)
+        revision = self.revisions.next_due(language, self.languages.switched)
         if revision is None:
             return None
-        assert current is not None
         self.in_flight = True
         return DecodeJob(
             audio=revision.audio,
             offset=revision.offset,
             since=revision.offset,
-            language=current.language,
+            language=language,
             task=self.task,
             prompt=self._prompt(),
             final=True,
