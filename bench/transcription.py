@@ -21,6 +21,10 @@ latency or the real-time pace breaks, and the CPU of 50 open silent sessions.
 
     .venv/bin/python bench/transcription.py --model tiny.en --runs 3
     .venv/bin/python bench/transcription.py --model base --runs 2 --levels 1,2,3
+    .venv/bin/python bench/transcription.py --model base --language auto --runs 3 --levels 1 --silent 0
+
+``--language auto`` sends no language, so both servers detect it (a multilingual model): the
+table then also counts the runs in which a server labelled this English speech another language.
 
 The peer is installed on first use into .venv-peers/whisperlive (bench/peers/setup_whisperlive.sh).
 """
@@ -53,6 +57,7 @@ from vexa.transcription.wer import wer
 
 ROOT = Path(__file__).resolve().parent.parent
 SCENARIOS = ("silence", "stop", "noise")
+SPOKEN_LANGUAGE = "en"  # what real_speech's clips are in
 KEEPS_UP_P95_S = 3.0  # streams keep up while every utterance commits and p95 stays within this
 
 
@@ -67,6 +72,7 @@ class Figures:
     boundary_lost: list[int] = field(default_factory=list)
     cpu: list[float] = field(default_factory=list)
     texts: list[str] = field(default_factory=list)
+    languages: list[list[str]] = field(default_factory=list)  # per run: the languages it reported
 
 
 PAUSES = [0.8, 2.0, 0.3, 1.2, 3.0, 0.5, 0.2, 1.5, 0.7, 2.5]
@@ -205,6 +211,10 @@ async def measure(server: Server, name: str, audio: Meeting, language: str | Non
     fig.cpu.append((server.cpu_s() - cpu0) / sent_s)  # CPU seconds per second of audio
     text = run.committed_text()
     fig.texts.append(text)
+    # Ours labels every segment; WhisperLive announces the language it detected once.
+    heard = {seg.get("language") for seg in run.final_segments() if seg.get("text", "").strip()}
+    heard |= {msg.get("language") for msg in run.languages}
+    fig.languages.append(sorted(lang for lang in heard if lang))
     fig.wer.append(wer(audio.text, text))
     commits = run.latencies(completed=True)
     fig.missing_commits += sum(1 for x in commits if x is None)
@@ -234,6 +244,7 @@ def summary(fig: Figures) -> dict[str, float]:
         "uncommitted": fig.missing_commits,
         "boundary_lost": sum(fig.boundary_lost),
         "cpu_per_stream": statistics.median(fig.cpu),
+        "other_language_runs": sum(1 for heard in fig.languages if set(heard) - {SPOKEN_LANGUAGE}),
     }
 
 
@@ -303,11 +314,18 @@ def main() -> None:
     parser.add_argument("--levels", default="1,2,4,6,8")
     parser.add_argument("--silent", type=int, default=50)
     parser.add_argument("--no-peer", action="store_true")
+    parser.add_argument(
+        "--language", default=SPOKEN_LANGUAGE, help="sent in each session's config; 'auto': none, detect it"
+    )
     args = parser.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    language = "en"
+    language = None if args.language == "auto" else args.language
     names = [s for s in args.scenarios.split(",") if s]
-    print(f"model {args.model}; {os.cpu_count()} CPUs; runs {args.runs}; scenarios {names}", flush=True)
+    print(
+        f"model {args.model}; language {args.language}; {os.cpu_count()} CPUs; runs {args.runs}; "
+        f"scenarios {names}",
+        flush=True,
+    )
     audios = {(name, r): scenario(name, r) for name in names for r in range(max(1, args.runs))}
     offline_wer = {key: wer(a.text, offline(args.model, a.audio, language)) for key, a in audios.items()}
     shown = {f"{name}/{r}": round(v, 3) for (name, r), v in offline_wer.items()}
@@ -347,7 +365,7 @@ def side_by_side(
                 figs[server.name].wer_offline.append(offline_wer[name, r])
                 print(
                     f"run {r + 1} {name:8s} {server.name:12s} WER {figs[server.name].wer[-1]:.3f} "
-                    f"cpu {figs[server.name].cpu[-1]:.2f}",
+                    f"cpu {figs[server.name].cpu[-1]:.2f} languages {figs[server.name].languages[-1]}",
                     flush=True,
                 )
     print_table({name: summary(fig) for name, fig in figs.items()})
@@ -369,6 +387,7 @@ def print_table(table: dict[str, dict[str, float]]) -> None:
         ("utterances never committed", "uncommitted", "{:.0f}"),
         ("words lost at segment boundaries (all runs)", "boundary_lost", "{:.0f}"),
         ("CPU per stream, share of one core", "cpu_per_stream", "{:.2f}"),
+        (f"runs labelled other than '{SPOKEN_LANGUAGE}'", "other_language_runs", "{:.0f}"),
     ]
     print("\n| figure | vexa | WhisperLive 0.10.0 | vexa / WhisperLive |")
     print("|---|---|---|---|")
